@@ -1,0 +1,55 @@
+// The op API: every differentiable operation of the engine, one name each. An op checks shapes and devices
+// at its boundary (messages name the op and both shapes), dispatches on the tensor's device to
+// kernels/cpu or kernels/cuda, and records its backward on the autograd tape when an input requires grad.
+#pragma once
+#include <vector>
+
+#include "engine/tensor.h"
+#include "kernels/common/shapes.h"
+
+namespace islkd::ops {
+
+// ---- elementwise ----
+Tensor relu(const Tensor& x);
+Tensor add(const Tensor& a, const Tensor& b);  // same shape
+Tensor scale(const Tensor& x, float s);
+
+// ---- shape ----
+Tensor reshape(const Tensor& x, const Shape& shape);  // shares storage; gradient reshaped back
+Tensor flatten(const Tensor& x);                      // N x (rest)
+Tensor concat(const std::vector<Tensor>& xs);         // along channels (dim 1) of NCHW / NC tensors
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& channels);  // along dim 1
+Tensor channel_shuffle(const Tensor& x, int64_t groups);
+
+// ---- layers ----
+// x: N x C x H x W, w: K x C/groups x R x S, bias: K or undefined. fuse_relu only without autograd (inference).
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad,
+              int64_t groups = 1, bool fuse_relu = false);
+// Training mode normalises with batch statistics and updates running_mean / running_var in place.
+Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                    const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad = 0);
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad = 0);
+Tensor global_avg_pool(const Tensor& x);  // N x C x H x W -> N x C
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias);  // x: M x K, w: N x K, bias: N or undefined
+
+// ---- losses / probabilities ----
+Tensor softmax(const Tensor& x);  // rows of an M x C tensor; forward only (no autograd)
+// Mean cross-entropy over the batch from logits (M x C) and int32 labels (M). Scalar output.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+
+// Fused Hinton KD loss: alpha*T^2*KL(teacher_T || student_T) + (1-alpha)*CE(student, label), mean over rows.
+// The teacher is treated as constant. Scalar output; per-instance losses in *row_loss when given.
+struct KDLossOutput {
+  Tensor loss;      // scalar, differentiable w.r.t. student
+  Tensor row_loss;  // M, no grad
+  float mean_kd = 0.0f, mean_ce = 0.0f;
+};
+KDLossOutput kd_loss(const Tensor& student, const Tensor& teacher, const Tensor& labels, const KDLossParams& p);
+// Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad.
+Tensor difficulty_scores(const Tensor& snapshot, const Tensor& teacher, const Tensor& labels, DifficultyMeasure m,
+                         const KDLossParams& p);
+// Stable ascending sort of scores (-0 == +0, NaN last) carrying values; returns (sorted keys, sorted values).
+std::pair<Tensor, std::vector<uint32_t>> radix_sort_pairs(const Tensor& keys, const std::vector<uint32_t>& values);
+
+}  // namespace islkd::ops

@@ -1,0 +1,15 @@
+// Helpers shared by the op implementations in engine/ops_*.cpp (not part of the public API).
+#pragma once
+#include <string>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+
+namespace islkd::ops::detail {
+
+// Checks that all defined tensors live on the same device and are float32 plain; names the op on failure.
+void check_same_device(const char* op, std::initializer_list<const Tensor*> ts);
+void check_shape(const char* op, const char* what, const Tensor& t, const Shape& expected);
+void check_dim(const char* op, const char* what, const Tensor& t, int64_t dim);
+
+}  // namespace islkd::ops::detail

@@ -1,0 +1,242 @@
+// Tensor storage, views, device copies and gradient accumulation.
+#include "engine/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "engine/autograd.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace islkd {
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    ISLKD_CHECK(d >= 0, "negative dimension in shape ", shape_str(s));
+    n *= d;
+  }
+  return n;
+}
+
+const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::CPU;
+  if (s == "cuda") return Device::CUDA;
+  ISLKD_FAIL("unknown device '", s, "' (expected cpu or cuda)");
+}
+
+Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  size_t alloc = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+  if (device == Device::CPU) {
+    data_ = std::aligned_alloc(64, alloc);
+    if (!data_) ISLKD_FAIL("out of host memory allocating ", bytes, " bytes");
+  } else {
+    data_ = cuda::device_malloc(alloc);
+  }
+}
+
+Storage::~Storage() {
+  if (device_ == Device::CPU)
+    std::free(data_);
+  else
+    cuda::device_free(data_);
+}
+
+static size_t dtype_size(DType) { return 4; }
+
+Tensor Tensor::empty(const Shape& shape, Device device, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  return Tensor(impl);
+}
+
+Tensor Tensor::zeros(const Shape& shape, Device device, DType dtype) {
+  Tensor t = empty(shape, device, dtype);
+  if (device == Device::CPU)
+    std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * 4);
+  else
+    cuda::fill(static_cast<float*>(t.raw_data()), 0.0f, t.numel());  // 0.0f is all-zero bits for int32 too
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, float value, Device device) {
+  Tensor t = empty(shape, device);
+  if (device == Device::CPU)
+    cpu::fill(t.data(), value, t.numel());
+  else
+    cuda::fill(t.data(), value, t.numel());
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<float>& v, const Shape& shape, Device device) {
+  ISLKD_CHECK(static_cast<int64_t>(v.size()) == shape_numel(shape), "from_vector: ", v.size(),
+              " values do not fill shape ", shape_str(shape));
+  Tensor t = empty(shape, device);
+  if (device == Device::CPU)
+    std::memcpy(t.data(), v.data(), v.size() * 4);
+  else
+    cuda::memcpy_h2d(t.data(), v.data(), v.size() * 4);
+  return t;
+}
+
+Tensor Tensor::from_labels(const std::vector<int32_t>& v, Device device) {
+  Tensor t = empty({static_cast<int64_t>(v.size())}, device, DType::I32);
+  if (device == Device::CPU)
+    std::memcpy(t.raw_data(), v.data(), v.size() * 4);
+  else
+    cuda::memcpy_h2d(t.raw_data(), v.data(), v.size() * 4);
+  return t;
+}
+
+const Shape& Tensor::shape() const {
+  ISLKD_CHECK(impl_, "use of an undefined tensor");
+  return impl_->shape;
+}
+int64_t Tensor::size(int64_t d) const {
+  int64_t n = dim();
+  if (d < 0) d += n;
+  ISLKD_CHECK(d >= 0 && d < n, "dimension ", d, " out of range for shape ", shape_str(shape()));
+  return shape()[static_cast<size_t>(d)];
+}
+int64_t Tensor::numel() const { return shape_numel(shape()); }
+Device Tensor::device() const { return impl_->storage->device(); }
+DType Tensor::dtype() const { return impl_->dtype; }
+Layout Tensor::layout() const { return impl_->layout; }
+void* Tensor::raw_data() const {
+  return static_cast<char*>(impl_->storage->data()) + impl_->offset_bytes;
+}
+float* Tensor::data() const {
+  ISLKD_CHECK(impl_, "data() of an undefined tensor");
+  ISLKD_CHECK(impl_->dtype == DType::F32, "data(): tensor is not float32");
+  ISLKD_CHECK(impl_->layout == Layout::Plain, "data(): tensor is in a blocked layout; call to_plain() first");
+  return static_cast<float*>(raw_data());
+}
+int32_t* Tensor::data_i32() const {
+  ISLKD_CHECK(impl_ && impl_->dtype == DType::I32, "data_i32(): tensor is not int32");
+  return static_cast<int32_t*>(raw_data());
+}
+const std::shared_ptr<Storage>& Tensor::storage() const { return impl_->storage; }
+
+static void copy_bytes(void* dst, Device dd, const void* src, Device sd, size_t bytes) {
+  if (bytes == 0) return;
+  if (dd == Device::CPU && sd == Device::CPU)
+    std::memcpy(dst, src, bytes);
+  else if (dd == Device::CUDA && sd == Device::CPU)
+    cuda::memcpy_h2d(dst, src, bytes);
+  else if (dd == Device::CPU && sd == Device::CUDA)
+    cuda::memcpy_d2h(dst, src, bytes);
+  else
+    cuda::memcpy_d2d(dst, src, bytes);
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == this->device()) return *this;
+  Tensor src = to_plain();
+  Tensor t = empty(shape(), device, dtype());
+  copy_bytes(t.raw_data(), device, src.raw_data(), src.device(), static_cast<size_t>(numel()) * 4);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor src = to_plain();
+  Tensor t = empty(shape(), device(), dtype());
+  copy_bytes(t.raw_data(), device(), src.raw_data(), device(), static_cast<size_t>(numel()) * 4);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  ISLKD_CHECK(shape() == src.shape() && dtype() == src.dtype(), "copy_from: shape ", shape_str(src.shape()),
+              " does not match ", shape_str(shape()));
+  Tensor s = src.to_plain();
+  copy_bytes(raw_data(), device(), s.raw_data(), s.device(), static_cast<size_t>(numel()) * 4);
+}
+
+std::vector<float> Tensor::to_vector() const {
+  Tensor src = to_plain();
+  ISLKD_CHECK(dtype() == DType::F32, "to_vector(): tensor is not float32");
+  std::vector<float> v(static_cast<size_t>(numel()));
+  copy_bytes(v.data(), Device::CPU, src.raw_data(), device(), v.size() * 4);
+  return v;
+}
+
+std::vector<int32_t> Tensor::to_labels() const {
+  ISLKD_CHECK(dtype() == DType::I32, "to_labels(): tensor is not int32");
+  std::vector<int32_t> v(static_cast<size_t>(numel()));
+  copy_bytes(v.data(), Device::CPU, raw_data(), device(), v.size() * 4);
+  return v;
+}
+
+float Tensor::item() const {
+  ISLKD_CHECK(numel() == 1, "item(): tensor of shape ", shape_str(shape()), " is not a single value");
+  return to_vector()[0];
+}
+
+Tensor Tensor::view(const Shape& shape) const {
+  ISLKD_CHECK(shape_numel(shape) == numel(), "view: cannot view shape ", shape_str(this->shape()), " as ",
+              shape_str(shape));
+  Tensor src = to_plain();
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = src.impl_->storage;
+  impl->offset_bytes = src.impl_->offset_bytes;
+  impl->shape = shape;
+  impl->dtype = src.impl_->dtype;
+  return Tensor(impl);
+}
+
+Tensor Tensor::detach() const {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = impl_->storage;
+  impl->offset_bytes = impl_->offset_bytes;
+  impl->shape = impl_->shape;
+  impl->dtype = impl_->dtype;
+  impl->layout = impl_->layout;
+  impl->layout_desc = impl_->layout_desc;
+  return Tensor(impl);
+}
+
+Tensor Tensor::to_plain() const {
+  if (impl_->layout == Layout::Plain) return *this;
+  ISLKD_FAIL("to_plain: no converter registered for this blocked layout");
+}
+
+bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+const Tensor& Tensor::set_requires_grad(bool r) const {
+  impl_->requires_grad = r;
+  return *this;
+}
+bool Tensor::is_leaf() const { return !impl_->grad_fn; }
+Tensor Tensor::grad() const { return impl_->grad ? Tensor(impl_->grad) : Tensor(); }
+void Tensor::set_grad(const Tensor& g) const { impl_->grad = g.impl_ptr(); }
+void Tensor::zero_grad() const { impl_->grad.reset(); }
+
+void accumulate_grad(const Tensor& t, const Tensor& g) {
+  ISLKD_CHECK(t.shape() == g.shape() || t.numel() == g.numel(), "accumulate_grad: gradient shape ",
+              shape_str(g.shape()), " does not match tensor shape ", shape_str(t.shape()));
+  TensorImpl* impl = t.impl();
+  if (!impl->grad) {
+    Tensor c = g.clone();
+    c.impl()->shape = t.shape();
+    impl->grad = c.impl_ptr();
+    return;
+  }
+  Tensor acc(impl->grad);
+  if (acc.is_cuda())
+    cuda::accumulate(g.data(), acc.data(), acc.numel());
+  else
+    cpu::accumulate(g.data(), acc.data(), acc.numel());
+}
+
+}  // namespace islkd

@@ -1,0 +1,94 @@
+// The CPU backend's kernel API: raw pointers to contiguous float32 (or int32/uint32) memory plus shape structs.
+// Every function here has a twin of the same name and signature in kernels/cuda/cuda_kernels.h.
+// Backward functions overwrite their outputs (=) unless the name says accumulate.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/common/shapes.h"
+
+namespace islkd::cpu {
+
+// ---- threads -------------------------------------------------------------------------------------
+void set_num_threads(int n);  // OpenMP + oneDNN thread count (0 = leave default / OMP_NUM_THREADS)
+int num_threads();
+
+// ---- elementwise ---------------------------------------------------------------------------------
+void fill(float* y, float value, int64_t n);
+void copy(const float* x, float* y, int64_t n);
+void add(const float* a, const float* b, float* y, int64_t n);     // y = a + b
+void accumulate(const float* x, float* y, int64_t n);              // y += x
+void scale(const float* x, float s, float* y, int64_t n);          // y = s * x
+void relu_forward(const float* x, float* y, int64_t n);
+void relu_backward(const float* y, const float* dy, float* dx, int64_t n);  // uses the output y (y > 0)
+void sum_rows(const float* x, int64_t rows, int64_t cols, float* y);         // y[c] = sum_r x[r, c]
+
+// ---- convolution (oneDNN) --------------------------------------------------------------------------
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias /*nullable*/,
+                    float* y, bool fuse_relu = false);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                             float* dbias /*nullable*/);
+
+// ---- batch norm (NCHW, per-channel over N*H*W) --------------------------------------------------------
+// Training: normalises with batch statistics, saves mean and 1/sqrt(var+eps) for backward, and updates the
+// running statistics with momentum (running = (1-m)*running + m*batch, running_var uses the unbiased variance).
+void batch_norm_forward_train(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma,
+                              const float* beta, float* running_mean, float* running_var, float momentum,
+                              float eps, float* y, float* save_mean, float* save_invstd);
+void batch_norm_forward_eval(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma,
+                             const float* beta, const float* running_mean, const float* running_var, float eps,
+                             float* y);
+void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
+                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                         float* dbeta);
+
+// ---- pooling ---------------------------------------------------------------------------------------
+// Max pool: padding counts as -inf; argmax index (within the input plane) saved for backward.
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int32_t* argmax);
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int32_t* argmax, float* dx);
+// Average pool: PyTorch default count_include_pad=true.
+void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);
+// Global average pool: N*C planes of HW -> N*C values.
+void global_avg_pool_forward(int64_t NC, int64_t HW, const float* x, float* y);
+void global_avg_pool_backward(int64_t NC, int64_t HW, const float* dy, float* dx);
+
+// ---- linear / GEMM ----------------------------------------------------------------------------------
+// y[M,N] = x[M,K] * w[N,K]^T + b[N]
+void linear_forward(int64_t M, int64_t K, int64_t N, const float* x, const float* w, const float* b, float* y);
+// dx[M,K] = dy[M,N] * w[N,K]; dw[N,K] = dy^T x; db[N] = sum_m dy  (dx, dw, db each nullable)
+void linear_backward(int64_t M, int64_t K, int64_t N, const float* x, const float* w, const float* dy, float* dx,
+                     float* dw, float* db);
+
+// ---- channel ops (concat / split / shuffle) ----------------------------------------------------------
+// Copies channels [src_c0, src_c0+nc) of src (N x src_C x HW) into channels [dst_c0, ...) of dst (N x dst_C x HW).
+void channel_copy(int64_t N, int64_t HW, const float* src, int64_t src_C, int64_t src_c0, float* dst,
+                  int64_t dst_C, int64_t dst_c0, int64_t nc);
+// y[n, j*G + g] = x[n, g*(C/G) + j]  (ShuffleNet's channel shuffle); inverse=true undoes it (the backward).
+void channel_shuffle(int64_t N, int64_t C, int64_t HW, int64_t groups, const float* x, float* y, bool inverse);
+
+// ---- softmax / cross-entropy -------------------------------------------------------------------------
+void softmax_forward(int64_t rows, int64_t cols, const float* x, float* y);
+// Mean cross-entropy over the batch from logits; writes per-row loss (nullable) and returns the mean.
+// dlogits (nullable) = (softmax - onehot) / rows.
+float cross_entropy_forward_backward(int64_t rows, int64_t cols, const float* logits, const int32_t* labels,
+                                     float* row_loss, float* dlogits);
+
+// ---- distillation (issue 4) ----------------------------------------------------------------------------
+// One pass over teacher and student logits: returns mean total loss; writes per-instance loss (nullable),
+// dL/dstudent (nullable, already divided by rows), and optional mean KD and CE parts.
+float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                               const int32_t* labels, const KDLossParams& p, float* row_loss,
+                               float* dstudent, float* mean_kd, float* mean_ce);
+void difficulty_scores(int64_t rows, int64_t cols, const float* snapshot, const float* teacher,
+                       const int32_t* labels, DifficultyMeasure m, const KDLossParams& p, float* scores);
+// Stable ascending sort of float scores carrying uint32 values (instance indices): -0 -> +0, NaN last.
+void radix_sort_pairs(int64_t n, const float* keys_in, const uint32_t* values_in, float* keys_out,
+                      uint32_t* values_out);
+
+// ---- optimizer ---------------------------------------------------------------------------------------
+void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
+
+}  // namespace islkd::cpu
