@@ -168,7 +168,9 @@ Plan& get_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu) {
   using Key = std::array<int64_t, 14>;
   static std::mutex mu;
   static std::map<Key, std::shared_ptr<Plan>> cache;
-  Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, static_cast<int64_t>(pass), bias, relu, 0};
+  // oneDNN sizes a primitive's work split for the thread count at creation: a different count needs a new plan.
+  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, static_cast<int64_t>(pass),
+                bias, relu, num_threads()};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
