@@ -10,6 +10,7 @@
 // oneDNN pick blocked formats (format_tag::any) and reordering around every call beats forcing plain nchw,
 // which sends oneDNN to its im2col+GEMM path. kLetDnnlPickFormats switches between the two for re-measuring.
 #include <dnnl.hpp>
+#include <omp.h>
 
 #include <array>
 #include <cstdlib>
@@ -241,8 +242,30 @@ void check_shape(const Conv2dShape& s) {
               "conv2d: invalid shape ", shape_text(s));
 }
 
+// Below this many multiply-adds a convolution runs on the calling thread alone: waking the OpenMP team costs
+// more than the work (and under oversubscription, e.g. parallel test processes, far more).
+constexpr double kParallelMinMacs = 1 << 18;
+
+// Limits the calling thread's OpenMP team for one call; oneDNN reads the limit when it creates and runs plans.
+class SingleThreadScope {
+ public:
+  explicit SingleThreadScope(bool on) : prev_(on ? omp_get_max_threads() : 0) {
+    if (on) omp_set_num_threads(1);
+  }
+  ~SingleThreadScope() {
+    if (prev_ > 0) omp_set_num_threads(prev_);
+  }
+  SingleThreadScope(const SingleThreadScope&) = delete;
+  SingleThreadScope& operator=(const SingleThreadScope&) = delete;
+
+ private:
+  int prev_;
+};
+
 void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const std::vector<void*>& ptrs) {
   check_shape(s);
+  const double macs = double(s.N) * double(s.K) * double(s.OH() * s.OW()) * double(s.C / s.groups * s.R * s.S);
+  SingleThreadScope single(macs < kParallelMinMacs);
   Plan& plan = get_plan(s, pass, bias, relu);
   try {
     run_plan(plan, ptrs);
