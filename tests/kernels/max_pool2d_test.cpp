@@ -81,3 +81,11 @@ TEST(MaxPool2d, BoundaryErrorsNameOpAndShapes) {
   EXPECT_THROW(ops::max_pool2d(Tensor::zeros({2, 3, 8, 8}), 2, 2, 2), Error);  // pad > kernel/2
   EXPECT_THROW(ops::max_pool2d(Tensor::zeros({3, 8, 8}), 2, 2, 0), Error);     // not 4-d
 }
+
+TEST(MaxPool2d, NaNPropagatesAndTakesTheGradient) {
+  Tensor x = Tensor::from_vector({1.0f, NAN, 5.0f, 2.0f}, {1, 1, 2, 2}).set_requires_grad(true);
+  Tensor y = ops::max_pool2d(x, 2, 2, 0);
+  EXPECT_TRUE(std::isnan(y.item()));
+  test::weighted_sum(y, {1.0f}).backward();
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<float>{0, 1, 0, 0}));
+}
