@@ -297,3 +297,16 @@ TEST(Conv2d, DISABLED_TimeResnet20ForwardBackward) {
   std::printf("resnet20 batch 128, %d threads: forward + backward %.1f ms (%.0f images/s)\n", cpu::num_threads(), ms,
               128 / ms * 1e3);
 }
+
+TEST(Conv2d, RepeatedCallsAreBitIdentical) {
+  // Determinism: the same inputs give the same bits (the backward-weights reduction order is fixed).
+  Conv2dShape s;
+  s.N = 8, s.C = 16, s.H = 16, s.W = 16, s.K = 16, s.R = 3, s.S = 3, s.stride = 1, s.pad = 1;
+  auto x = test::random_vector(static_cast<size_t>(s.N * s.C * s.H * s.W), 41);
+  auto dy = test::random_vector(x.size(), 42);
+  std::vector<float> dw1(16 * 16 * 9), dw2(dw1.size()), db1(16), db2(16);
+  cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw1.data(), db1.data());
+  cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw2.data(), db2.data());
+  EXPECT_EQ(dw1, dw2);
+  EXPECT_EQ(db1, db2);
+}

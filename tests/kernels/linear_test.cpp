@@ -77,3 +77,19 @@ TEST(Linear, ShapeMismatchNamesOpAndShapes) {
   }
   EXPECT_THROW(ops::linear(Tensor::zeros({4, 6}), Tensor::zeros({3, 6}), Tensor::zeros({4})), Error);
 }
+
+TEST(Linear, RepeatedCallsAreBitIdentical) {
+  const int64_t M = 128, K = 256, N = 100;
+  auto x = test::random_vector(static_cast<size_t>(M * K), 1), w = test::random_vector(static_cast<size_t>(N * K), 2);
+  auto dy = test::random_vector(static_cast<size_t>(M * N), 3);
+  auto run = [&] {
+    std::vector<float> y(static_cast<size_t>(M * N)), dx(x.size()), dw(w.size()), db(static_cast<size_t>(N));
+    cpu::linear_forward(M, K, N, x.data(), w.data(), nullptr, y.data());
+    cpu::linear_backward(M, K, N, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    y.insert(y.end(), dx.begin(), dx.end());
+    y.insert(y.end(), dw.begin(), dw.end());
+    y.insert(y.end(), db.begin(), db.end());
+    return y;
+  };
+  EXPECT_EQ(run(), run());
+}
