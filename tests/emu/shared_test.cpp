@@ -32,9 +32,6 @@ TEST(EmuShared, EveryBlockHasItsOwnStaticShared) {
 }
 
 TEST(EmuShared, StaticPlusDynamicAbove48KiBIsALaunchError) {
-#if defined(ISLKD_EMU_TLS_SHARED_ONLY)
-  GTEST_SKIP() << "static __shared__ sizes are only known to the emulator when the .cu is rewritten";
-#endif
   EXPECT_THROW(emu_test::static_shared_too_large(), islkd_emu::LaunchConfigError);
 }
 
