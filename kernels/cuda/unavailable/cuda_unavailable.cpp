@@ -23,5 +23,6 @@ void add(const float*, const float*, float*, int64_t) { unavailable(); }
 void scale(const float*, float, float*, int64_t) { unavailable(); }
 void relu_forward(const float*, float*, int64_t) { unavailable(); }
 void relu_backward(const float*, const float*, float*, int64_t) { unavailable(); }
+void sgd_update(const std::vector<SGDTensor>&, const SGDParams&) { unavailable(); }
 
 }  // namespace islkd::cuda
