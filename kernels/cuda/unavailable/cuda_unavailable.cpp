@@ -14,6 +14,11 @@ bool device_available(std::string* why) {
 bool is_emulated() { return false; }
 void* device_malloc(size_t) { unavailable(); }
 void device_free(void*) {}
+void synchronize() { unavailable(); }
+void* pinned_host_malloc(size_t) { unavailable(); }
+void pinned_host_free(void*) {}
+void memcpy_h2d_prefetch(void*, const void*, size_t) { unavailable(); }
+void wait_prefetch() { unavailable(); }
 void memcpy_h2d(void*, const void*, size_t) { unavailable(); }
 void memcpy_d2h(void*, const void*, size_t) { unavailable(); }
 void memcpy_d2d(void*, const void*, size_t) { unavailable(); }
