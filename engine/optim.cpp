@@ -1,6 +1,8 @@
 // SGD: groups the parameters by device and by "buffer exists yet", then calls the fused multi-tensor kernel.
 #include "engine/optim.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 
 #include "engine/autograd.h"
@@ -9,9 +11,23 @@
 
 namespace islkd {
 
+// The shortest decimal that reads back as the same float, so the log shows 0.05 rather than 0.0500000007.
+static double shortest(float f) {
+  char buf[32];
+  for (int digits = 6; digits <= 9; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(f));
+    if (std::strtof(buf, nullptr) == f) break;
+  }
+  return std::strtod(buf, nullptr);
+}
+
 nlohmann::json SGDConfig::to_json() const {
-  return {{"type", "sgd"},          {"lr", lr},       {"momentum", momentum}, {"weight_decay", weight_decay},
-          {"dampening", dampening}, {"nesterov", nesterov}};
+  return {{"type", "sgd"},
+          {"lr", shortest(lr)},
+          {"momentum", shortest(momentum)},
+          {"weight_decay", shortest(weight_decay)},
+          {"dampening", shortest(dampening)},
+          {"nesterov", nesterov}};
 }
 
 SGD::SGD(std::vector<std::pair<std::string, Tensor>> named_params, const SGDConfig& config) : config_(config) {

@@ -267,5 +267,6 @@ TEST(SGDConfig, DescribesItselfAsJson) {
   nlohmann::json j = cfg.to_json();
   EXPECT_EQ(j.at("type"), "sgd");
   EXPECT_EQ(j.at("nesterov"), true);
-  EXPECT_FLOAT_EQ(j.at("momentum").get<float>(), 0.9f);
+  EXPECT_EQ(j.at("momentum").get<double>(), 0.9);  // the float's shortest decimal, not 0.899999976
+  EXPECT_EQ(j.at("weight_decay").get<double>(), 5e-4);
 }
