@@ -113,8 +113,8 @@ class MatParser {
   }
 
   // Reads the tag at pos. Small data elements pack type and size into 4 bytes and their data into the next 4.
-  // Elements are 8-byte aligned except a compressed element's payload; a top-level element may end the file
-  // without its padding.
+  // Element payloads are padded to 8 bytes except a compressed element's; a top-level element may end the
+  // file without its padding.
   Tag read_tag(const Region& r, size_t pos, bool top_level) const {
     ISLKD_CHECK(pos <= r.size && r.size - pos >= 8, where(r, pos), ": truncated data element tag (",
                 r.size - std::min(pos, r.size), " bytes left, a tag needs 8)");
@@ -133,8 +133,8 @@ class MatParser {
     t.data_pos = pos + 8;
     ISLKD_CHECK(t.nbytes <= r.size - t.data_pos, where(r, pos), ": data element of type ", t.type, " claims ",
                 t.nbytes, " bytes but only ", r.size - t.data_pos, " remain (truncated file?)");
-    size_t end = t.data_pos + t.nbytes;
-    if (t.type != miCOMPRESSED) end = (end + 7) / 8 * 8;
+    // Padding is relative to the element (an element may follow unpadded compressed data at any offset).
+    size_t end = t.data_pos + (t.type == miCOMPRESSED ? size_t(t.nbytes) : (size_t(t.nbytes) + 7) / 8 * 8);
     t.next_pos = top_level ? std::min(end, r.size) : end;
     return t;
   }
