@@ -28,6 +28,7 @@ void add(const float*, const float*, float*, int64_t) { unavailable(); }
 void scale(const float*, float, float*, int64_t) { unavailable(); }
 void relu_forward(const float*, float*, int64_t) { unavailable(); }
 void relu_backward(const float*, const float*, float*, int64_t) { unavailable(); }
+void sgd_update(const std::vector<SGDTensor>&, const SGDParams&) { unavailable(); }
 float kd_loss_forward_backward(int64_t, int64_t, const float*, const float*, const int32_t*, const KDLossParams&,
                                float*, float*, float*, float*) {
   unavailable();
