@@ -181,7 +181,7 @@ TEST(RadixSort, KeysSharingDigitsSkipPassesCorrectly) {
 }
 
 TEST(RadixSort, ResultDoesNotDependOnThreadCount) {
-  std::vector<float> keys = mixed_keys(200000, 77);
+  std::vector<float> keys = mixed_keys(300000, 77);  // above the single-thread cut-off (2^18)
   const int saved = cpu::num_threads();
   for (int threads : {1, 2, 3}) {
     cpu::set_num_threads(threads);
