@@ -169,7 +169,7 @@ TEST(Emulator, InvalidLaunchConfigurationsThrow) {
   try {
     emu_test::launch_config(1, 2048, 1, 1, 0);
   } catch (const islkd_emu::LaunchConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("dynamic_noop_kernel"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("dynamic_touch_kernel"), std::string::npos) << e.what();
   }
 }
 

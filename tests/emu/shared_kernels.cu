@@ -34,7 +34,8 @@ __global__ void static_overrun_kernel(int n) {
   __shared__ float s[64];
   s[threadIdx.x % 64] = 1.0f;
   __syncthreads();
-  if (threadIdx.x == 0) s[n] = s[0] + 1.0f;
+  float* p = s;  // through a pointer, so only ASan (not UBSan's array bounds check) can see the overrun
+  if (threadIdx.x == 0) p[n] = p[0] + 1.0f;
 }
 
 __global__ void shared_is_per_block_kernel(int* out) {
