@@ -99,7 +99,8 @@ struct Block {
   std::vector<unsigned> ready;  // FIFO ring of thread indices; a thread is queued at most once
   unsigned ready_head = 0, ready_count = 0;
   unsigned done = 0;
-  std::vector<unsigned> live;  // per warp: lanes that exist and have not returned
+  std::vector<unsigned> live;     // per warp: lanes that exist and have not returned
+  std::vector<unsigned> waiting;  // per warp: lanes waiting in a warp intrinsic
   void* dynamic = nullptr;
   size_t dynamic_bytes = 0, static_bytes = 0, shared_limit = 0;
   std::vector<StaticShared> statics;
@@ -353,6 +354,7 @@ bool try_complete_warp(Block& b, unsigned first, const Thread* running) {
     if (!(part >> l & 1u)) continue;
     Thread& o = b.threads[base + l];
     o.result = results[l];
+    b.waiting[warp] &= ~(1u << l);
     if (&o == running) {
       o.state = State::Running;
     } else {
@@ -367,10 +369,8 @@ bool try_complete_warp(Block& b, unsigned first, const Thread* running) {
 void on_thread_exit(Block& b, const Thread& t) {
   const unsigned warp = t.linear / 32;
   b.live[warp] &= ~(1u << (t.linear % 32));
-  for (unsigned l = 0; l < 32; ++l) {
-    const unsigned i = warp * 32 + l;
-    if (i < b.n && b.threads[i].state == State::AtWarp) try_complete_warp(b, i, nullptr);
-  }
+  for (unsigned l = 0; l < 32 && b.waiting[warp]; ++l)
+    if (b.waiting[warp] >> l & 1u) try_complete_warp(b, warp * 32 + l, nullptr);
 }
 
 // Nothing is runnable and some threads have not returned: either every one of them waits at the same
@@ -434,6 +434,7 @@ void run_block(Worker& w, const KernelCall& call, uint3 idx, dim3 bdim, size_t d
   b.threads = w.threads.data();
   b.ready.resize(b.n);
   b.live.assign((b.n + 31) / 32, 0);
+  b.waiting.assign((b.n + 31) / 32, 0);
   for (unsigned i = 0; i < b.n; ++i) b.live[i / 32] |= 1u << (i % 32);
   b.shared_limit = limit;
   b.dynamic_bytes = dynamic_bytes;
@@ -676,6 +677,7 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int param, in
   t.file = file;
   t.line = line;
   t.state = State::AtWarp;
+  b.waiting[t.linear / 32] |= 1u << lane;
   if (!try_complete_warp(b, t.linear, &t)) suspend(w, t);
   return t.result;
 }
