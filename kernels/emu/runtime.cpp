@@ -104,8 +104,11 @@ struct Block {
   void* dynamic = nullptr;
   size_t dynamic_bytes = 0, static_bytes = 0, shared_limit = 0;
   std::vector<StaticShared> statics;
-  std::exception_ptr error;
+  // Odd blocks run their threads in reverse index order (a GPU promises no order), so a kernel that lacks a
+  // barrier between a write and another thread's read gets wrong results in some block, whichever way it leans.
+  bool reverse = false;
 
+  unsigned order(unsigned k) const { return reverse ? n - 1 - k : k; }
   void push(unsigned i) {
     ready[(ready_head + ready_count++) % n] = i;
   }
@@ -350,7 +353,8 @@ bool try_complete_warp(Block& b, unsigned first, const Thread* running) {
   uint64_t results[32];
   for (unsigned l = 0; l < 32; ++l)
     if (part >> l & 1u) results[l] = lane_result(b, base, part, l);
-  for (unsigned l = 0; l < 32; ++l) {
+  for (unsigned k = 0; k < 32; ++k) {
+    const unsigned l = b.reverse ? 31 - k : k;
     if (!(part >> l & 1u)) continue;
     Thread& o = b.threads[base + l];
     o.result = results[l];
@@ -418,17 +422,20 @@ void resolve_stall(Block& b) {
   }
   const int op = first_barrier->bar_op;
   const int result = op == 0 ? count : op == 1 ? all : any;
-  for (unsigned i = 0; i < b.n; ++i) {
+  for (unsigned k = 0; k < b.n; ++k) {
+    const unsigned i = b.order(k);
     b.threads[i].bar_result = result;
     b.threads[i].state = State::Ready;
     b.push(i);
   }
 }
 
-void run_block(Worker& w, const KernelCall& call, uint3 idx, dim3 bdim, size_t dynamic_bytes, size_t limit) {
+void run_block(Worker& w, const KernelCall& call, uint64_t linear, uint3 idx, dim3 bdim, size_t dynamic_bytes,
+               size_t limit) {
   Block b;
   b.call = &call;
   b.idx = idx;
+  b.reverse = linear % 2 == 1;
   b.n = bdim.x * bdim.y * bdim.z;
   w.reserve(b.n);
   b.threads = w.threads.data();
@@ -459,7 +466,7 @@ void run_block(Worker& w, const KernelCall& call, uint3 idx, dim3 bdim, size_t d
     }
   } cleanup{w, b};
 
-  for (unsigned i = 0; i < b.n; ++i) start_thread(w, b, i, bdim);
+  for (unsigned k = 0; k < b.n; ++k) start_thread(w, b, b.order(k), bdim);
   w.block = &b;
   for (;;) {
     unsigned i;
@@ -506,7 +513,7 @@ void work(Job& j) {
     const uint3 idx{static_cast<unsigned>(i % gx), static_cast<unsigned>(i / gx % gy),
                     static_cast<unsigned>(i / (gx * gy))};
     try {
-      run_block(w, *j.call, idx, j.block, j.dynamic_bytes, j.limit);
+      run_block(w, *j.call, i, idx, j.block, j.dynamic_bytes, j.limit);
     } catch (...) {
       std::lock_guard<std::mutex> lock(j.error_mu);
       if (i < j.error_block) j.error_block = i, j.error = std::current_exception();

@@ -114,6 +114,13 @@ __global__ void grid_stride_fill_kernel(int* out, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) atomicAdd(&out[i], i + 1);
 }
 
+__global__ void missing_barrier_kernel(int* out) {
+  // Racy on purpose: reads the left neighbour's shared value with no __syncthreads() in between.
+  __shared__ int s[kMaxBlock];
+  s[threadIdx.x] = static_cast<int>(threadIdx.x) + 1;
+  out[blockIdx.x * blockDim.x + threadIdx.x] = threadIdx.x > 0 ? s[threadIdx.x - 1] : 0;
+}
+
 __global__ void dynamic_touch_kernel(size_t bytes) {
   ISLKD_DYNAMIC_SHARED(float, s);
   if (threadIdx.x == 0 && bytes >= sizeof(float)) s[bytes / sizeof(float) - 1] = 1.0f;
@@ -152,6 +159,8 @@ void throw_in_thread(int n, int thrower) { ISLKD_LAUNCH(throw_kernel, 2, n, 0, 0
 void barrier_in_loop(const int* x, long long* out, int n, int rounds) {
   ISLKD_LAUNCH(barrier_in_loop_kernel, 1, n, 0, 0, x, out, rounds);
 }
+
+void missing_barrier(int* out, int grid, int block) { ISLKD_LAUNCH(missing_barrier_kernel, grid, block, 0, 0, out); }
 
 void launch_from_kernel() { ISLKD_LAUNCH(parent_kernel, 1, 1, 0, 0); }
 

@@ -158,6 +158,17 @@ TEST(Emulator, SameResultsWithOneOrSeveralOsThreads) {
   EXPECT_EQ(a, b);
 }
 
+TEST(Emulator, AMissingBarrierGivesWrongResultsInSomeBlock) {
+  // Whatever order a block's threads run in, one of two neighbouring blocks runs them the other way round.
+  const int grid = 2, block = 64;
+  std::vector<int> out(grid * block, 0);
+  emu_test::missing_barrier(out.data(), grid, block);
+  int wrong = 0;
+  for (int b = 0; b < grid; ++b)
+    for (int t = 1; t < block; ++t) wrong += out[b * block + t] != t;
+  EXPECT_GT(wrong, 0);
+}
+
 TEST(Emulator, InvalidLaunchConfigurationsThrow) {
   EXPECT_THROW(emu_test::launch_config(1, 1025, 1, 1, 0), islkd_emu::LaunchConfigError);
   EXPECT_THROW(emu_test::launch_config(1, 32, 32, 2, 0), islkd_emu::LaunchConfigError);

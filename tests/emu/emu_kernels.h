@@ -15,6 +15,7 @@ void early_return_before_barrier(int* out, int n);   // deadlocks: threads >= n/
 void two_different_barriers(int* out, int n);        // deadlocks: odd and even threads wait at different barriers
 void throw_in_thread(int n, int thrower);            // thread `thrower` throws std::logic_error
 void barrier_in_loop(const int* x, long long* out, int n, int rounds);
+void missing_barrier(int* out, int grid, int block);  // racy: reads a neighbour's shared write without a barrier
 void launch_from_kernel();                           // a kernel that launches a kernel: not supported
 void grid_stride_fill(int* out, int n, int grid, int block);
 void launch_config(int grid, int block_x, int block_y, int block_z, size_t dynamic_bytes);
@@ -30,6 +31,7 @@ void match_and_reduce(const int* x, unsigned* match_any, int* reduce_add, int* r
 void shuffle_double_and_ll(const double* x, double* yd, long long* yl);
 void warp_waits_for_block_barrier();                                 // deadlock: lane 0 at __syncthreads, others in a shuffle
 void half_warp_shuffles(const int* x, int* out);                     // two disjoint masks in one warp
+void ballot_after_early_exit(unsigned* out, int keep);               // lanes >= keep return before the ballot
 
 // atomic_kernels.cu
 void atomics_global(int* counter, unsigned* umax, int* imin, unsigned long long* big, float* fsum, int grid, int block);
