@@ -39,6 +39,9 @@ void atomics_shared(const int* keys, int* histogram, int n, int bins);
 void atomic_cas_lock(int* lock_word, int* value, int grid);
 void atomic_exch_sub_inc(int* sub, unsigned* inc, unsigned* dec, int* exch_seen, int n);
 
+// intrinsics_kernels.cu: x = {2, 0.5, NaN, inf}; f[0..12], i[0..9] as in the kernel
+void intrinsics(const float* x, float* f, int* i);
+
 // shared_kernels.cu
 void dynamic_and_static_shared(const float* x, float* y, int n, int block);
 void dynamic_shared_overrun(int n);        // writes one float past the dynamic shared memory of the launch
