@@ -121,6 +121,12 @@ __global__ void missing_barrier_kernel(int* out) {
   out[blockIdx.x * blockDim.x + threadIdx.x] = threadIdx.x > 0 ? s[threadIdx.x - 1] : 0;
 }
 
+template <typename T, int kMul>
+__global__ void multiply_kernel(T* x, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) x[i] *= static_cast<T>(kMul);
+}
+
 __global__ void dynamic_touch_kernel(size_t bytes) {
   ISLKD_DYNAMIC_SHARED(float, s);
   if (threadIdx.x == 0 && bytes >= sizeof(float)) s[bytes / sizeof(float) - 1] = 1.0f;
@@ -161,6 +167,11 @@ void barrier_in_loop(const int* x, long long* out, int n, int rounds) {
 }
 
 void missing_barrier(int* out, int grid, int block) { ISLKD_LAUNCH(missing_barrier_kernel, grid, block, 0, 0, out); }
+
+void multiply_template(double* x, int n) {
+  // A template-id with a comma goes in parentheses; the same line builds under nvcc.
+  ISLKD_LAUNCH((multiply_kernel<double, 3>), (n + 31) / 32, 32, 0, 0, x, n);
+}
 
 void launch_from_kernel() { ISLKD_LAUNCH(parent_kernel, 1, 1, 0, 0); }
 

@@ -169,6 +169,12 @@ TEST(Emulator, AMissingBarrierGivesWrongResultsInSomeBlock) {
   EXPECT_GT(wrong, 0);
 }
 
+TEST(Emulator, TemplateKernelLaunchedThroughParentheses) {
+  std::vector<double> x(45, 1.5);
+  emu_test::multiply_template(x.data(), 45);
+  for (double v : x) EXPECT_EQ(v, 4.5);
+}
+
 TEST(Emulator, InvalidLaunchConfigurationsThrow) {
   EXPECT_THROW(emu_test::launch_config(1, 1025, 1, 1, 0), islkd_emu::LaunchConfigError);
   EXPECT_THROW(emu_test::launch_config(1, 32, 32, 2, 0), islkd_emu::LaunchConfigError);

@@ -16,6 +16,7 @@ void two_different_barriers(int* out, int n);        // deadlocks: odd and even 
 void throw_in_thread(int n, int thrower);            // thread `thrower` throws std::logic_error
 void barrier_in_loop(const int* x, long long* out, int n, int rounds);
 void missing_barrier(int* out, int grid, int block);  // racy: reads a neighbour's shared write without a barrier
+void multiply_template(double* x, int n);            // ISLKD_LAUNCH((multiply_kernel<double, 3>), ...)
 void launch_from_kernel();                           // a kernel that launches a kernel: not supported
 void grid_stride_fill(int* out, int n, int grid, int block);
 void launch_config(int grid, int block_x, int block_y, int block_z, size_t dynamic_bytes);
