@@ -73,6 +73,7 @@ struct Thread {
   uint3 tid{};
   unsigned linear = 0;
   State state = State::Ready;
+  bool fresh = true;  // not started yet: has no stack
   // where the thread waits (barrier or warp intrinsic), for matching and for messages
   const char* file = nullptr;
   int line = 0;
@@ -83,7 +84,6 @@ struct Thread {
   unsigned mask = 0;
   uint64_t value = 0, result = 0;
   int param = 0, width = 32;
-  std::exception_ptr error;
 };
 
 struct StaticShared {
@@ -104,6 +104,7 @@ struct Block {
   void* dynamic = nullptr;
   size_t dynamic_bytes = 0, static_bytes = 0, shared_limit = 0;
   std::vector<StaticShared> statics;
+  std::exception_ptr error;  // from a thread (kernel exception, warp error): aborts the block
   // Odd blocks run their threads in reverse index order (a GPU promises no order), so a kernel that lacks a
   // barrier between a write and another thread's read gets wrong results in some block, whichever way it leans.
   bool reverse = false;
@@ -141,6 +142,7 @@ struct Worker {
   size_t scheduler_stack_size = 0;
   std::vector<Thread> threads;
   std::vector<char*> stacks;  // each: one guard page, then stack_size bytes
+  std::vector<char*> free_stacks;
   size_t stack_size = default_stack_size();
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   Block* block = nullptr;
@@ -150,15 +152,23 @@ struct Worker {
   ~Worker() {
     for (char* s : stacks) munmap(s, page + stack_size);
   }
-  void reserve(unsigned n) {
-    if (threads.size() < n) threads.resize(n);
-    while (stacks.size() < n) {
+  // Returns the low end of a free stack (usable size stack_size), mapping a new one when none is free.
+  char* take_stack() {
+    if (free_stacks.empty()) {
       void* p = mmap(nullptr, page + stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                      -1, 0);
       if (p == MAP_FAILED) throw Error("islkd_emu: cannot map fiber stacks (mmap failed)");
       mprotect(p, page, PROT_NONE);  // a fiber that overflows its stack faults instead of corrupting a neighbour
       stacks.push_back(static_cast<char*>(p));
+      free_stacks.push_back(static_cast<char*>(p) + page);
     }
+    char* s = free_stacks.back();
+    free_stacks.pop_back();
+    return s;
+  }
+  // Stagger the stack tops: equally aligned tops would all compete for the same few cache sets.
+  size_t usable(const char* lo) const {
+    return stack_size - (reinterpret_cast<uintptr_t>(lo) / (page + stack_size) * 7 % 64) * 64;
   }
 };
 
@@ -212,20 +222,23 @@ bool same_site(const Thread& a, const Thread& b) {
 [[noreturn]] void fiber_main(void* arg);
 
 void start_thread(Worker& w, Block& b, unsigned i, dim3 bdim) {
+  (void)w;
   Thread& t = b.threads[i];
   t.tid = uint3{i % bdim.x, (i / bdim.x) % bdim.y, i / (bdim.x * bdim.y)};
   t.linear = i;
   t.state = State::Ready;
-  t.error = nullptr;
-  t.stack_lo = w.stacks[i] + w.page;
+  t.fresh = true;
+  t.stack_lo = nullptr;
   t.stack_size = w.stack_size;
-  // Stagger the stack tops: equally aligned tops would all compete for the same few cache sets.
-  const size_t colour = (i * 7 % 64) * 64;
-  fiber::make(t.ctx, t.stack_lo, t.stack_size - colour, &fiber_main, &t);
   b.push(i);
 }
 
 void resume(Worker& w, Thread& t) {
+  if (t.fresh) {
+    t.fresh = false;
+    t.stack_lo = w.take_stack();
+    fiber::make(t.ctx, t.stack_lo, w.usable(t.stack_lo), &fiber_main, &t);
+  }
   w.current = &t;
   threadIdx = t.tid;
   t.state = State::Running;
@@ -243,16 +256,38 @@ void suspend(Worker& w, Thread& t) {
   asan_finish_switch(t.fake_stack, nullptr, nullptr);
 }
 
+void on_thread_exit(Block& b, const Thread& t);
+
+// A fiber runs its thread and then, while the next queued thread has not started, that one too on the same stack:
+// a block without barriers costs one switch instead of two per thread. The order is the scheduler's.
 void fiber_main(void* arg) {
   Worker& w = *t_worker;
-  Thread& t = *static_cast<Thread*>(arg);
+  Block& b = *w.block;
+  Thread* t = static_cast<Thread*>(arg);
+  char* const stack = t->stack_lo;
   asan_finish_switch(nullptr, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
-  try {
-    w.block->call->invoke(w.block->call->closure);
-  } catch (...) {
-    t.error = std::current_exception();
+  for (;;) {
+    try {
+      b.call->invoke(b.call->closure);
+      t->state = State::Done;
+      ++b.done;
+      on_thread_exit(b, *t);
+    } catch (...) {
+      t->state = State::Done;
+      b.error = std::current_exception();
+      break;
+    }
+    if (b.ready_count == 0 || !b.threads[b.ready[b.ready_head]].fresh) break;
+    unsigned next;
+    b.pop(next);
+    t = &b.threads[next];
+    t->fresh = false;
+    t->stack_lo = stack;
+    t->state = State::Running;
+    w.current = t;
+    threadIdx = t->tid;
   }
-  t.state = State::Done;
+  w.free_stacks.push_back(stack);  // nothing runs on it after the switch below
   asan_start_switch(nullptr, w.scheduler_stack_bottom, w.scheduler_stack_size);  // this fiber is finished
   fiber::Context dead;
   fiber::swap(dead, w.scheduler);
@@ -437,7 +472,9 @@ void run_block(Worker& w, const KernelCall& call, uint64_t linear, uint3 idx, di
   b.idx = idx;
   b.reverse = linear % 2 == 1;
   b.n = bdim.x * bdim.y * bdim.z;
-  w.reserve(b.n);
+  if (w.threads.size() < b.n) w.threads.resize(b.n);
+  w.free_stacks.clear();  // every stack is free between blocks, also those of fibers an error abandoned
+  for (char* s : w.stacks) w.free_stacks.push_back(s + w.page);
   b.threads = w.threads.data();
   b.ready.resize(b.n);
   b.live.assign((b.n + 31) / 32, 0);
@@ -459,7 +496,8 @@ void run_block(Worker& w, const KernelCall& call, uint64_t linear, uint3 idx, di
 #if defined(ISLKD_EMU_ASAN)
       // Fibers abandoned mid-kernel (error or deadlock) leave poisoned frames on stacks we reuse.
       for (unsigned i = 0; i < b.n; ++i)
-        if (b.threads[i].state != State::Done) __asan_unpoison_memory_region(b.threads[i].stack_lo, w.stack_size);
+        if (b.threads[i].stack_lo && b.threads[i].state != State::Done)
+          __asan_unpoison_memory_region(b.threads[i].stack_lo, w.stack_size);
 #endif
       w.block = nullptr;
       w.current = nullptr;
@@ -471,13 +509,8 @@ void run_block(Worker& w, const KernelCall& call, uint64_t linear, uint3 idx, di
   for (;;) {
     unsigned i;
     while (b.pop(i)) {
-      Thread& t = b.threads[i];
-      resume(w, t);
-      if (t.state == State::Done) {
-        ++b.done;
-        if (t.error) std::rethrow_exception(t.error);
-        on_thread_exit(b, t);
-      }
+      resume(w, b.threads[i]);
+      if (b.error) std::rethrow_exception(b.error);
     }
     if (b.done == b.n) break;
     resolve_stall(b);

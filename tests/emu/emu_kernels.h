@@ -50,5 +50,6 @@ void static_shared_overrun(int n);         // writes one float past a static __s
 void shared_is_per_block(int* out, int grid, int block);
 void static_shared_too_large();            // 40 KiB static + 16 KiB dynamic > 48 KiB
 void barrier_benchmark(float* out, int grid, int block);  // one barrier per block, used for timing
+void elementwise_benchmark(const float* x, float* y, int n);  // no barrier, 256 threads per block
 
 }  // namespace emu_test

@@ -62,6 +62,11 @@ __global__ void barrier_benchmark_kernel(float* out) {
   if (threadIdx.x == 0) out[blockIdx.x] = s[blockDim.x - 1];
 }
 
+__global__ void elementwise_benchmark_kernel(const float* x, float* y, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = 2.0f * x[i];
+}
+
 }  // namespace
 
 namespace emu_test {
@@ -80,6 +85,10 @@ void shared_is_per_block(int* out, int grid, int block) {
 }
 
 void static_shared_too_large() { ISLKD_LAUNCH(static_shared_too_large_kernel, 1, 32, 16 * 1024, 0); }
+
+void elementwise_benchmark(const float* x, float* y, int n) {
+  ISLKD_LAUNCH(elementwise_benchmark_kernel, (n + 255) / 256, 256, 0, 0, x, y, n);
+}
 
 void barrier_benchmark(float* out, int grid, int block) {
   ISLKD_LAUNCH(barrier_benchmark_kernel, grid, block, 0, 0, out);
