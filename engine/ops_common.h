@@ -11,5 +11,7 @@ namespace islkd::ops::detail {
 void check_same_device(const char* op, std::initializer_list<const Tensor*> ts);
 void check_shape(const char* op, const char* what, const Tensor& t, const Shape& expected);
 void check_dim(const char* op, const char* what, const Tensor& t, int64_t dim);
+// Checks a pooling input and window (PyTorch's limits) and returns its shape (engine/ops_max_pool2d.cpp).
+Pool2dShape pool_shape(const char* op, const Tensor& x, int64_t kernel, int64_t stride, int64_t pad);
 
 }  // namespace islkd::ops::detail

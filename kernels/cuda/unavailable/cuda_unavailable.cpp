@@ -28,5 +28,50 @@ void add(const float*, const float*, float*, int64_t) { unavailable(); }
 void scale(const float*, float, float*, int64_t) { unavailable(); }
 void relu_forward(const float*, float*, int64_t) { unavailable(); }
 void relu_backward(const float*, const float*, float*, int64_t) { unavailable(); }
+float kd_loss_forward_backward(int64_t, int64_t, const float*, const float*, const int32_t*, const KDLossParams&,
+                               float*, float*, float*, float*) {
+  unavailable();
+}
+void difficulty_scores(int64_t, int64_t, const float*, const float*, const int32_t*, DifficultyMeasure,
+                       const KDLossParams&, float*) {
+  unavailable();
+}
+void radix_sort_pairs(int64_t, const float*, const uint32_t*, float*, uint32_t*) { unavailable(); }
+
+// Referenced by the layer ops (engine/ops_conv2d.cpp, ops_batch_norm.cpp, ops_*pool*.cpp, ops_linear.cpp,
+// ops_channel.cpp, ops_softmax.cpp, ops_cross_entropy.cpp).
+void conv2d_forward(const Conv2dShape&, const float*, const float*, const float*, float*, bool) { unavailable(); }
+void conv2d_backward_data(const Conv2dShape&, const float*, const float*, float*) { unavailable(); }
+void conv2d_backward_weights(const Conv2dShape&, const float*, const float*, float*, float*) { unavailable(); }
+void batch_norm_forward_train(int64_t, int64_t, int64_t, const float*, const float*, const float*, float*, float*,
+                              float, float, float*, float*, float*) {
+  unavailable();
+}
+void batch_norm_forward_eval(int64_t, int64_t, int64_t, const float*, const float*, const float*, const float*,
+                             const float*, float, float*) {
+  unavailable();
+}
+void batch_norm_backward(int64_t, int64_t, int64_t, const float*, const float*, const float*, const float*,
+                         const float*, float*, float*, float*) {
+  unavailable();
+}
+void max_pool2d_forward(const Pool2dShape&, const float*, float*, int32_t*) { unavailable(); }
+void max_pool2d_backward(const Pool2dShape&, const float*, const int32_t*, float*) { unavailable(); }
+void avg_pool2d_forward(const Pool2dShape&, const float*, float*) { unavailable(); }
+void avg_pool2d_backward(const Pool2dShape&, const float*, float*) { unavailable(); }
+void global_avg_pool_forward(int64_t, int64_t, const float*, float*) { unavailable(); }
+void global_avg_pool_backward(int64_t, int64_t, const float*, float*) { unavailable(); }
+void linear_forward(int64_t, int64_t, int64_t, const float*, const float*, const float*, float*) { unavailable(); }
+void linear_backward(int64_t, int64_t, int64_t, const float*, const float*, const float*, float*, float*, float*) {
+  unavailable();
+}
+void channel_copy(int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t) {
+  unavailable();
+}
+void channel_shuffle(int64_t, int64_t, int64_t, int64_t, const float*, float*, bool) { unavailable(); }
+void softmax_forward(int64_t, int64_t, const float*, float*) { unavailable(); }
+float cross_entropy_forward_backward(int64_t, int64_t, const float*, const int32_t*, float*, float*) {
+  unavailable();
+}
 
 }  // namespace islkd::cuda

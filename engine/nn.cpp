@@ -1,0 +1,157 @@
+// Layer modules: parameter registration with PyTorch names, default initialisation, and forward via engine/ops.
+#include "engine/nn.h"
+
+#include <cmath>
+
+#include "engine/ops.h"
+
+namespace islkd::nn {
+
+namespace {
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+}  // namespace
+
+InitRng::InitRng(uint64_t seed) {
+  for (auto& s : s_) s = splitmix64(seed);
+}
+
+uint64_t InitRng::next_u64() {
+  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+double InitRng::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double InitRng::uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+
+double InitRng::normal(double mean, double std) {
+  if (have_spare_) {
+    have_spare_ = false;
+    return mean + std * spare_;
+  }
+  double u1;
+  do u1 = uniform();
+  while (u1 <= 0.0);
+  const double u2 = uniform();
+  const double r = std::sqrt(-2.0 * std::log(u1));
+  spare_ = r * std::sin(2.0 * M_PI * u2);
+  have_spare_ = true;
+  return mean + std * r * std::cos(2.0 * M_PI * u2);
+}
+
+namespace init {
+
+namespace {
+// Parameters are created on the CPU; fill a host vector and copy it in so this also works after .to(CUDA).
+template <typename F>
+void fill_with(Tensor& t, F&& f) {
+  std::vector<float> v(t.numel());
+  for (auto& x : v) x = static_cast<float>(f());
+  t.copy_from(Tensor::from_vector(v, t.shape()));
+}
+int64_t receptive(const Tensor& t) {
+  int64_t r = 1;
+  for (int64_t d = 2; d < t.dim(); ++d) r *= t.size(d);
+  return r;
+}
+}  // namespace
+
+int64_t fan_in(const Tensor& t) { return (t.dim() > 1 ? t.size(1) : 1) * receptive(t); }
+int64_t fan_out(const Tensor& t) { return t.size(0) * receptive(t); }
+
+void fill(Tensor& t, float value) {
+  fill_with(t, [&] { return value; });
+}
+void uniform(Tensor& t, double lo, double hi, InitRng& rng) {
+  fill_with(t, [&] { return rng.uniform(lo, hi); });
+}
+void normal(Tensor& t, double mean, double std, InitRng& rng) {
+  fill_with(t, [&] { return rng.normal(mean, std); });
+}
+void kaiming_normal_fan_out(Tensor& t, InitRng& rng) { normal(t, 0.0, std::sqrt(2.0 / fan_out(t)), rng); }
+void default_weight(Tensor& t, InitRng& rng) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in(t)));
+  uniform(t, -bound, bound, rng);
+}
+
+}  // namespace init
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
+               int64_t groups, bool bias, InitRng& rng)
+    : in_channels(in_channels), out_channels(out_channels), kernel(kernel), stride(stride), padding(padding),
+      groups(groups) {
+  ISLKD_CHECK(groups > 0 && in_channels % groups == 0 && out_channels % groups == 0, "Conv2d: channels ", in_channels,
+              " -> ", out_channels, " are not divisible by groups=", groups);
+  weight_ = &register_parameter("weight", Tensor::zeros({out_channels, in_channels / groups, kernel, kernel}));
+  init::default_weight(*weight_, rng);
+  if (bias) {
+    bias_ = &register_parameter("bias", Tensor::zeros({out_channels}));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(init::fan_in(*weight_)));
+    init::uniform(*bias_, -bound, bound, rng);
+  }
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  return ops::conv2d(x, *weight_, bias_ ? *bias_ : Tensor(), stride, padding, groups);
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels, float eps, float momentum) : channels(channels), eps(eps), momentum(momentum) {
+  weight_ = &register_parameter("weight", Tensor::full({channels}, 1.0f));
+  bias_ = &register_parameter("bias", Tensor::zeros({channels}));
+  running_mean_ = &register_buffer("running_mean", Tensor::zeros({channels}));
+  running_var_ = &register_buffer("running_var", Tensor::full({channels}, 1.0f));
+  num_batches_tracked_ = &register_counter("num_batches_tracked", 0);
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  const bool training = is_training();
+  Tensor y = ops::batch_norm2d(x, *weight_, *bias_, *running_mean_, *running_var_, training, momentum, eps);
+  if (training) ++*num_batches_tracked_;
+  return y;
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias, InitRng& rng)
+    : in_features(in_features), out_features(out_features) {
+  weight_ = &register_parameter("weight", Tensor::zeros({out_features, in_features}));
+  init::default_weight(*weight_, rng);
+  if (bias) {
+    bias_ = &register_parameter("bias", Tensor::zeros({out_features}));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+    init::uniform(*bias_, -bound, bound, rng);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) {
+  Tensor in = x.dim() == 2 ? x : ops::flatten(x);
+  ISLKD_CHECK(in.size(1) == in_features, "Linear: input has ", in.size(1), " features (shape ", shape_str(x.shape()),
+              "), the layer expects ", in_features);
+  return ops::linear(in, *weight_, bias_ ? *bias_ : Tensor());
+}
+
+Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
+Tensor MaxPool2d::forward(const Tensor& x) { return ops::max_pool2d(x, kernel, stride, padding); }
+Tensor AvgPool2d::forward(const Tensor& x) { return ops::avg_pool2d(x, kernel, stride, padding); }
+
+Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) {
+  for (auto& m : modules) add(m);
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (auto& [name, m] : children()) y = m->forward(y);
+  return y;
+}
+
+}  // namespace islkd::nn

@@ -1,0 +1,128 @@
+// Layer modules (Conv2d, BatchNorm2d, Linear, ReLU, pools, Sequential, Identity) over Module and the ops of
+// engine/ops.h, with PyTorch's parameter names and initialisation, drawn from a seeded RNG so a seed fixes a model.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/module.h"
+
+namespace islkd::nn {
+
+// Deterministic generator for weight initialisation (splitmix64 -> xoshiro256**; Box-Muller for normals).
+// Own implementation rather than <random> distributions, whose output differs between standard libraries.
+class InitRng {
+ public:
+  explicit InitRng(uint64_t seed);
+  uint64_t next_u64();
+  double uniform();                      // [0, 1)
+  double uniform(double lo, double hi);  // [lo, hi)
+  double normal(double mean, double std);
+
+ private:
+  uint64_t s_[4];
+  bool have_spare_ = false;
+  double spare_ = 0.0;
+};
+
+// Initialisers, PyTorch's semantics; fan_in = size(1) * receptive field, fan_out = size(0) * receptive field.
+namespace init {
+void fill(Tensor& t, float value);
+void uniform(Tensor& t, double lo, double hi, InitRng& rng);
+void normal(Tensor& t, double mean, double std, InitRng& rng);
+// kaiming_normal_(mode='fan_out', nonlinearity='relu'): N(0, sqrt(2 / fan_out)).
+void kaiming_normal_fan_out(Tensor& t, InitRng& rng);
+// PyTorch's default for Conv/Linear weights: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+void default_weight(Tensor& t, InitRng& rng);
+int64_t fan_in(const Tensor& t);
+int64_t fan_out(const Tensor& t);
+}  // namespace init
+
+class Conv2d : public Module {
+ public:
+  // PyTorch default init: weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Models re-initialise as RepDistiller does.
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding, int64_t groups,
+         bool bias, InitRng& rng);
+  Tensor forward(const Tensor& x) override;
+  Tensor& weight() { return *weight_; }
+  Tensor* bias() { return bias_; }  // nullptr when the conv has no bias
+  int64_t in_channels, out_channels, kernel, stride, padding, groups;
+
+ private:
+  Tensor* weight_;
+  Tensor* bias_ = nullptr;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
+  // Training: batch statistics, running stats updated with `momentum`, num_batches_tracked += 1. Eval: running stats.
+  Tensor forward(const Tensor& x) override;
+  Tensor& weight() { return *weight_; }
+  Tensor& bias() { return *bias_; }
+  Tensor& running_mean() { return *running_mean_; }
+  Tensor& running_var() { return *running_var_; }
+  int64_t num_batches_tracked() const { return *num_batches_tracked_; }
+  int64_t channels;
+  float eps, momentum;
+
+ private:
+  Tensor *weight_, *bias_, *running_mean_, *running_var_;
+  int64_t* num_batches_tracked_;
+};
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias, InitRng& rng);
+  Tensor forward(const Tensor& x) override;  // flattens N x ... inputs to N x in_features
+  Tensor& weight() { return *weight_; }
+  Tensor* bias() { return bias_; }
+  int64_t in_features, out_features;
+
+ private:
+  Tensor* weight_;
+  Tensor* bias_ = nullptr;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class Identity : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x; }
+};
+
+class MaxPool2d : public Module {
+ public:
+  MaxPool2d(int64_t kernel, int64_t stride, int64_t padding = 0) : kernel(kernel), stride(stride), padding(padding) {}
+  Tensor forward(const Tensor& x) override;
+  int64_t kernel, stride, padding;
+};
+
+// count_include_pad=True, as PyTorch's default.
+class AvgPool2d : public Module {
+ public:
+  AvgPool2d(int64_t kernel, int64_t stride, int64_t padding = 0) : kernel(kernel), stride(stride), padding(padding) {}
+  Tensor forward(const Tensor& x) override;
+  int64_t kernel, stride, padding;
+};
+
+// Children named "0", "1", ... in insertion order, like torch.nn.Sequential, so state-dict names match.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<std::shared_ptr<Module>> modules);
+  template <typename M>
+  std::shared_ptr<M> add(std::shared_ptr<M> m) {
+    register_module(std::to_string(children().size()), m);
+    return m;
+  }
+  size_t size() const { return children().size(); }
+  Module& operator[](size_t i) const { return *children().at(i).second; }
+  Tensor forward(const Tensor& x) override;
+};
+
+}  // namespace islkd::nn

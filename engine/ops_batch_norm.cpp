@@ -1,0 +1,104 @@
+// ops::batch_norm2d: training mode (batch statistics, running statistics updated in place, no gradient for
+// them) and eval mode (running statistics; differentiable too, as a per-channel affine map).
+#include <cmath>
+
+#include "engine/ops_common.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace islkd::ops {
+
+using namespace detail;
+
+Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                    const Tensor& running_var, bool training, float momentum, float eps) {
+  Tensor x = x_in.to_plain();
+  check_dim("batch_norm2d", "input", x, 4);
+  check_same_device("batch_norm2d", {&x, &gamma, &beta, &running_mean, &running_var});
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  check_shape("batch_norm2d", "weight (gamma)", gamma, {C});
+  check_shape("batch_norm2d", "bias (beta)", beta, {C});
+  ISLKD_CHECK(training || (running_mean.defined() && running_var.defined()),
+              "batch_norm2d: eval mode needs running_mean and running_var");
+  if (running_mean.defined()) check_shape("batch_norm2d", "running_mean", running_mean, {C});
+  if (running_var.defined()) check_shape("batch_norm2d", "running_var", running_var, {C});
+  ISLKD_CHECK(x.dtype() == DType::F32, "batch_norm2d: input must be float32");
+  ISLKD_CHECK(eps > 0.0f, "batch_norm2d: eps must be > 0, got ", eps);
+  const bool cuda = x.is_cuda();
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(x.shape(), dev);
+
+  if (training) {
+    ISLKD_CHECK(N * HW > 1, "batch_norm2d: training needs more than one value per channel, got input ",
+                shape_str(x.shape()));
+    Tensor save_mean = Tensor::empty({C}, dev), save_invstd = Tensor::empty({C}, dev);
+    // Without running statistics (track_running_stats=False) the update goes to a scratch buffer.
+    Tensor rm = running_mean.defined() ? running_mean : Tensor::zeros({C}, dev);
+    Tensor rv = running_var.defined() ? running_var : Tensor::full({C}, 1.0f, dev);
+    if (cuda)
+      cuda::batch_norm_forward_train(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), momentum,
+                                     eps, y.data(), save_mean.data(), save_invstd.data());
+    else
+      cpu::batch_norm_forward_train(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), momentum,
+                                    eps, y.data(), save_mean.data(), save_invstd.data());
+    if (needs_grad({&x, &gamma, &beta})) {
+      record("batch_norm2d", {x, gamma, beta}, {y},
+             [x, gamma, beta, save_mean, save_invstd, N, C, HW, cuda](const std::vector<Tensor>& g) {
+               const Tensor dy = g[0].to_plain();
+               Tensor dx = Tensor::empty(x.shape(), x.device());
+               Tensor dgamma = Tensor::empty({C}, x.device()), dbeta = Tensor::empty({C}, x.device());
+               if (cuda)
+                 cuda::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), save_mean.data(),
+                                           save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
+               else
+                 cpu::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), save_mean.data(),
+                                          save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
+               if (x.requires_grad()) accumulate_grad(x, dx);
+               if (gamma.requires_grad()) accumulate_grad(gamma, dgamma);
+               if (beta.requires_grad()) accumulate_grad(beta, dbeta);
+             });
+    }
+    return y;
+  }
+
+  if (cuda)
+    cuda::batch_norm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                  running_var.data(), eps, y.data());
+  else
+    cpu::batch_norm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                 running_var.data(), eps, y.data());
+  if (needs_grad({&x, &gamma, &beta})) {
+    // Eval mode is y = (x - rm) * gamma * istd + beta with istd = 1/sqrt(rv + eps), constant statistics:
+    // dx = dy * gamma * istd is the eval forward applied to dy with zero mean and beta; dgamma and dbeta are the
+    // training backward's reductions with (rm, istd) in place of the batch statistics.
+    std::vector<float> rv_host = running_var.to_vector(), istd(static_cast<size_t>(C));
+    for (size_t c = 0; c < istd.size(); ++c) istd[c] = static_cast<float>(1.0 / std::sqrt(double(rv_host[c]) + eps));
+    Tensor invstd = Tensor::from_vector(istd, {C}, dev);
+    Tensor rm = running_mean.clone(), rv = running_var.clone();  // the module may update them later
+    record("batch_norm2d_eval", {x, gamma, beta}, {y},
+           [x, gamma, beta, rm, rv, invstd, N, C, HW, eps, cuda](const std::vector<Tensor>& g) {
+             const Tensor dy = g[0].to_plain();
+             const Device d = x.device();
+             Tensor zeros = Tensor::zeros({C}, d);
+             Tensor dx = Tensor::empty(x.shape(), d), scratch = Tensor::empty(x.shape(), d);
+             Tensor dgamma = Tensor::empty({C}, d), dbeta = Tensor::empty({C}, d);
+             if (cuda) {
+               cuda::batch_norm_forward_eval(N, C, HW, dy.data(), gamma.data(), zeros.data(), zeros.data(), rv.data(),
+                                             eps, dx.data());
+               cuda::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), rm.data(), invstd.data(),
+                                         scratch.data(), dgamma.data(), dbeta.data());
+             } else {
+               cpu::batch_norm_forward_eval(N, C, HW, dy.data(), gamma.data(), zeros.data(), zeros.data(), rv.data(),
+                                            eps, dx.data());
+               cpu::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), rm.data(), invstd.data(),
+                                        scratch.data(), dgamma.data(), dbeta.data());
+             }
+             if (x.requires_grad()) accumulate_grad(x, dx);
+             if (gamma.requires_grad()) accumulate_grad(gamma, dgamma);
+             if (beta.requires_grad()) accumulate_grad(beta, dbeta);
+           });
+  }
+  return y;
+}
+
+}  // namespace islkd::ops

@@ -1,0 +1,73 @@
+// ops::conv2d: boundary checks, device dispatch, and the autograd node (backward-data for x, backward-weights
+// for w and the bias). fuse_relu applies ReLU inside the convolution and is for inference only.
+#include "engine/ops_common.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace islkd::ops {
+
+using namespace detail;
+
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int64_t stride, int64_t pad,
+              int64_t groups, bool fuse_relu) {
+  Tensor x = x_in.to_plain(), w = w_in.to_plain();
+  Tensor bias = bias_in.defined() ? bias_in.to_plain() : Tensor();
+  check_dim("conv2d", "input", x, 4);
+  check_dim("conv2d", "weight", w, 4);
+  check_same_device("conv2d", {&x, &w, &bias});
+  ISLKD_CHECK(x.dtype() == DType::F32 && w.dtype() == DType::F32 && (!bias.defined() || bias.dtype() == DType::F32),
+              "conv2d: input, weight and bias must be float32");
+  ISLKD_CHECK(stride > 0 && pad >= 0 && groups > 0, "conv2d: needs stride > 0, pad >= 0, groups > 0 (got stride ",
+              stride, ", pad ", pad, ", groups ", groups, ")");
+  Conv2dShape s;
+  s.N = x.size(0), s.C = x.size(1), s.H = x.size(2), s.W = x.size(3);
+  s.K = w.size(0), s.R = w.size(2), s.S = w.size(3);
+  s.stride = stride, s.pad = pad, s.groups = groups;
+  ISLKD_CHECK(s.C % groups == 0 && s.K % groups == 0 && w.size(1) * groups == s.C, "conv2d: input ",
+              shape_str(x.shape()), " and weight ", shape_str(w.shape()), " do not match with groups ", groups,
+              " (weight must be [K, C/groups, R, S] with K and C divisible by groups)");
+  if (bias.defined()) check_shape("conv2d", "bias", bias, {s.K});
+  ISLKD_CHECK(s.H + 2 * pad >= s.R && s.W + 2 * pad >= s.S, "conv2d: kernel of weight ", shape_str(w.shape()),
+              " is larger than the padded input ", shape_str(x.shape()), " (pad ", pad, ")");
+  const bool grad = needs_grad({&x, &w, &bias});
+  ISLKD_CHECK(!(fuse_relu && grad), "conv2d: fuse_relu is for inference only; an input requires grad (use "
+                                    "NoGradGuard, or conv2d without fuse_relu followed by relu)");
+
+  Tensor y = Tensor::empty({s.N, s.K, s.OH(), s.OW()}, x.device());
+  const float* bp = bias.defined() ? bias.data() : nullptr;
+  if (x.is_cuda())
+    cuda::conv2d_forward(s, x.data(), w.data(), bp, y.data(), fuse_relu);
+  else
+    cpu::conv2d_forward(s, x.data(), w.data(), bp, y.data(), fuse_relu);
+
+  if (grad) {
+    std::vector<Tensor> inputs{x, w};
+    if (bias.defined()) inputs.push_back(bias);
+    record("conv2d", inputs, {y}, [x, w, bias, s](const std::vector<Tensor>& g) {
+      const Tensor dy = g[0].to_plain();
+      if (x.requires_grad()) {
+        Tensor dx = Tensor::empty(x.shape(), x.device());
+        if (x.is_cuda())
+          cuda::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+        else
+          cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+        accumulate_grad(x, dx);
+      }
+      const bool want_db = bias.defined() && bias.requires_grad();
+      if (w.requires_grad() || want_db) {
+        Tensor dw = Tensor::empty(w.shape(), w.device());
+        Tensor db = want_db ? Tensor::empty(bias.shape(), bias.device()) : Tensor();
+        float* dbp = want_db ? db.data() : nullptr;
+        if (x.is_cuda())
+          cuda::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), dbp);
+        else
+          cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), dbp);
+        if (w.requires_grad()) accumulate_grad(w, dw);
+        if (want_db) accumulate_grad(bias, db);
+      }
+    });
+  }
+  return y;
+}
+
+}  // namespace islkd::ops

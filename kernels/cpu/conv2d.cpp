@@ -1,0 +1,274 @@
+// CPU 2-D convolution (forward, backward-data, backward-weights) through oneDNN 2.6's primitives.
+//
+// The caller's tensors are plain NCHW activations and KCRS weights (goihw when grouped: the same bytes).
+// Creating a oneDNN primitive costs far more than running a small one, so each (shape, pass) gets a Plan once:
+// the primitive, the layouts it wants, and the reorders between those and the caller's plain layouts. Plans live
+// in a process-wide map behind a mutex and are never evicted (a model has a few dozen conv shapes).
+// Execution uses a user-managed scratchpad allocated per call, so one Plan can run on several threads at once.
+//
+// Layout choice (measured on 2 AVX2 cores, 3x3 16->16 conv on 128x16x32x32, see the helper's report): letting
+// oneDNN pick blocked formats (format_tag::any) and reordering around every call beats forcing plain nchw,
+// which sends oneDNN to its im2col+GEMM path. kLetDnnlPickFormats switches between the two for re-measuring.
+#include <dnnl.hpp>
+
+#include <array>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/common/error.h"
+#include "kernels/cpu/cpu_kernels.h"
+
+namespace islkd::cpu {
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using DT = memory::data_type;
+
+constexpr bool kLetDnnlPickFormats = true;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+enum class Pass : int64_t { Forward = 0, BackwardData = 1, BackwardWeights = 2 };
+
+// One argument of a primitive: the caller's plain layout, the layout the primitive wants, and the reorder
+// between them (user -> inner for inputs, inner -> user for outputs); no reorder when they are equal.
+struct Slot {
+  int arg = 0;
+  memory::desc user, inner;
+  bool output = false;
+  std::optional<dnnl::reorder> convert;
+};
+
+struct Plan {
+  dnnl::primitive prim;
+  std::vector<Slot> slots;  // in the order the run_plan() pointers are given
+  memory::desc scratch;
+};
+
+struct Mds {
+  memory::desc x, w, b, y;
+  memory::dims strides, pad;
+};
+
+Mds plain_mds(const Conv2dShape& s) {
+  Mds m;
+  m.x = memory::desc({s.N, s.C, s.H, s.W}, DT::f32, Tag::nchw);
+  m.y = memory::desc({s.N, s.K, s.OH(), s.OW()}, DT::f32, Tag::nchw);
+  if (s.groups == 1)
+    m.w = memory::desc({s.K, s.C, s.R, s.S}, DT::f32, Tag::oihw);
+  else
+    m.w = memory::desc({s.groups, s.K / s.groups, s.C / s.groups, s.R, s.S}, DT::f32, Tag::goihw);
+  m.b = memory::desc({s.K}, DT::f32, Tag::x);
+  m.strides = {s.stride, s.stride};
+  m.pad = {s.pad, s.pad};
+  return m;
+}
+
+// The descriptors handed to oneDNN's op descriptors: plain, or `any` so it picks its preferred blocking.
+Mds query_mds(const Mds& p) {
+  if (!kLetDnnlPickFormats) return p;
+  Mds q = p;
+  q.x = memory::desc(p.x.dims(), DT::f32, Tag::any);
+  q.y = memory::desc(p.y.dims(), DT::f32, Tag::any);
+  q.w = memory::desc(p.w.dims(), DT::f32, Tag::any);
+  return q;
+}
+
+Slot make_slot(int arg, const memory::desc& user, const memory::desc& inner, bool output) {
+  Slot sl;
+  sl.arg = arg;
+  sl.user = user;
+  sl.inner = inner;
+  sl.output = output;
+  if (user != inner) {
+    auto& e = cpu_engine();
+    sl.convert = output ? dnnl::reorder(dnnl::reorder::primitive_desc(e, inner, e, user))
+                        : dnnl::reorder(dnnl::reorder::primitive_desc(e, user, e, inner));
+  }
+  return sl;
+}
+
+dnnl::primitive_attr scratch_attr() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dShape& s, bool bias, bool relu,
+                                                     dnnl::prop_kind kind) {
+  Mds p = plain_mds(s), q = query_mds(p);
+  auto d = bias ? dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, q.x, q.w, p.b, q.y,
+                                                  q.strides, q.pad, q.pad)
+                : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, q.x, q.w, q.y,
+                                                  q.strides, q.pad, q.pad);
+  dnnl::primitive_attr attr = scratch_attr();
+  if (relu) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(po);
+  }
+  return dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
+}
+
+std::shared_ptr<Plan> build_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu) {
+  Mds p = plain_mds(s), q = query_mds(p);
+  auto plan = std::make_shared<Plan>();
+  if (pass == Pass::Forward) {
+    auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference);
+    plan->prim = dnnl::convolution_forward(pd);
+    plan->slots.push_back(make_slot(DNNL_ARG_SRC, p.x, pd.src_desc(), false));
+    plan->slots.push_back(make_slot(DNNL_ARG_WEIGHTS, p.w, pd.weights_desc(), false));
+    if (bias) plan->slots.push_back(make_slot(DNNL_ARG_BIAS, p.b, pd.bias_desc(), false));
+    plan->slots.push_back(make_slot(DNNL_ARG_DST, p.y, pd.dst_desc(), true));
+    plan->scratch = pd.scratchpad_desc();
+  } else if (pass == Pass::BackwardData) {
+    auto hint = forward_pd(s, false, false, dnnl::prop_kind::forward_training);
+    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, q.x, q.w, q.y, q.strides, q.pad,
+                                            q.pad);
+    dnnl::convolution_backward_data::primitive_desc pd(d, scratch_attr(), cpu_engine(), hint);
+    plan->prim = dnnl::convolution_backward_data(pd);
+    plan->slots.push_back(make_slot(DNNL_ARG_DIFF_DST, p.y, pd.diff_dst_desc(), false));
+    plan->slots.push_back(make_slot(DNNL_ARG_WEIGHTS, p.w, pd.weights_desc(), false));
+    plan->slots.push_back(make_slot(DNNL_ARG_DIFF_SRC, p.x, pd.diff_src_desc(), true));
+    plan->scratch = pd.scratchpad_desc();
+  } else {
+    auto hint = forward_pd(s, bias, false, dnnl::prop_kind::forward_training);
+    auto d = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, q.x, q.w, p.b, q.y,
+                                                             q.strides, q.pad, q.pad)
+                  : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, q.x, q.w, q.y,
+                                                             q.strides, q.pad, q.pad);
+    dnnl::convolution_backward_weights::primitive_desc pd(d, scratch_attr(), cpu_engine(), hint);
+    plan->prim = dnnl::convolution_backward_weights(pd);
+    plan->slots.push_back(make_slot(DNNL_ARG_SRC, p.x, pd.src_desc(), false));
+    plan->slots.push_back(make_slot(DNNL_ARG_DIFF_DST, p.y, pd.diff_dst_desc(), false));
+    plan->slots.push_back(make_slot(DNNL_ARG_DIFF_WEIGHTS, p.w, pd.diff_weights_desc(), true));
+    if (bias) plan->slots.push_back(make_slot(DNNL_ARG_DIFF_BIAS, p.b, pd.diff_bias_desc(), true));
+    plan->scratch = pd.scratchpad_desc();
+  }
+  return plan;
+}
+
+std::string shape_text(const Conv2dShape& s) {
+  return detail::concat("x [", s.N, ", ", s.C, ", ", s.H, ", ", s.W, "], w [", s.K, ", ", s.C / s.groups, ", ", s.R,
+                        ", ", s.S, "], stride ", s.stride, ", pad ", s.pad, ", groups ", s.groups);
+}
+
+Plan& get_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu) {
+  using Key = std::array<int64_t, 14>;
+  static std::mutex mu;
+  static std::map<Key, std::shared_ptr<Plan>> cache;
+  Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, static_cast<int64_t>(pass), bias, relu, 0};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  try {
+    auto plan = build_plan(s, pass, bias, relu);
+    return *cache.emplace(key, std::move(plan)).first->second;
+  } catch (const dnnl::error& e) {
+    ISLKD_FAIL("conv2d: oneDNN cannot create a primitive for ", shape_text(s), ": ", e.what());
+  }
+}
+
+// Per-thread reusable buffers for reorder temporaries and the scratchpad: allocating them per call costs page
+// faults on every call (measured: more than the reorders themselves). They grow to the largest request seen.
+class ThreadArena {
+ public:
+  ~ThreadArena() {
+    for (auto& b : bufs_) std::free(b.first);
+  }
+  void* get(size_t slot, size_t bytes) {
+    if (bufs_.size() <= slot) bufs_.resize(slot + 1, {nullptr, 0});
+    auto& b = bufs_[slot];
+    if (b.second < bytes) {
+      std::free(b.first);
+      b.second = (bytes + 4095) / 4096 * 4096;
+      b.first = std::aligned_alloc(64, b.second);
+      ISLKD_CHECK(b.first, "conv2d: out of host memory allocating ", b.second, " bytes");
+    }
+    return b.first;
+  }
+
+ private:
+  std::vector<std::pair<void*, size_t>> bufs_;
+};
+
+// Runs a plan on the caller's plain buffers (ptrs in slot order): reorders inputs in, executes, reorders
+// outputs back. Temporaries come from the calling thread's arena, so concurrent calls never share them.
+void run_plan(const Plan& plan, const std::vector<void*>& ptrs) {
+  thread_local ThreadArena arena;
+  auto& eng = cpu_engine();
+  dnnl::stream strm(eng);
+  std::unordered_map<int, memory> args;
+  std::vector<std::pair<const Slot*, std::pair<memory, memory>>> pending_outputs;
+  for (size_t i = 0; i < plan.slots.size(); ++i) {
+    const Slot& sl = plan.slots[i];
+    memory user(sl.user, eng, ptrs[i]);
+    if (!sl.convert) {
+      args.emplace(sl.arg, user);
+      continue;
+    }
+    memory inner(sl.inner, eng, arena.get(i + 1, sl.inner.get_size()));
+    if (sl.output)
+      pending_outputs.push_back({&sl, {inner, user}});
+    else
+      sl.convert->execute(strm, user, inner);
+    args.emplace(sl.arg, inner);
+  }
+  memory scratch(plan.scratch, eng, arena.get(0, plan.scratch.get_size()));
+  args.emplace(DNNL_ARG_SCRATCHPAD, scratch);
+  plan.prim.execute(strm, args);
+  for (auto& [sl, mems] : pending_outputs) sl->convert->execute(strm, mems.first, mems.second);
+  strm.wait();
+}
+
+void check_shape(const Conv2dShape& s) {
+  ISLKD_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 && s.stride > 0 &&
+                  s.pad >= 0 && s.groups > 0 && s.C % s.groups == 0 && s.K % s.groups == 0 && s.OH() > 0 &&
+                  s.OW() > 0,
+              "conv2d: invalid shape ", shape_text(s));
+}
+
+void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const std::vector<void*>& ptrs) {
+  check_shape(s);
+  Plan& plan = get_plan(s, pass, bias, relu);
+  try {
+    run_plan(plan, ptrs);
+  } catch (const dnnl::error& e) {
+    ISLKD_FAIL("conv2d: oneDNN failed to execute for ", shape_text(s), ": ", e.what());
+  }
+}
+
+void* mut(const float* p) { return const_cast<float*>(p); }  // oneDNN memory objects take void* for inputs too
+
+}  // namespace
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+                    bool fuse_relu) {
+  std::vector<void*> ptrs{mut(x), mut(w)};
+  if (bias) ptrs.push_back(mut(bias));
+  ptrs.push_back(y);
+  run_checked(s, Pass::Forward, bias != nullptr, fuse_relu, ptrs);
+}
+
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  run_checked(s, Pass::BackwardData, false, false, {mut(dy), mut(w), dx});
+}
+
+void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+  std::vector<void*> ptrs{mut(x), mut(dy), dw};
+  if (dbias) ptrs.push_back(dbias);
+  run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs);
+}
+
+}  // namespace islkd::cpu

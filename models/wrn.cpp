@@ -1,0 +1,89 @@
+// Wide ResNets of RepDistiller (wrn_16_1, wrn_16_2, wrn_40_1, wrn_40_2): pre-activation blocks with a 1x1
+// `convShortcut` when the width changes, final BN+ReLU, 8x8 average pool, `fc`. Names as models/wrn.py.
+#include "models/common.h"
+
+namespace islkd::models {
+
+namespace {
+
+using nn::BatchNorm2d;
+using nn::Conv2d;
+
+class WideBasicBlock : public Module {
+ public:
+  WideBasicBlock(int64_t in_planes, int64_t out_planes, int64_t stride, nn::InitRng& rng)
+      : equal_in_out_(in_planes == out_planes) {
+    bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(in_planes));
+    conv1_ = register_module("conv1", std::make_shared<Conv2d>(in_planes, out_planes, 3, stride, 1, 1, false, rng));
+    bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(out_planes));
+    conv2_ = register_module("conv2", std::make_shared<Conv2d>(out_planes, out_planes, 3, 1, 1, 1, false, rng));
+    if (!equal_in_out_)
+      shortcut_ = register_module("convShortcut",
+                                  std::make_shared<Conv2d>(in_planes, out_planes, 1, stride, 0, 1, false, rng));
+  }
+  Tensor forward(const Tensor& x) override {
+    // As in wrn.py: with a width change the shortcut sees the pre-activated input, otherwise the raw input.
+    Tensor act = ops::relu((*bn1_)(x));
+    Tensor out = ops::relu((*bn2_)((*conv1_)(act)));
+    out = (*conv2_)(out);
+    return ops::add(equal_in_out_ ? x : (*shortcut_)(act), out);
+  }
+
+ private:
+  bool equal_in_out_;
+  std::shared_ptr<Conv2d> conv1_, conv2_, shortcut_;
+  std::shared_ptr<BatchNorm2d> bn1_, bn2_;
+};
+
+// wrn.py's NetworkBlock: a module holding one Sequential named `layer`.
+class NetworkBlock : public Module {
+ public:
+  NetworkBlock(int64_t n, int64_t in_planes, int64_t out_planes, int64_t stride, nn::InitRng& rng) {
+    layer_ = register_module("layer", std::make_shared<nn::Sequential>());
+    for (int64_t i = 0; i < n; ++i)
+      layer_->add(std::make_shared<WideBasicBlock>(i == 0 ? in_planes : out_planes, out_planes, i == 0 ? stride : 1, rng));
+  }
+  Tensor forward(const Tensor& x) override { return (*layer_)(x); }
+
+ private:
+  std::shared_ptr<nn::Sequential> layer_;
+};
+
+class WideResNet : public Module {
+ public:
+  WideResNet(int64_t depth, int64_t widen, const ModelConfig& cfg) {
+    ISLKD_CHECK((depth - 4) % 6 == 0, "WideResNet: depth ", depth, " is not 6n+4");
+    const int64_t n = (depth - 4) / 6;
+    const int64_t ch[4] = {16, 16 * widen, 32 * widen, 64 * widen};
+    nn::InitRng rng(cfg.seed);
+    conv1_ = register_module("conv1", std::make_shared<Conv2d>(cfg.in_channels, ch[0], 3, 1, 1, 1, false, rng));
+    for (int b = 0; b < 3; ++b)
+      blocks_.push_back(register_module("block" + std::to_string(b + 1),
+                                        std::make_shared<NetworkBlock>(n, ch[b], ch[b + 1], b == 0 ? 1 : 2, rng)));
+    bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(ch[3]));
+    fc_ = register_module("fc", std::make_shared<nn::Linear>(ch[3], cfg.num_classes, true, rng));
+    // wrn.py: conv weights N(0, sqrt(2/(k*k*out))), BN 1/0, Linear bias 0 (weight left at PyTorch's default).
+    detail::init_convs_fan_out(*this, rng, false);
+    detail::init_linears(*this, rng, -1.0);
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor out = (*conv1_)(x);
+    for (auto& b : blocks_) out = (*b)(out);
+    out = ops::relu((*bn1_)(out));
+    return (*fc_)(detail::final_avg_pool(out, 8));
+  }
+
+ private:
+  std::shared_ptr<Conv2d> conv1_;
+  std::vector<std::shared_ptr<NetworkBlock>> blocks_;
+  std::shared_ptr<BatchNorm2d> bn1_;
+  std::shared_ptr<nn::Linear> fc_;
+};
+
+}  // namespace
+
+std::shared_ptr<Module> make_wrn(const ModelConfig& cfg, int64_t depth, int64_t widen) {
+  return std::make_shared<WideResNet>(depth, widen, cfg);
+}
+
+}  // namespace islkd::models
