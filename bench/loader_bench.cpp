@@ -45,7 +45,8 @@ void BM_LoaderCifarBatches(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(b.images.data());
   }
-  state.counters["batches/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["batches/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * 128, benchmark::Counter::kIsRate);
   state.counters["workers"] = loader.workers();
@@ -65,7 +66,8 @@ void BM_TransformCifarBatch(benchmark::State& state) {
     ++epoch;
     benchmark::DoNotOptimize(out.data());
   }
-  state.counters["batches/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["batches/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_TransformCifarBatch)->Unit(benchmark::kMicrosecond);
 

@@ -65,7 +65,8 @@ TEST(IdxReader, GzipFilesReadValueByValue) {
 TEST(IdxReader, TruncatedImageFileNamesFileAndSizes) {
   auto img = test::idx_images(4, 28, 28), lab = test::idx_labels(4);
   img.resize(img.size() - 10);
-  std::string msg = error_of([&] { parse_idx(img.data(), img.size(), "imgs.idx", lab.data(), lab.size(), "labs.idx", 10); });
+  std::string msg =
+      error_of([&] { parse_idx(img.data(), img.size(), "imgs.idx", lab.data(), lab.size(), "labs.idx", 10); });
   EXPECT_NE(msg.find("imgs.idx"), std::string::npos) << msg;
   EXPECT_NE(msg.find("size mismatch"), std::string::npos) << msg;
 }

@@ -194,11 +194,33 @@ TEST(Sampler, ShuffleIsAPermutationDeterminedBySeedAndEpoch) {
   EXPECT_EQ(*uniq.rbegin(), 999);
 }
 
-TEST(Loader, CudaDeviceWithoutBackendIsAnError) {
-  auto ds = synthetic(8);
-  LoaderOptions o;
-  o.device = Device::CUDA;
+TEST(Loader, CudaBatchesEqualCpuBatchesOrBackendErrorIsClear) {
+  auto ds = synthetic(23);
   std::string why;
-  if (cuda::device_available(&why)) GTEST_SKIP() << "a CUDA device exists";
-  EXPECT_THROW(Loader(ds, Transform(eval_transform(*ds), 3, 8, 8), std::make_shared<SequentialSampler>(8), o), Error);
+  if (!cuda::device_available(&why)) {
+    LoaderOptions o;
+    o.device = Device::CUDA;
+    EXPECT_THROW(Loader(ds, Transform(eval_transform(*ds), 3, 8, 8), std::make_shared<SequentialSampler>(23), o),
+                 Error);
+    return;
+  }
+  // A device (or the emulator) exists: the pinned-staging path must deliver exactly the CPU path's batches.
+  auto cpu = run_epoch(ds, std::make_shared<ShuffledSampler>(23, 3), 2, 1, 5);
+  LoaderOptions o;
+  o.batch_size = 5;
+  o.workers = 2;
+  o.seed = 1234;
+  o.device = Device::CUDA;
+  Loader loader(ds, Transform(augmenting(*ds), 3, 8, 8), std::make_shared<ShuffledSampler>(23, 3), o);
+  loader.start_epoch(1);
+  Batch b;
+  for (size_t k = 0; k < cpu.size(); ++k) {
+    ASSERT_TRUE(loader.next(b));
+    cuda::wait_prefetch();
+    EXPECT_TRUE(b.images.is_cuda());
+    EXPECT_EQ(b.indices, cpu[k].indices);
+    EXPECT_EQ(b.images.to_vector(), cpu[k].images.to_vector()) << "batch " << k;
+    EXPECT_EQ(b.labels.to_labels(), cpu[k].labels.to_labels()) << "batch " << k;
+  }
+  EXPECT_FALSE(loader.next(b));
 }
