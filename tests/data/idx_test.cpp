@@ -137,3 +137,12 @@ TEST(FashionMnist, DebianPackageHasStandardCounts) {
   EXPECT_EQ(test->label(0), 9);
   EXPECT_TRUE(train->hflip_makes_sense());
 }
+
+TEST(IdxReader, InflationBeyondTheLimitIsRefused) {
+  auto img = test::gzip_bytes(test::idx_images(40, 28, 28)), lab = test::idx_labels(40);
+  IdxLimits limits;
+  limits.max_inflated_bytes = 4096;
+  std::string msg = error_of(
+      [&] { parse_idx(img.data(), img.size(), "bomb.gz", lab.data(), lab.size(), "labs", 10, limits); });
+  EXPECT_NE(msg.find("bomb.gz: inflated data exceeds the limit of 4096 bytes"), std::string::npos) << msg;
+}

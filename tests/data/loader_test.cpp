@@ -1,5 +1,6 @@
 // Loader: order and content independent of the worker count, samplers, drop_last, error propagation, shutdown.
 #include <atomic>
+#include <chrono>
 #include <set>
 
 #include "data/loader.h"
@@ -149,6 +150,47 @@ TEST(Loader, WorkerErrorSurfacesAtItsBatch) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos);
   }
+}
+
+namespace {
+// Counts reads, to see how far ahead of the consumer the workers run.
+class CountingDataset : public Dataset {
+ public:
+  explicit CountingDataset(int64_t n) {
+    c_ = 1, h_ = 2, w_ = 2;
+    labels_.assign(static_cast<size_t>(n), 0);
+    class_names_ = {"only"};
+    norm_ = {"t", {0.5f}, {0.5f}};
+    source_ = "counting";
+  }
+  void read(int64_t, uint8_t* out) const override {
+    reads++;
+    std::fill(out, out + 4, uint8_t(1));
+  }
+  mutable std::atomic<int64_t> reads{0};
+};
+}  // namespace
+
+TEST(Loader, WorkersStayWithinThePrefetchBound) {
+  auto ds = std::make_shared<CountingDataset>(1000);
+  LoaderOptions o;
+  o.batch_size = 10;
+  o.workers = 3;
+  o.prefetch = 4;
+  Loader loader(ds, Transform(eval_transform(*ds), 1, 2, 2), std::make_shared<SequentialSampler>(1000), o);
+  // Waits until the count reaches `n` (or 10 s pass), then a little longer to catch any overshoot.
+  auto settle = [&](int64_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ds->reads.load() < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return ds->reads.load();
+  };
+  loader.start_epoch(0);
+  EXPECT_EQ(settle(40), 40) << "4 batches of 10 decoded ahead, no more";
+  Batch b;
+  ASSERT_TRUE(loader.next(b));
+  EXPECT_EQ(settle(50), 50) << "taking one batch frees one slot";
 }
 
 TEST(Loader, DestructionMidEpochJoinsWorkers) {
