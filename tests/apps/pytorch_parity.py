@@ -124,14 +124,21 @@ def cmd_count(a):
         print(name, sum(p.numel() for p in m.parameters()), len(m.state_dict()))
 
 
+def cmd_names(a):
+    for name in repdistiller_models.MODELS:
+        m = repdistiller_models.build(name, a.num_classes, a.in_channels)
+        for k, t in m.state_dict().items():
+            print("%s %s %s [%s]" % (name, k, DTYPES[t.dtype][0], ", ".join(str(d) for d in t.shape)))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("export", "check", "count"):
+    for name in ("export", "check", "count", "names"):
         s = sub.add_parser(name)
         s.add_argument("--num-classes", type=int, default=100)
         s.add_argument("--in-channels", type=int, default=3)
-        if name != "count":
+        if name not in ("count", "names"):
             s.add_argument("--model", required=True, choices=sorted(repdistiller_models.MODELS))
     e = sub.choices["export"]
     e.add_argument("--out-dir", required=True)
@@ -145,7 +152,7 @@ def main():
     c.add_argument("--tolerance", type=float, default=1e-4)
     a = p.parse_args()
     torch.set_num_threads(1)
-    return {"export": cmd_export, "check": cmd_check, "count": cmd_count}[a.cmd](a) or 0
+    return {"export": cmd_export, "check": cmd_check, "count": cmd_count, "names": cmd_names}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":
