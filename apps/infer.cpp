@@ -79,7 +79,12 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "auto (cuda when available) | cpu | cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--batch", o.batch, "images per forward pass (bounds memory)")->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, or the one-line usage error
+    return code == 0 ? 0 : 1;
+  }
   try {
     return run(o);
   } catch (const islkd::Error& e) {
