@@ -2,6 +2,8 @@
 // at its boundary (messages name the op and both shapes), dispatches on the tensor's device to
 // kernels/cpu or kernels/cuda, and records its backward on the autograd tape when an input requires grad.
 #pragma once
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -39,17 +41,19 @@ Tensor softmax(const Tensor& x);  // rows of an M x C tensor; forward only (no a
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 
 // Fused Hinton KD loss: alpha*T^2*KL(teacher_T || student_T) + (1-alpha)*CE(student, label), mean over rows.
-// The teacher is treated as constant. Scalar output; per-instance losses in *row_loss when given.
+// The teacher is treated as constant. Labels int32 (M); a label outside [0, C) is an islkd::Error naming the row.
 struct KDLossOutput {
-  Tensor loss;      // scalar, differentiable w.r.t. student
+  Tensor loss;      // shape [1], differentiable w.r.t. student
   Tensor row_loss;  // M, no grad
   float mean_kd = 0.0f, mean_ce = 0.0f;
 };
 KDLossOutput kd_loss(const Tensor& student, const Tensor& teacher, const Tensor& labels, const KDLossParams& p);
-// Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad.
+// Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
+// may be undefined for DifficultyMeasure::CE and ::Confidence.
 Tensor difficulty_scores(const Tensor& snapshot, const Tensor& teacher, const Tensor& labels, DifficultyMeasure m,
                          const KDLossParams& p);
 // Stable ascending sort of scores (-0 == +0, NaN last) carrying values; returns (sorted keys, sorted values).
+// keys: 1-D float32 on any device; values on the host. Output keys are canonical (-0 -> +0, one NaN bit pattern).
 std::pair<Tensor, std::vector<uint32_t>> radix_sort_pairs(const Tensor& keys, const std::vector<uint32_t>& values);
 
 }  // namespace islkd::ops

@@ -101,10 +101,12 @@ float cross_entropy_forward_backward(int64_t rows, int64_t cols, const float* lo
 
 // ---- distillation (issue 4) ----------------------------------------------------------------------------
 // One pass over teacher and student logits: returns mean total loss; writes per-instance loss (nullable),
-// dL/dstudent (nullable, already divided by rows), and optional mean KD and CE parts.
+// dL/dstudent (nullable, already divided by rows), and optional mean KD and CE parts. The return value and
+// *mean_kd / *mean_ce are host values (nullable). Labels outside [0, cols) throw islkd::Error naming the row.
 float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
                                const int32_t* labels, const KDLossParams& p, float* row_loss,
                                float* dstudent, float* mean_kd, float* mean_ce);
+// scores[r] per DifficultyMeasure (lower = easier); teacher may be null for CE and Confidence.
 void difficulty_scores(int64_t rows, int64_t cols, const float* snapshot, const float* teacher,
                        const int32_t* labels, DifficultyMeasure m, const KDLossParams& p, float* scores);
 // Stable ascending sort of float scores carrying uint32 values (instance indices): -0 -> +0, NaN last.

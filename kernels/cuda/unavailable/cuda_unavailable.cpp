@@ -14,6 +14,11 @@ bool device_available(std::string* why) {
 bool is_emulated() { return false; }
 void* device_malloc(size_t) { unavailable(); }
 void device_free(void*) {}
+void synchronize() { unavailable(); }
+void* pinned_host_malloc(size_t) { unavailable(); }
+void pinned_host_free(void*) {}
+void memcpy_h2d_prefetch(void*, const void*, size_t) { unavailable(); }
+void wait_prefetch() { unavailable(); }
 void memcpy_h2d(void*, const void*, size_t) { unavailable(); }
 void memcpy_d2h(void*, const void*, size_t) { unavailable(); }
 void memcpy_d2d(void*, const void*, size_t) { unavailable(); }
@@ -23,6 +28,15 @@ void add(const float*, const float*, float*, int64_t) { unavailable(); }
 void scale(const float*, float, float*, int64_t) { unavailable(); }
 void relu_forward(const float*, float*, int64_t) { unavailable(); }
 void relu_backward(const float*, const float*, float*, int64_t) { unavailable(); }
+float kd_loss_forward_backward(int64_t, int64_t, const float*, const float*, const int32_t*, const KDLossParams&,
+                               float*, float*, float*, float*) {
+  unavailable();
+}
+void difficulty_scores(int64_t, int64_t, const float*, const float*, const int32_t*, DifficultyMeasure,
+                       const KDLossParams&, float*) {
+  unavailable();
+}
+void radix_sort_pairs(int64_t, const float*, const uint32_t*, float*, uint32_t*) { unavailable(); }
 
 // Referenced by the layer ops (engine/ops_conv2d.cpp, ops_batch_norm.cpp, ops_*pool*.cpp, ops_linear.cpp,
 // ops_channel.cpp, ops_softmax.cpp, ops_cross_entropy.cpp).

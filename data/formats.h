@@ -1,0 +1,57 @@
+// Parsers for the binary dataset formats (IDX, CIFAR binary, MATLAB level-5 MAT for SVHN), from memory.
+// They depend on nothing but islkd::Error and zlib, so the fuzzers (tests/fuzz) build them without the engine.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace islkd::data {
+
+// Decoded images of one file (or split): n instances of c x h x w uint8 pixels, CHW per instance, back to back.
+struct RawImages {
+  int64_t n = 0;
+  int c = 0, h = 0, w = 0;
+  std::vector<uint8_t> pixels;  // n * c * h * w
+  std::vector<int32_t> labels;  // n
+  int64_t instance_bytes() const { return static_cast<int64_t>(c) * h * w; }
+};
+
+// Whole file into memory; Error naming the file when it cannot be opened or read.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+
+// True when the bytes start with the gzip magic (1f 8b).
+bool is_gzip(const uint8_t* data, size_t size);
+// Inflates a gzip or zlib stream; refuses to produce more than max_out bytes (so a corrupt or hostile length
+// cannot exhaust memory). `name` names the file in errors.
+std::vector<uint8_t> inflate_all(const uint8_t* data, size_t size, size_t max_out, const std::string& name);
+
+// ---- IDX (MNIST, Fashion-MNIST): magic 00 00 08 <ndim>, ndim big-endian uint32 sizes, then the ubytes -----
+// Either file may be gzip-compressed (detected by its magic). Images: ndim 3 (N, H, W); labels: ndim 1 (N),
+// each < num_classes. Names are used in errors only.
+struct IdxLimits {
+  size_t max_inflated_bytes = size_t(1) << 32;
+};
+RawImages parse_idx(const uint8_t* images, size_t images_size, const std::string& images_name,
+                    const uint8_t* labels, size_t labels_size, const std::string& labels_name, int num_classes,
+                    const IdxLimits& limits = {});
+// One IDX file on its own (the fuzz entry point and the building block of parse_idx): returns the dims and
+// sets *payload/*payload_size to the (inflated, owned by `storage`) data part.
+std::vector<uint32_t> parse_idx_header(const uint8_t* data, size_t size, const std::string& name,
+                                       std::vector<uint8_t>& storage, const uint8_t** payload,
+                                       size_t* payload_size, const IdxLimits& limits = {});
+
+// ---- CIFAR binary: records of label byte(s) + 3072 pixel bytes (1024 R, 1024 G, 1024 B, row-major 32x32) ----
+// CIFAR-10: label_bytes 1, label_index 0, num_classes 10. CIFAR-100: label_bytes 2 (coarse, fine);
+// label_index 1 for fine (100 classes) or 0 for coarse (20 classes). Appends to `out` (3 x 32 x 32).
+void parse_cifar(const uint8_t* data, size_t size, const std::string& name, int label_bytes, int label_index,
+                 int num_classes, RawImages& out);
+
+// ---- SVHN cropped digits: MATLAB level-5 MAT with X (32x32x3xN uint8) and y (Nx1, any numeric class, 1..10,
+// 10 meaning digit 0). miCOMPRESSED (zlib) elements are inflated; other variables are skipped.
+struct MatLimits {
+  size_t max_inflated_bytes = size_t(1) << 34;
+};
+RawImages parse_svhn_mat(const uint8_t* data, size_t size, const std::string& name, const MatLimits& limits = {});
+
+}  // namespace islkd::data
