@@ -1,5 +1,6 @@
 // Code shared by the apps (train, train_kd): device choice, the error-catching main wrapper, the in-place
-// progress line, accuracy counting. Header-only because every apps/<name>.cpp is its own executable.
+// progress line, accuracy counting, test-split evaluation, checkpoint metadata helpers, the metrics log.
+// Header-only because every apps/<name>.cpp is its own executable.
 #pragma once
 #include <unistd.h>
 
@@ -9,8 +10,17 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "data/loader.h"
+#include "engine/autograd.h"
+#include "engine/module.h"
+#include "engine/ops.h"
+#include "engine/safetensors.h"
 #include "engine/tensor.h"
 #include "kernels/common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -113,5 +123,99 @@ inline void apply_threads(int threads) {
   ISLKD_CHECK(threads >= 0, "--threads must be >= 0, got ", threads);
   cpu::set_num_threads(threads);
 }
+
+inline std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+struct EvalResult {
+  double loss = 0.0, accuracy = 0.0;  // mean cross-entropy, percent right
+  int64_t n = 0;
+};
+
+// Mean cross-entropy and accuracy of `model` (switched to eval mode, then back to train) over the loader's epoch 0.
+inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
+  NoGradGuard no_grad;
+  model.eval();
+  EvalResult r;
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    if (device == Device::CUDA) cuda::wait_prefetch();
+    Tensor logits = model(b.images);
+    const int64_t n = b.images.size(0);
+    loss_sum += static_cast<double>(ops::cross_entropy(logits, b.labels).item()) * static_cast<double>(n);
+    correct += count_correct(logits, b.labels.to_labels());
+    r.n += n;
+  }
+  model.train();
+  ISLKD_CHECK(r.n > 0, "evaluation: the test split is empty");
+  r.loss = loss_sum / static_cast<double>(r.n);
+  r.accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(r.n);
+  return r;
+}
+
+inline std::string meta_get(const std::map<std::string, std::string>& meta, const std::string& key,
+                            const std::string& path, const char* app_name) {
+  auto it = meta.find(key);
+  ISLKD_CHECK(it != meta.end(), path, ": not a checkpoint of `", app_name, "` (metadata has no '", key, "')");
+  return it->second;
+}
+
+inline int64_t parse_int(const std::string& s, const std::string& what) {
+  try {
+    size_t pos = 0;
+    long long v = std::stoll(s, &pos);
+    if (pos == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  ISLKD_FAIL(what, ": '", s, "' is not an integer");
+}
+
+// Per-epoch metrics as JSON lines: a first line with the run config, then one line per epoch. Kept in memory and
+// rewritten atomically after each epoch; a resumed run keeps the lines of the epochs it did not redo.
+class MetricsLog {
+ public:
+  MetricsLog(std::string path, const nlohmann::json& config, int64_t resume_epoch) : path_(std::move(path)) {
+    if (path_.empty()) return;
+    if (resume_epoch > 0) {
+      if (std::FILE* f = std::fopen(path_.c_str(), "r")) {
+        std::string line;
+        int ch;
+        auto flush_line = [&] {
+          nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+          if (!j.is_discarded() && j.is_object() && !j.contains("config") &&
+              j.value("epoch", resume_epoch + 1) <= resume_epoch)
+            lines_.push_back(j.dump());
+          line.clear();
+        };
+        while ((ch = std::fgetc(f)) != EOF) {
+          if (ch == '\n')
+            flush_line();
+          else
+            line.push_back(static_cast<char>(ch));
+        }
+        if (!line.empty()) flush_line();
+        std::fclose(f);
+      }
+    }
+    lines_.insert(lines_.begin(), nlohmann::json{{"config", config}}.dump());
+  }
+  void append(const nlohmann::json& epoch_metrics) {
+    if (path_.empty()) return;
+    lines_.push_back(epoch_metrics.dump());
+    std::string text;
+    for (const auto& l : lines_) text += l + "\n";
+    write_file_atomic(path_, text.data(), text.size());
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> lines_;
+};
 
 }  // namespace islkd::app

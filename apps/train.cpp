@@ -59,56 +59,8 @@ struct Args {
 // or timings), so a run of E epochs and a run of E-1 epochs resumed for one more write identical files.
 constexpr const char* kFormat = "islkd.train.v1";
 
-struct EvalResult {
-  double loss = 0.0, accuracy = 0.0;
-  int64_t n = 0;
-};
-
-EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
-  NoGradGuard no_grad;
-  model.eval();
-  EvalResult r;
-  double loss_sum = 0.0;
-  int64_t correct = 0;
-  loader.start_epoch(0);
-  data::Batch b;
-  while (loader.next(b)) {
-    if (device == Device::CUDA) cuda::wait_prefetch();
-    Tensor logits = model(b.images);
-    const int64_t n = b.images.size(0);
-    loss_sum += static_cast<double>(ops::cross_entropy(logits, b.labels).item()) * static_cast<double>(n);
-    correct += app::count_correct(logits, b.labels.to_labels());
-    r.n += n;
-  }
-  model.train();
-  ISLKD_CHECK(r.n > 0, "evaluation: the test split is empty");
-  r.loss = loss_sum / static_cast<double>(r.n);
-  r.accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(r.n);
-  return r;
-}
-
-std::string meta_get(const std::map<std::string, std::string>& meta, const std::string& key,
-                     const std::string& path) {
-  auto it = meta.find(key);
-  ISLKD_CHECK(it != meta.end(), path, ": not a checkpoint of `train` (metadata has no '", key, "')");
-  return it->second;
-}
-
-int64_t parse_int(const std::string& s, const std::string& what) {
-  try {
-    size_t pos = 0;
-    long long v = std::stoll(s, &pos);
-    if (pos == s.size()) return v;
-  } catch (const std::exception&) {
-  }
-  ISLKD_FAIL(what, ": '", s, "' is not an integer");
-}
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
+using app::EvalResult;
+using app::fixed;
 
 int run(int argc, char** argv) {
   Args a;
@@ -147,7 +99,8 @@ int run(int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+    if (e.get_exit_code() == 0) return cli.exit(e);  // --help
+    ISLKD_FAIL(e.what());                             // one line, like every other error
   }
 
   app::apply_threads(a.threads);
@@ -220,16 +173,16 @@ int run(int argc, char** argv) {
   std::map<std::string, Tensor> opt_state;
   if (!a.resume.empty()) {
     checkpoint::Contents c = checkpoint::load(a.resume, *model);
-    ISLKD_CHECK(meta_get(c.metadata, "format", a.resume) == kFormat, a.resume, ": checkpoint format '",
+    ISLKD_CHECK(app::meta_get(c.metadata, "format", a.resume, "train") == kFormat, a.resume, ": checkpoint format '",
                 c.metadata.at("format"), "', expected ", kFormat);
-    nlohmann::json saved = nlohmann::json::parse(meta_get(c.metadata, "config", a.resume), nullptr, false);
+    nlohmann::json saved = nlohmann::json::parse(app::meta_get(c.metadata, "config", a.resume, "train"), nullptr, false);
     ISLKD_CHECK(!saved.is_discarded(), a.resume, ": metadata 'config' is not JSON");
     for (const char* key : {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"})
       ISLKD_CHECK(saved.value(key, nlohmann::json()) == run_config[key], "--resume ", a.resume, ": it was trained with ",
                   key, " = ", saved.value(key, nlohmann::json()).dump(), ", this run has ", run_config[key].dump());
-    start_epoch = parse_int(meta_get(c.metadata, "epoch", a.resume), a.resume + ": metadata 'epoch'");
-    global_step = parse_int(meta_get(c.metadata, "step", a.resume), a.resume + ": metadata 'step'");
-    opt_steps = parse_int(meta_get(c.metadata, "optimizer.steps", a.resume), a.resume + ": 'optimizer.steps'");
+    start_epoch = app::parse_int(app::meta_get(c.metadata, "epoch", a.resume, "train"), a.resume + ": metadata 'epoch'");
+    global_step = app::parse_int(app::meta_get(c.metadata, "step", a.resume, "train"), a.resume + ": metadata 'step'");
+    opt_steps = app::parse_int(app::meta_get(c.metadata, "optimizer.steps", a.resume, "train"), a.resume + ": 'optimizer.steps'");
     ISLKD_CHECK(start_epoch < a.epochs, "--resume ", a.resume, " has already trained ", start_epoch,
                 " epochs; pass --epochs larger than that to continue");
     for (const auto& e : c.extra) {
@@ -253,20 +206,7 @@ int run(int argc, char** argv) {
                 static_cast<long long>(start_epoch), static_cast<long long>(global_step));
   std::fflush(stdout);
 
-  // Per-epoch metrics: kept in memory and rewritten atomically each epoch (earlier epochs of a resumed run kept).
-  std::vector<std::string> metric_lines;
-  if (!a.metrics.empty() && start_epoch > 0) {
-    std::FILE* f = std::fopen(a.metrics.c_str(), "r");
-    if (f) {
-      char line[4096];
-      while (std::fgets(line, sizeof line, f)) {
-        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded()) continue;
-        if (j.contains("config") || j.value("epoch", start_epoch + 1) <= start_epoch) metric_lines.push_back(j.dump());
-      }
-      std::fclose(f);
-    }
-  }
+  app::MetricsLog metrics(a.metrics, run_config, start_epoch);
 
   // ---- training ----
   model->train();
@@ -317,7 +257,7 @@ int run(int argc, char** argv) {
     steps_timed += step;
 
     app::Stopwatch eval_clock;
-    EvalResult test = evaluate(*model, test_loader, device);
+    EvalResult test = app::evaluate(*model, test_loader, device);
     eval_seconds_last = eval_clock.seconds();
 
     const double train_loss = loss_sum / static_cast<double>(seen);
@@ -346,23 +286,16 @@ int run(int argc, char** argv) {
                 app::format_duration(eval_seconds_last).c_str(), app::format_duration(remaining).c_str());
     std::fflush(stdout);
 
-    if (!a.metrics.empty()) {
-      nlohmann::json m = {{"epoch", epoch + 1},
-                          {"step", global_step},
-                          {"lr_last", schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch)},
-                          {"train_loss", train_loss},
-                          {"train_accuracy", train_acc},
-                          {"test_loss", test.loss},
-                          {"test_accuracy", test.accuracy},
-                          {"train_seconds", epoch_train_seconds},
-                          {"eval_seconds", eval_seconds_last},
-                          {"images_per_second", static_cast<double>(seen) / epoch_train_seconds}};
-      if (metric_lines.empty()) metric_lines.push_back(nlohmann::json{{"config", run_config}}.dump());
-      metric_lines.push_back(m.dump());
-      std::string text;
-      for (const auto& l : metric_lines) text += l + "\n";
-      write_file_atomic(a.metrics, text.data(), text.size());
-    }
+    metrics.append({{"epoch", epoch + 1},
+                    {"step", global_step},
+                    {"lr_last", schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch)},
+                    {"train_loss", train_loss},
+                    {"train_accuracy", train_acc},
+                    {"test_loss", test.loss},
+                    {"test_accuracy", test.accuracy},
+                    {"train_seconds", epoch_train_seconds},
+                    {"eval_seconds", eval_seconds_last},
+                    {"images_per_second", static_cast<double>(seen) / epoch_train_seconds}});
   }
   std::printf("train: done in %s; checkpoint %s\n", app::format_duration(run_clock.seconds()).c_str(),
               a.out.c_str());
