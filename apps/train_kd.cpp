@@ -111,15 +111,16 @@ class TomlConfig : public CLI::Config {
 
  private:
   static std::string scalar(const toml::node& n, const std::string& key) {
-    if (auto v = n.value<bool>()) return *v ? "true" : "false";
-    if (auto v = n.value<int64_t>(); v && n.is_integer()) return std::to_string(*v);
-    if (auto v = n.value<double>()) {
+    // By node type: toml++'s value<T>() converts permissively (an integer reads as a bool).
+    if (n.is_boolean()) return n.value<bool>().value() ? "true" : "false";
+    if (n.is_integer()) return std::to_string(n.value<int64_t>().value());
+    if (n.is_floating_point()) {
       std::ostringstream os;
       os.precision(17);
-      os << *v;
+      os << n.value<double>().value();
       return os.str();
     }
-    if (auto v = n.value<std::string>()) return *v;
+    if (n.is_string()) return n.value<std::string>().value();
     throw CLI::ConfigError("TOML config: key '" + key + "' has a value of an unsupported type");
   }
   static void add_table(const toml::table& t, std::vector<CLI::ConfigItem>& items) {
