@@ -622,6 +622,11 @@ int run(int argc, char** argv) {
     ISLKD_CHECK(m == "ce" || m == "kd" || m == "isl", "--method: unknown method '", m, "' (expected ce, kd or isl)");
   ISLKD_CHECK(a.resume.empty() || methods.size() == 1, "--resume continues one run: give a single --method");
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");
+  // Bad curriculum names fail here, before the data and the teacher are loaded.
+  distill::parse_pacing(a.pacing);
+  distill::parse_batch_order(a.batch_order);
+  distill::parse_curriculum_mode(a.curriculum_mode);
+  distill::parse_difficulty_measure(a.measure);
 
   app::apply_threads(a.threads);
   Shared s;
