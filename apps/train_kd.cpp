@@ -111,15 +111,16 @@ class TomlConfig : public CLI::Config {
 
  private:
   static std::string scalar(const toml::node& n, const std::string& key) {
-    if (auto v = n.value<bool>()) return *v ? "true" : "false";
-    if (auto v = n.value<int64_t>(); v && n.is_integer()) return std::to_string(*v);
-    if (auto v = n.value<double>()) {
+    // By node type: toml++'s value<T>() converts permissively (an integer reads as a bool).
+    if (n.is_boolean()) return n.value<bool>().value() ? "true" : "false";
+    if (n.is_integer()) return std::to_string(n.value<int64_t>().value());
+    if (n.is_floating_point()) {
       std::ostringstream os;
       os.precision(17);
-      os << *v;
+      os << n.value<double>().value();
       return os.str();
     }
-    if (auto v = n.value<std::string>()) return *v;
+    if (n.is_string()) return n.value<std::string>().value();
     throw CLI::ConfigError("TOML config: key '" + key + "' has a value of an unsupported type");
   }
   static void add_table(const toml::table& t, std::vector<CLI::ConfigItem>& items) {
@@ -621,6 +622,11 @@ int run(int argc, char** argv) {
     ISLKD_CHECK(m == "ce" || m == "kd" || m == "isl", "--method: unknown method '", m, "' (expected ce, kd or isl)");
   ISLKD_CHECK(a.resume.empty() || methods.size() == 1, "--resume continues one run: give a single --method");
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");
+  // Bad curriculum names fail here, before the data and the teacher are loaded.
+  distill::parse_pacing(a.pacing);
+  distill::parse_batch_order(a.batch_order);
+  distill::parse_curriculum_mode(a.curriculum_mode);
+  distill::parse_difficulty_measure(a.measure);
 
   app::apply_threads(a.threads);
   Shared s;

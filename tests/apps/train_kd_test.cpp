@@ -66,7 +66,7 @@ std::string make_teacher(int64_t classes) {
 // held from the boundary at epoch 1.
 std::string isl_args(const std::string& teacher) {
   return "--method isl --model resnet8 --teacher " + teacher +
-         " --teacher-model resnet8 --limit 128 --test-limit 64 --batch-size 32 --threads 2 --device cpu --seed 5 "
+         " --teacher-model resnet8 --limit 64 --test-limit 32 --batch-size 16 --threads 2 --device cpu --seed 5 "
          "--schedule multistep --milestones 2 --isl-warmup 1 --phases 1 --phase-epochs 2 --start-fraction 0.6 ";
 }
 
@@ -153,7 +153,7 @@ TEST(TrainKdApp, BadTeacherOrArgumentsGiveOneErrorLineAndExitCode1) {
   };
   int k = 0;
   for (const Bad& c : cases) {
-    RunResult r = run_kd(c.args + " --device cpu --threads 2", "bad" + std::to_string(k++));
+    RunResult r = run_kd(c.args + " --device cpu --threads 2 --test-limit 32", "bad" + std::to_string(k++));
     EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.out << r.err;
     EXPECT_EQ(count_lines(r.err), 1) << c.args << "\n" << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;

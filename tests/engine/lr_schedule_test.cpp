@@ -111,7 +111,7 @@ TEST(LRSchedule, BadSettingsAreErrorsNamingTheProblem) {
   s.milestones = {150, 140};
   EXPECT_THROW(make_schedule(s), Error);
   s = kd_literature_preset();
-  s.milestones = {300};
+  s.milestones = {-1};
   EXPECT_THROW(make_schedule(s), Error);
   s = kd_literature_preset();
   s.warmup_epochs = 240;
@@ -126,4 +126,17 @@ TEST(LRSchedule, BadSettingsAreErrorsNamingTheProblem) {
     EXPECT_NE(std::string(e.what()).find("floor"), std::string::npos) << e.what();
   }
   EXPECT_THROW(schedule_from_json(nlohmann::json{{"type", "multistep"}}), Error);
+}
+
+TEST(MultiStepLR, MilestoneAtTheEndOfAShortenedRunIsAllowedAndInactive) {
+  // A run stopped after 2 epochs and resumed to 3 must use the 3-epoch run's schedule.
+  ScheduleSpec spec;
+  spec.kind = "multistep";
+  spec.base_lr = 0.1;
+  spec.epochs = 2;
+  spec.milestones = {2};
+  auto s = make_schedule(spec);
+  EXPECT_DOUBLE_EQ(s->lr_at(1.99), 0.1);
+  spec.epochs = 3;
+  EXPECT_EQ(make_schedule(spec)->config(), s->config());
 }
