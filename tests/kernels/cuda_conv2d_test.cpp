@@ -7,7 +7,7 @@
 #include "tests/kernels/cuda_test_util.h"
 
 using namespace islkd;
-using test::DeviceArray;
+using test::DeviceVec;
 
 namespace {
 
@@ -37,7 +37,7 @@ TEST(CudaConv2d, ForwardWithBiasAndFusedReluMatchesCpu) {
   for (const Conv2dShape& s : kShapes) {
     const std::vector<float> x = test::random_vector(x_size(s), 1), w = test::random_vector(w_size(s), 2),
                              b = test::random_vector(static_cast<size_t>(s.K), 3);
-    DeviceArray<float> dx(x), dw(w), db(b), dy(y_size(s));
+    DeviceVec<float> dx(x), dw(w), db(b), dy(y_size(s));
     std::vector<float> ref(y_size(s));
     for (int variant = 0; variant < 3; ++variant) {  // no bias; bias; bias + ReLU
       const bool bias = variant > 0, relu = variant == 2;
@@ -54,7 +54,7 @@ TEST(CudaConv2d, BackwardDataWeightsAndBiasMatchCpu) {
   for (const Conv2dShape& s : kShapes) {
     const std::vector<float> x = test::random_vector(x_size(s), 4), w = test::random_vector(w_size(s), 5),
                              dy = test::random_vector(y_size(s), 6);
-    DeviceArray<float> d_x(x), d_w(w), d_dy(dy), d_dx(x_size(s)), d_dw(w_size(s)), d_db(static_cast<size_t>(s.K));
+    DeviceVec<float> d_x(x), d_w(w), d_dy(dy), d_dx(x_size(s)), d_dw(w_size(s)), d_db(static_cast<size_t>(s.K));
     std::vector<float> dx(x_size(s)), dw(w_size(s)), db(static_cast<size_t>(s.K));
     cuda::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get());
     cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
@@ -70,7 +70,7 @@ TEST(CudaConv2d, BackwardDataWeightsAndBiasMatchCpu) {
 
 TEST(CudaConv2d, AlgorithmIsChosenOncePerShapeAndDirection) {
   const Conv2dShape s = shape(2, 3, 10, 10, 4, 3, 1, 1, 1);
-  DeviceArray<float> x(x_size(s)), w(w_size(s)), y(y_size(s)), dx(x_size(s)), dw(w_size(s));
+  DeviceVec<float> x(x_size(s)), w(w_size(s)), y(y_size(s)), dx(x_size(s)), dw(w_size(s));
   cuda::fill(x.get(), 0.5f, static_cast<int64_t>(x_size(s)));
   cuda::fill(w.get(), 0.25f, static_cast<int64_t>(w_size(s)));
   cuda::conv2d_forward(s, x.get(), w.get(), nullptr, y.get());
@@ -89,7 +89,7 @@ TEST(CudaConv2d, AlgorithmIsChosenOncePerShapeAndDirection) {
   EXPECT_EQ(later.conv_backward_filter - first.conv_backward_filter, 3u);
   // A new shape asks again.
   const Conv2dShape t = shape(2, 3, 12, 12, 4, 3, 1, 1, 1);
-  DeviceArray<float> x2(x_size(t)), y2(y_size(t));
+  DeviceVec<float> x2(x_size(t)), y2(y_size(t));
   cuda::fill(x2.get(), 1.0f, static_cast<int64_t>(x_size(t)));
   cuda::conv2d_forward(t, x2.get(), w.get(), nullptr, y2.get());
   EXPECT_EQ(islkd_cuda_shim::stats().algorithm_queries, later.algorithm_queries + 1);
@@ -97,7 +97,7 @@ TEST(CudaConv2d, AlgorithmIsChosenOncePerShapeAndDirection) {
 
 TEST(CudaConv2d, SteadyStateForwardBackwardMakesNoCudaMalloc) {
   const Conv2dShape s = shape(2, 3, 8, 8, 4, 3, 1, 1, 1);
-  DeviceArray<float> x(x_size(s)), w(w_size(s)), y(y_size(s)), dx(x_size(s)), dw(w_size(s)), db(4);
+  DeviceVec<float> x(x_size(s)), w(w_size(s)), y(y_size(s)), dx(x_size(s)), dw(w_size(s)), db(4);
   cuda::fill(x.get(), 0.5f, static_cast<int64_t>(x_size(s)));
   cuda::fill(w.get(), 0.25f, static_cast<int64_t>(w_size(s)));
   auto step = [&] {

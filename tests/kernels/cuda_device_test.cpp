@@ -10,7 +10,7 @@
 #include "tests/kernels/cuda_test_util.h"
 
 using namespace islkd;
-using test::DeviceArray;
+using test::DeviceVec;
 
 #if defined(ISLKD_SANITIZE) || defined(__SANITIZE_ADDRESS__)
 constexpr bool kPools = false;  // the allocator passes straight through under the sanitizer
@@ -131,7 +131,7 @@ TEST(CudaAllocator, FreeOfAForeignPointerIsIgnoredNotACrash) {
 
 TEST(CudaMemory, CopiesRoundTripAndPrefetchLandsBeforeUse) {
   const std::vector<float> v = test::random_vector(1000, 2);
-  DeviceArray<float> a(v), b(1000);
+  DeviceVec<float> a(v), b(1000);
   cuda::memcpy_d2d(b.get(), a.get(), 1000 * 4);
   EXPECT_TRUE(test::all_close(b.host(), v, 0, 0));
 
@@ -173,13 +173,13 @@ TEST(CudaShim, SgemmIsColumnMajor) {
   cublasHandle_t h = nullptr;
   ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
   // A = [[1, 2], [3, 4]] column-major is {1, 3, 2, 4}; B = I; C = A^T * B = [[1, 3], [2, 4]] -> {1, 2, 3, 4}.
-  DeviceArray<float> A(std::vector<float>{1, 3, 2, 4}), B(std::vector<float>{1, 0, 0, 1}), C(4);
+  DeviceVec<float> A(std::vector<float>{1, 3, 2, 4}), B(std::vector<float>{1, 0, 0, 1}), C(4);
   const float one = 1.0f, zero = 0.0f;
   ASSERT_EQ(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, 2, 2, 2, &one, A.get(), 2, B.get(), 2, &zero, C.get(), 2),
             CUBLAS_STATUS_SUCCESS);
   EXPECT_TRUE(test::all_close(C.host(), {1, 2, 3, 4}, 0, 0));
   // A 2 x 3 result with ldc 3 (padding row untouched): C = A(2x2) * B(2x3)
-  DeviceArray<float> B3(std::vector<float>{1, 0, 0, 1, 1, 1}), C3(std::vector<float>(9, 7.0f));
+  DeviceVec<float> B3(std::vector<float>{1, 0, 0, 1, 1, 1}), C3(std::vector<float>(9, 7.0f));
   ASSERT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 3, 2, &one, A.get(), 2, B3.get(), 2, &zero, C3.get(), 3),
             CUBLAS_STATUS_SUCCESS);
   EXPECT_TRUE(test::all_close(C3.host(), {1, 3, 7, 2, 4, 7, 3, 7, 7}, 0, 0));

@@ -5,7 +5,7 @@
 #include "tests/kernels/cuda_test_util.h"
 
 using namespace islkd;
-using test::DeviceArray;
+using test::DeviceVec;
 
 namespace {
 const int64_t kSizes[] = {1, 31, 33, 1000, 100003};
@@ -14,13 +14,13 @@ const int64_t kSizes[] = {1, 31, 33, 1000, 100003};
 TEST(CudaElementwise, FillAndCopyMatchCpu) {
   for (int64_t n : kSizes) {
     const size_t un = static_cast<size_t>(n);
-    DeviceArray<float> y(un), z(un);
+    DeviceVec<float> y(un), z(un);
     cuda::fill(y.get(), 2.5f, n);
     std::vector<float> ref(un);
     cpu::fill(ref.data(), 2.5f, n);
     EXPECT_TRUE(test::all_close(y.host(), ref, 0, 0)) << "fill n=" << n;
     const std::vector<float> x = test::random_vector(un, 11);
-    DeviceArray<float> dx(x);
+    DeviceVec<float> dx(x);
     cuda::copy(dx.get(), z.get(), n);
     EXPECT_TRUE(test::all_close(z.host(), x, 0, 0)) << "copy n=" << n;
   }
@@ -30,7 +30,7 @@ TEST(CudaElementwise, AddAccumulateScaleMatchCpu) {
   for (int64_t n : kSizes) {
     const size_t un = static_cast<size_t>(n);
     const std::vector<float> a = test::random_vector(un, 1), b = test::random_vector(un, 2);
-    DeviceArray<float> da(a), db(b), dy(un);
+    DeviceVec<float> da(a), db(b), dy(un);
     std::vector<float> ref(un);
 
     cuda::add(da.get(), db.get(), dy.get(), n);
@@ -50,7 +50,7 @@ TEST(CudaElementwise, AddAccumulateScaleMatchCpu) {
 
 TEST(CudaElementwise, AddInPlaceAliasesAnInput) {
   const std::vector<float> a = test::random_vector(1000, 3), b = test::random_vector(1000, 4);
-  DeviceArray<float> da(a), db(b);
+  DeviceVec<float> da(a), db(b);
   cuda::add(da.get(), db.get(), db.get(), 1000);
   std::vector<float> ref(1000);
   cpu::add(a.data(), b.data(), ref.data(), 1000);
@@ -63,7 +63,7 @@ TEST(CudaElementwise, ReluForwardBackwardMatchCpu) {
     std::vector<float> x = test::random_vector(un, 5);
     if (n > 2) x[1] = std::nanf(""), x[2] = 0.0f;  // NaN and the kink map to 0, as on the CPU
     const std::vector<float> dy = test::random_vector(un, 6);
-    DeviceArray<float> dx_in(x), ddy(dy), dyv(un), ddx(un);
+    DeviceVec<float> dx_in(x), ddy(dy), dyv(un), ddx(un);
     std::vector<float> y(un), dx(un);
     cuda::relu_forward(dx_in.get(), dyv.get(), n);
     cpu::relu_forward(x.data(), y.data(), n);
@@ -78,7 +78,7 @@ TEST(CudaElementwise, SumRowsMatchesCpuAtAwkwardShapes) {
   const std::pair<int64_t, int64_t> shapes[] = {{1, 1}, {31, 33}, {33, 31}, {1000, 10}, {4, 1000}, {100003, 1}, {7, 65}};
   for (auto [rows, cols] : shapes) {
     const std::vector<float> x = test::random_vector(static_cast<size_t>(rows * cols), 9);
-    DeviceArray<float> dx(x), dy(static_cast<size_t>(cols));
+    DeviceVec<float> dx(x), dy(static_cast<size_t>(cols));
     std::vector<float> ref(static_cast<size_t>(cols));
     cuda::sum_rows(dx.get(), rows, cols, dy.get());
     cpu::sum_rows(x.data(), rows, cols, ref.data());

@@ -5,7 +5,7 @@
 #include "tests/kernels/cuda_test_util.h"
 
 using namespace islkd;
-using test::DeviceArray;
+using test::DeviceVec;
 
 namespace {
 struct Mkn {
@@ -19,7 +19,7 @@ TEST(CudaLinear, ForwardMatchesCpuWithAndWithoutBias) {
     const auto x = test::random_vector(static_cast<size_t>(d.M * d.K), 1),
                w = test::random_vector(static_cast<size_t>(d.N * d.K), 2),
                b = test::random_vector(static_cast<size_t>(d.N), 3);
-    DeviceArray<float> dx(x), dw(w), db(b), dy(static_cast<size_t>(d.M * d.N));
+    DeviceVec<float> dx(x), dw(w), db(b), dy(static_cast<size_t>(d.M * d.N));
     std::vector<float> ref(static_cast<size_t>(d.M * d.N));
     for (bool bias : {false, true}) {
       cuda::linear_forward(d.M, d.K, d.N, dx.get(), dw.get(), bias ? db.get() : nullptr, dy.get());
@@ -35,7 +35,7 @@ TEST(CudaLinear, BackwardMatchesCpu) {
     const auto x = test::random_vector(static_cast<size_t>(d.M * d.K), 4),
                w = test::random_vector(static_cast<size_t>(d.N * d.K), 5),
                dy = test::random_vector(static_cast<size_t>(d.M * d.N), 6);
-    DeviceArray<float> d_x(x), d_w(w), d_dy(dy), d_dx(x.size()), d_dw(w.size()), d_db(static_cast<size_t>(d.N));
+    DeviceVec<float> d_x(x), d_w(w), d_dy(dy), d_dx(x.size()), d_dw(w.size()), d_db(static_cast<size_t>(d.N));
     std::vector<float> dx(x.size()), dw(w.size()), db(static_cast<size_t>(d.N));
     cuda::linear_backward(d.M, d.K, d.N, d_x.get(), d_w.get(), d_dy.get(), d_dx.get(), d_dw.get(), d_db.get());
     cpu::linear_backward(d.M, d.K, d.N, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
@@ -47,7 +47,7 @@ TEST(CudaLinear, BackwardMatchesCpu) {
 
 TEST(CudaLinear, BackwardComputesOnlyTheRequestedGradients) {
   const auto x = test::random_vector(12, 7), w = test::random_vector(15, 8), dy = test::random_vector(20, 9);
-  DeviceArray<float> d_x(x), d_w(w), d_dy(dy), d_dw(w.size());
+  DeviceVec<float> d_x(x), d_w(w), d_dy(dy), d_dw(w.size());
   std::vector<float> dw(w.size());
   cuda::linear_backward(4, 3, 5, d_x.get(), d_w.get(), d_dy.get(), nullptr, d_dw.get(), nullptr);
   cpu::linear_backward(4, 3, 5, x.data(), w.data(), dy.data(), nullptr, dw.data(), nullptr);
