@@ -29,6 +29,10 @@ TEST(CudaDevice, UnavailableWithoutDriverOrEnvironmentAndNeverThrows) {
   EXPECT_FALSE(cuda::device_available(nullptr));
   // The failed query leaves no sticky error behind for the next launch check.
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  // Without a device, memory cannot be had either (the loader relies on that to report the missing device).
+  EXPECT_THROW(cuda::pinned_host_free(cuda::pinned_host_malloc(64)), Error);
+  cudaGetLastError();
+  test::enable_emulated_cuda();  // for the tests that follow in this process
 }
 
 TEST(CudaDevice, AvailableWithEmulationEnabled) {

@@ -18,6 +18,8 @@ namespace islkd::test {
 // Makes cuda::device_available() true in an emulated build (the shim's device is hidden without
 // ISLKD_EMULATED_CUDA=1, like a machine without a driver).
 inline void enable_emulated_cuda() { setenv("ISLKD_EMULATED_CUDA", "1", 1); }
+// A test binary that includes this header sees the emulated device from startup.
+inline const bool kEmulatedCudaEnabledAtStartup = (enable_emulated_cuda(), true);
 
 template <typename T>
 class DeviceVec {

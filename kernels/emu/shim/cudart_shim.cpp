@@ -74,6 +74,14 @@ bool device_enabled() {
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
+// Calls that need a device context fail, as on a machine without a driver, unless the device is enabled.
+bool no_device(const char* call) {
+  if (device_enabled()) return false;
+  explain(call, "no emulated CUDA device (set ISLKD_EMULATED_CUDA=1 to enable it)");
+  last_error = cudaErrorNoDevice;
+  return true;
+}
+
 // Host memory: anything that is not a device allocation (pageable or pinned).
 cudaError_t check_copy(const char* call, void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
   if (count == 0) return cudaSuccess;
@@ -131,6 +139,7 @@ extern "C" {
 // ---- memory ------------------------------------------------------------------------------------------------
 // posix_memalign with the exact size: under ASan an overrun by one byte is reported.
 cudaError_t cudaMalloc(void** p, size_t size) {
+  if (no_device("cudaMalloc")) return cudaErrorNoDevice;
   if (p == nullptr) return fail(cudaErrorInvalidValue);
   *p = nullptr;
   if (size == 0) return cudaSuccess;
@@ -170,6 +179,7 @@ cudaError_t cudaFree(void* p) {
 }
 
 cudaError_t cudaMallocHost(void** p, size_t size) {
+  if (no_device("cudaMallocHost")) return cudaErrorNoDevice;
   if (p == nullptr) return fail(cudaErrorInvalidValue);
   *p = nullptr;
   if (size == 0) return cudaSuccess;
@@ -232,6 +242,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t str
 
 // ---- streams and events: launches are synchronous, so these only check their handles --------------------------
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
+  if (no_device("cudaStreamCreateWithFlags")) return cudaErrorNoDevice;
   if (s == nullptr) return fail(cudaErrorInvalidValue);
   *s = new CUstream_st{flags};
   Registry& r = registry();
@@ -261,6 +272,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flag
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int flags) {
+  if (no_device("cudaEventCreateWithFlags")) return cudaErrorNoDevice;
   if (e == nullptr) return fail(cudaErrorInvalidValue);
   *e = new CUevent_st{flags, false};
   Registry& r = registry();
@@ -310,6 +322,7 @@ cudaError_t cudaGetDevice(int* device) {
 }
 
 cudaError_t cudaSetDevice(int device) {
+  if (no_device("cudaSetDevice")) return cudaErrorNoDevice;
   if (device != 0) return fail(cudaErrorInvalidDevice);
   current_device = device;
   return cudaSuccess;
