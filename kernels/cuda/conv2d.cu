@@ -42,6 +42,7 @@ cudnnHandle_t cudnn() {
 }
 
 struct Plan {
+  std::mutex mu;  // guards the lazily chosen algorithms below
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
@@ -96,6 +97,7 @@ int pick(const Perf* perf, int n, const char* direction) {
 }
 
 void ensure_fwd(Plan& p) {
+  std::lock_guard<std::mutex> lock(p.mu);
   if (p.has_fwd) return;
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int n = 0;
@@ -107,6 +109,7 @@ void ensure_fwd(Plan& p) {
 }
 
 void ensure_bwd_data(Plan& p) {
+  std::lock_guard<std::mutex> lock(p.mu);
   if (p.has_bwd_data) return;
   cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
   int n = 0;
@@ -119,6 +122,7 @@ void ensure_bwd_data(Plan& p) {
 }
 
 void ensure_bwd_filter(Plan& p) {
+  std::lock_guard<std::mutex> lock(p.mu);
   if (p.has_bwd_filter) return;
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   int n = 0;
