@@ -30,8 +30,9 @@ std::vector<uint32_t> parse_idx_header(const uint8_t* data, size_t size, const s
   uint64_t count = 1;
   for (int d = 0; d < ndim; ++d) {
     dims[d] = be32(data + 4 + 4 * d);
-    ISLKD_CHECK(!__builtin_mul_overflow(count, uint64_t(dims[d]), &count) && count <= size, name, ": IDX dimensions at offset 4 describe more data than the file holds (",
-                size - header, " bytes after the header)");
+    ISLKD_CHECK(!__builtin_mul_overflow(count, uint64_t(dims[d]), &count) && count <= size, name,
+                ": IDX dimensions at offset 4 describe more data than the file holds (", size - header,
+                " bytes after the header)");
   }
   ISLKD_CHECK(size - header == count, name, ": IDX size mismatch: dimensions at offset 4 describe ", count,
               " bytes of data, the file has ", size - header, " after the ", header, "-byte header");

@@ -89,8 +89,8 @@ void Transform::apply(const uint8_t* src, float* dst, const AugmentChoice& a) co
     const int x0 = std::max(0, a.cut_x - half), x1 = std::min(w_, a.cut_x - half + config_.cutout);
     for (int c = 0; c < c_; ++c)
       for (int y = y0; y < y1; ++y)
-        std::fill(dst + (static_cast<int64_t>(c) * h_ + y) * w_ + x0, dst + (static_cast<int64_t>(c) * h_ + y) * w_ + x1,
-                  0.0f);
+        std::fill(dst + (static_cast<int64_t>(c) * h_ + y) * w_ + x0,
+                  dst + (static_cast<int64_t>(c) * h_ + y) * w_ + x1, 0.0f);
   }
 }
 

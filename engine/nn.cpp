@@ -54,9 +54,14 @@ double InitRng::normal(double mean, double std) {
 namespace init {
 
 namespace {
-// Parameters are created on the CPU; fill a host vector and copy it in so this also works after .to(CUDA).
+// Parameters are created on the CPU and filled in place; after .to(CUDA) a host vector is filled and copied in.
 template <typename F>
 void fill_with(Tensor& t, F&& f) {
+  if (t.device() == Device::CPU && t.layout() == Layout::Plain) {
+    float* p = t.data();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(f());
+    return;
+  }
   std::vector<float> v(t.numel());
   for (auto& x : v) x = static_cast<float>(f());
   t.copy_from(Tensor::from_vector(v, t.shape()));

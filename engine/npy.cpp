@@ -17,6 +17,7 @@ namespace {
 struct HeaderParser {
   const std::string& s;
   const std::string& file;
+  const std::string& shown;  // the header as printed in errors: one line, printable
   size_t i = 0;
 
   void skip_ws() {
@@ -31,16 +32,16 @@ struct HeaderParser {
     return false;
   }
   void expect(char c) {
-    ISLKD_CHECK(eat(c), file, ": malformed .npy header (expected '", c, "' at offset ", i, "): ", s);
+    ISLKD_CHECK(eat(c), file, ": malformed .npy header (expected '", c, "' at offset ", i, "): ", shown);
   }
   std::string string_literal() {
     skip_ws();
     ISLKD_CHECK(i < s.size() && (s[i] == '\'' || s[i] == '"'), file, ": malformed .npy header (expected a string): ",
-                s);
+                shown);
     const char q = s[i++];
     const size_t start = i;
     while (i < s.size() && s[i] != q) ++i;
-    ISLKD_CHECK(i < s.size(), file, ": malformed .npy header (unterminated string): ", s);
+    ISLKD_CHECK(i < s.size(), file, ": malformed .npy header (unterminated string): ", shown);
     return s.substr(start, i++ - start);
   }
   std::string word() {
@@ -72,7 +73,11 @@ Array parse(const uint8_t* bytes, size_t size, const std::string& file) {
   const std::string header(reinterpret_cast<const char*>(bytes + pos), header_len);
   pos += header_len;
 
-  HeaderParser p{header, file};
+  std::string shown = header.substr(0, 200);
+  for (char& ch : shown)
+    if (ch < 32 || ch > 126) ch = ' ';
+  while (!shown.empty() && shown.back() == ' ') shown.pop_back();
+  HeaderParser p{header, file, shown};
   std::string descr;
   bool fortran = false, have_descr = false, have_order = false, have_shape = false;
   Array out;
@@ -92,8 +97,9 @@ Array parse(const uint8_t* bytes, size_t size, const std::string& file) {
       p.expect('(');
       while (!p.eat(')')) {
         const std::string w = p.word();
-        ISLKD_CHECK(!w.empty() && w.size() < 18 && std::all_of(w.begin(), w.end(), ::isdigit), file,
-                    ": bad dimension '", w, "' in the .npy shape: ", header);
+        const bool digits = std::all_of(w.begin(), w.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        ISLKD_CHECK(!w.empty() && w.size() < 18 && digits, file, ": bad dimension '", w, "' in the .npy shape: ",
+                    shown);
         out.shape.push_back(std::stoll(w));
         if (!p.eat(',')) {
           p.expect(')');
@@ -110,7 +116,7 @@ Array parse(const uint8_t* bytes, size_t size, const std::string& file) {
     }
   }
   ISLKD_CHECK(have_descr && have_order && have_shape, file,
-              ": the .npy header lacks one of 'descr', 'fortran_order', 'shape': ", header);
+              ": the .npy header lacks one of 'descr', 'fortran_order', 'shape': ", shown);
   ISLKD_CHECK(descr == "<f4", file, ": dtype '", descr,
               "' is not supported; save the array as little-endian float32 (x.astype(np.float32))");
   ISLKD_CHECK(!fortran, file, ": Fortran-ordered arrays are not supported; save with np.ascontiguousarray(x)");

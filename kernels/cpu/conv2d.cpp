@@ -4,12 +4,16 @@
 // Creating a oneDNN primitive costs far more than running a small one, so each (shape, pass) gets a Plan once:
 // the primitive, the layouts it wants, and the reorders between those and the caller's plain layouts. Plans live
 // in a process-wide map behind a mutex and are never evicted (a model has a few dozen conv shapes).
-// Execution uses a user-managed scratchpad allocated per call, so one Plan can run on several threads at once.
+// Execution uses a user-managed scratchpad and reorder buffers from the calling thread's arena, and that
+// thread's stream, so one Plan can run on several threads at once.
 //
-// Layout choice (measured on 2 AVX2 cores, 3x3 16->16 conv on 128x16x32x32, see the helper's report): letting
-// oneDNN pick blocked formats (format_tag::any) and reordering around every call beats forcing plain nchw,
-// which sends oneDNN to its im2col+GEMM path. kLetDnnlPickFormats switches between the two for re-measuring.
+// Layout choice, measured on 2 AVX2 cores (3x3 conv 16->16 on 128x16x32x32, forward + backward-data +
+// backward-weights, 2 threads): letting oneDNN pick blocked formats (format_tag::any -> nChw8c, jit:avx2) and
+// reordering from/to plain NCHW around every call took ~20 ms; forcing plain nchw (oneDNN's im2col + GEMM path)
+// took ~87 ms. The reorders are ~15% of the blocked path; keeping activations blocked between ops (the Tensor
+// layout tag) would remove them. kLetDnnlPickFormats switches between the two for re-measuring.
 #include <dnnl.hpp>
+#include <omp.h>
 
 #include <array>
 #include <cstdlib>
@@ -168,7 +172,9 @@ Plan& get_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu) {
   using Key = std::array<int64_t, 14>;
   static std::mutex mu;
   static std::map<Key, std::shared_ptr<Plan>> cache;
-  Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, static_cast<int64_t>(pass), bias, relu, 0};
+  // oneDNN sizes a primitive's work split for the thread count at creation: a different count needs a new plan.
+  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, static_cast<int64_t>(pass),
+                bias, relu, num_threads()};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
@@ -179,6 +185,28 @@ Plan& get_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu) {
     ISLKD_FAIL("conv2d: oneDNN cannot create a primitive for ", shape_text(s), ": ", e.what());
   }
 }
+
+// Below this many multiply-adds a convolution runs on the calling thread alone: waking the OpenMP team costs
+// more than the work (and under oversubscription, e.g. parallel test processes, far more).
+constexpr double kParallelMinMacs = 1 << 18;
+// Same for reorders (weights, small activations): below this many bytes they run on the calling thread.
+constexpr size_t kParallelMinBytes = 1 << 18;
+
+// Limits the calling thread's OpenMP team for one call; oneDNN reads the limit when it creates and runs plans.
+class SingleThreadScope {
+ public:
+  explicit SingleThreadScope(bool on) : prev_(on ? omp_get_max_threads() : 0) {
+    if (on) omp_set_num_threads(1);
+  }
+  ~SingleThreadScope() {
+    if (prev_ > 0) omp_set_num_threads(prev_);
+  }
+  SingleThreadScope(const SingleThreadScope&) = delete;
+  SingleThreadScope& operator=(const SingleThreadScope&) = delete;
+
+ private:
+  int prev_;
+};
 
 // Per-thread reusable buffers for reorder temporaries and the scratchpad: allocating them per call costs page
 // faults on every call (measured: more than the reorders themselves). They grow to the largest request seen.
@@ -208,7 +236,7 @@ class ThreadArena {
 void run_plan(const Plan& plan, const std::vector<void*>& ptrs) {
   thread_local ThreadArena arena;
   auto& eng = cpu_engine();
-  dnnl::stream strm(eng);
+  thread_local dnnl::stream strm(eng);  // one engine for the process, one in-order stream per calling thread
   std::unordered_map<int, memory> args;
   std::vector<std::pair<const Slot*, std::pair<memory, memory>>> pending_outputs;
   for (size_t i = 0; i < plan.slots.size(); ++i) {
@@ -219,16 +247,21 @@ void run_plan(const Plan& plan, const std::vector<void*>& ptrs) {
       continue;
     }
     memory inner(sl.inner, eng, arena.get(i + 1, sl.inner.get_size()));
-    if (sl.output)
+    if (sl.output) {
       pending_outputs.push_back({&sl, {inner, user}});
-    else
+    } else {
+      SingleThreadScope single(sl.user.get_size() < kParallelMinBytes);
       sl.convert->execute(strm, user, inner);
+    }
     args.emplace(sl.arg, inner);
   }
   memory scratch(plan.scratch, eng, arena.get(0, plan.scratch.get_size()));
   args.emplace(DNNL_ARG_SCRATCHPAD, scratch);
   plan.prim.execute(strm, args);
-  for (auto& [sl, mems] : pending_outputs) sl->convert->execute(strm, mems.first, mems.second);
+  for (auto& [sl, mems] : pending_outputs) {
+    SingleThreadScope single(sl->user.get_size() < kParallelMinBytes);
+    sl->convert->execute(strm, mems.first, mems.second);
+  }
   strm.wait();
 }
 
@@ -241,6 +274,8 @@ void check_shape(const Conv2dShape& s) {
 
 void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const std::vector<void*>& ptrs) {
   check_shape(s);
+  const double macs = double(s.N) * double(s.K) * double(s.OH() * s.OW()) * double(s.C / s.groups * s.R * s.S);
+  SingleThreadScope single(macs < kParallelMinMacs);
   Plan& plan = get_plan(s, pass, bias, relu);
   try {
     run_plan(plan, ptrs);

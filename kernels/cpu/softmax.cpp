@@ -1,5 +1,6 @@
 // CPU row-wise softmax (numerically stable: subtract the row max before exp; the normaliser summed in double).
-// One OpenMP iteration per row; reads each row twice and writes it once.
+// One OpenMP iteration per row; reads each row twice and writes it twice (exp, then scale): 16 bytes per element,
+// with one exp per element (compute-bound only for very short rows, which are tiny anyway).
 #include <cmath>
 
 #include "kernels/cpu/cpu_kernels.h"

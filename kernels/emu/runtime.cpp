@@ -73,6 +73,7 @@ struct Thread {
   uint3 tid{};
   unsigned linear = 0;
   State state = State::Ready;
+  bool fresh = true;  // not started yet: has no stack
   // where the thread waits (barrier or warp intrinsic), for matching and for messages
   const char* file = nullptr;
   int line = 0;
@@ -83,7 +84,6 @@ struct Thread {
   unsigned mask = 0;
   uint64_t value = 0, result = 0;
   int param = 0, width = 32;
-  std::exception_ptr error;
 };
 
 struct StaticShared {
@@ -99,12 +99,17 @@ struct Block {
   std::vector<unsigned> ready;  // FIFO ring of thread indices; a thread is queued at most once
   unsigned ready_head = 0, ready_count = 0;
   unsigned done = 0;
-  std::vector<unsigned> live;  // per warp: lanes that exist and have not returned
+  std::vector<unsigned> live;     // per warp: lanes that exist and have not returned
+  std::vector<unsigned> waiting;  // per warp: lanes waiting in a warp intrinsic
   void* dynamic = nullptr;
   size_t dynamic_bytes = 0, static_bytes = 0, shared_limit = 0;
   std::vector<StaticShared> statics;
-  std::exception_ptr error;
+  std::exception_ptr error;  // from a thread (kernel exception, warp error): aborts the block
+  // Odd blocks run their threads in reverse index order (a GPU promises no order), so a kernel that lacks a
+  // barrier between a write and another thread's read gets wrong results in some block, whichever way it leans.
+  bool reverse = false;
 
+  unsigned order(unsigned k) const { return reverse ? n - 1 - k : k; }
   void push(unsigned i) {
     ready[(ready_head + ready_count++) % n] = i;
   }
@@ -137,6 +142,7 @@ struct Worker {
   size_t scheduler_stack_size = 0;
   std::vector<Thread> threads;
   std::vector<char*> stacks;  // each: one guard page, then stack_size bytes
+  std::vector<char*> free_stacks;
   size_t stack_size = default_stack_size();
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   Block* block = nullptr;
@@ -146,15 +152,23 @@ struct Worker {
   ~Worker() {
     for (char* s : stacks) munmap(s, page + stack_size);
   }
-  void reserve(unsigned n) {
-    if (threads.size() < n) threads.resize(n);
-    while (stacks.size() < n) {
+  // Returns the low end of a free stack (usable size stack_size), mapping a new one when none is free.
+  char* take_stack() {
+    if (free_stacks.empty()) {
       void* p = mmap(nullptr, page + stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                      -1, 0);
       if (p == MAP_FAILED) throw Error("islkd_emu: cannot map fiber stacks (mmap failed)");
       mprotect(p, page, PROT_NONE);  // a fiber that overflows its stack faults instead of corrupting a neighbour
       stacks.push_back(static_cast<char*>(p));
+      free_stacks.push_back(static_cast<char*>(p) + page);
     }
+    char* s = free_stacks.back();
+    free_stacks.pop_back();
+    return s;
+  }
+  // Stagger the stack tops: equally aligned tops would all compete for the same few cache sets.
+  size_t usable(const char* lo) const {
+    return stack_size - (reinterpret_cast<uintptr_t>(lo) / (page + stack_size) * 7 % 64) * 64;
   }
 };
 
@@ -208,20 +222,23 @@ bool same_site(const Thread& a, const Thread& b) {
 [[noreturn]] void fiber_main(void* arg);
 
 void start_thread(Worker& w, Block& b, unsigned i, dim3 bdim) {
+  (void)w;
   Thread& t = b.threads[i];
   t.tid = uint3{i % bdim.x, (i / bdim.x) % bdim.y, i / (bdim.x * bdim.y)};
   t.linear = i;
   t.state = State::Ready;
-  t.error = nullptr;
-  t.stack_lo = w.stacks[i] + w.page;
+  t.fresh = true;
+  t.stack_lo = nullptr;
   t.stack_size = w.stack_size;
-  // Stagger the stack tops: equally aligned tops would all compete for the same few cache sets.
-  const size_t colour = (i * 7 % 64) * 64;
-  fiber::make(t.ctx, t.stack_lo, t.stack_size - colour, &fiber_main, &t);
   b.push(i);
 }
 
 void resume(Worker& w, Thread& t) {
+  if (t.fresh) {
+    t.fresh = false;
+    t.stack_lo = w.take_stack();
+    fiber::make(t.ctx, t.stack_lo, w.usable(t.stack_lo), &fiber_main, &t);
+  }
   w.current = &t;
   threadIdx = t.tid;
   t.state = State::Running;
@@ -239,16 +256,38 @@ void suspend(Worker& w, Thread& t) {
   asan_finish_switch(t.fake_stack, nullptr, nullptr);
 }
 
+void on_thread_exit(Block& b, const Thread& t);
+
+// A fiber runs its thread and then, while the next queued thread has not started, that one too on the same stack:
+// a block without barriers costs one switch instead of two per thread. The order is the scheduler's.
 void fiber_main(void* arg) {
   Worker& w = *t_worker;
-  Thread& t = *static_cast<Thread*>(arg);
+  Block& b = *w.block;
+  Thread* t = static_cast<Thread*>(arg);
+  char* const stack = t->stack_lo;
   asan_finish_switch(nullptr, &w.scheduler_stack_bottom, &w.scheduler_stack_size);
-  try {
-    w.block->call->invoke(w.block->call->closure);
-  } catch (...) {
-    t.error = std::current_exception();
+  for (;;) {
+    try {
+      b.call->invoke(b.call->closure);
+      t->state = State::Done;
+      ++b.done;
+      on_thread_exit(b, *t);
+    } catch (...) {
+      t->state = State::Done;
+      b.error = std::current_exception();
+      break;
+    }
+    if (b.ready_count == 0 || !b.threads[b.ready[b.ready_head]].fresh) break;
+    unsigned next;
+    b.pop(next);
+    t = &b.threads[next];
+    t->fresh = false;
+    t->stack_lo = stack;
+    t->state = State::Running;
+    w.current = t;
+    threadIdx = t->tid;
   }
-  t.state = State::Done;
+  w.free_stacks.push_back(stack);  // nothing runs on it after the switch below
   asan_start_switch(nullptr, w.scheduler_stack_bottom, w.scheduler_stack_size);  // this fiber is finished
   fiber::Context dead;
   fiber::swap(dead, w.scheduler);
@@ -349,10 +388,12 @@ bool try_complete_warp(Block& b, unsigned first, const Thread* running) {
   uint64_t results[32];
   for (unsigned l = 0; l < 32; ++l)
     if (part >> l & 1u) results[l] = lane_result(b, base, part, l);
-  for (unsigned l = 0; l < 32; ++l) {
+  for (unsigned k = 0; k < 32; ++k) {
+    const unsigned l = b.reverse ? 31 - k : k;
     if (!(part >> l & 1u)) continue;
     Thread& o = b.threads[base + l];
     o.result = results[l];
+    b.waiting[warp] &= ~(1u << l);
     if (&o == running) {
       o.state = State::Running;
     } else {
@@ -367,10 +408,8 @@ bool try_complete_warp(Block& b, unsigned first, const Thread* running) {
 void on_thread_exit(Block& b, const Thread& t) {
   const unsigned warp = t.linear / 32;
   b.live[warp] &= ~(1u << (t.linear % 32));
-  for (unsigned l = 0; l < 32; ++l) {
-    const unsigned i = warp * 32 + l;
-    if (i < b.n && b.threads[i].state == State::AtWarp) try_complete_warp(b, i, nullptr);
-  }
+  for (unsigned l = 0; l < 32 && b.waiting[warp]; ++l)
+    if (b.waiting[warp] >> l & 1u) try_complete_warp(b, warp * 32 + l, nullptr);
 }
 
 // Nothing is runnable and some threads have not returned: either every one of them waits at the same
@@ -418,22 +457,28 @@ void resolve_stall(Block& b) {
   }
   const int op = first_barrier->bar_op;
   const int result = op == 0 ? count : op == 1 ? all : any;
-  for (unsigned i = 0; i < b.n; ++i) {
+  for (unsigned k = 0; k < b.n; ++k) {
+    const unsigned i = b.order(k);
     b.threads[i].bar_result = result;
     b.threads[i].state = State::Ready;
     b.push(i);
   }
 }
 
-void run_block(Worker& w, const KernelCall& call, uint3 idx, dim3 bdim, size_t dynamic_bytes, size_t limit) {
+void run_block(Worker& w, const KernelCall& call, uint64_t linear, uint3 idx, dim3 bdim, size_t dynamic_bytes,
+               size_t limit) {
   Block b;
   b.call = &call;
   b.idx = idx;
+  b.reverse = linear % 2 == 1;
   b.n = bdim.x * bdim.y * bdim.z;
-  w.reserve(b.n);
+  if (w.threads.size() < b.n) w.threads.resize(b.n);
+  w.free_stacks.clear();  // every stack is free between blocks, also those of fibers an error abandoned
+  for (char* s : w.stacks) w.free_stacks.push_back(s + w.page);
   b.threads = w.threads.data();
   b.ready.resize(b.n);
   b.live.assign((b.n + 31) / 32, 0);
+  b.waiting.assign((b.n + 31) / 32, 0);
   for (unsigned i = 0; i < b.n; ++i) b.live[i / 32] |= 1u << (i % 32);
   b.shared_limit = limit;
   b.dynamic_bytes = dynamic_bytes;
@@ -451,25 +496,21 @@ void run_block(Worker& w, const KernelCall& call, uint3 idx, dim3 bdim, size_t d
 #if defined(ISLKD_EMU_ASAN)
       // Fibers abandoned mid-kernel (error or deadlock) leave poisoned frames on stacks we reuse.
       for (unsigned i = 0; i < b.n; ++i)
-        if (b.threads[i].state != State::Done) __asan_unpoison_memory_region(b.threads[i].stack_lo, w.stack_size);
+        if (b.threads[i].stack_lo && b.threads[i].state != State::Done)
+          __asan_unpoison_memory_region(b.threads[i].stack_lo, w.stack_size);
 #endif
       w.block = nullptr;
       w.current = nullptr;
     }
   } cleanup{w, b};
 
-  for (unsigned i = 0; i < b.n; ++i) start_thread(w, b, i, bdim);
+  for (unsigned k = 0; k < b.n; ++k) start_thread(w, b, b.order(k), bdim);
   w.block = &b;
   for (;;) {
     unsigned i;
     while (b.pop(i)) {
-      Thread& t = b.threads[i];
-      resume(w, t);
-      if (t.state == State::Done) {
-        ++b.done;
-        if (t.error) std::rethrow_exception(t.error);
-        on_thread_exit(b, t);
-      }
+      resume(w, b.threads[i]);
+      if (b.error) std::rethrow_exception(b.error);
     }
     if (b.done == b.n) break;
     resolve_stall(b);
@@ -505,7 +546,7 @@ void work(Job& j) {
     const uint3 idx{static_cast<unsigned>(i % gx), static_cast<unsigned>(i / gx % gy),
                     static_cast<unsigned>(i / (gx * gy))};
     try {
-      run_block(w, *j.call, idx, j.block, j.dynamic_bytes, j.limit);
+      run_block(w, *j.call, i, idx, j.block, j.dynamic_bytes, j.limit);
     } catch (...) {
       std::lock_guard<std::mutex> lock(j.error_mu);
       if (i < j.error_block) j.error_block = i, j.error = std::current_exception();
@@ -676,6 +717,7 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int param, in
   t.file = file;
   t.line = line;
   t.state = State::AtWarp;
+  b.waiting[t.linear / 32] |= 1u << lane;
   if (!try_complete_warp(b, t.linear, &t)) suspend(w, t);
   return t.result;
 }

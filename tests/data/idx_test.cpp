@@ -65,7 +65,8 @@ TEST(IdxReader, GzipFilesReadValueByValue) {
 TEST(IdxReader, TruncatedImageFileNamesFileAndSizes) {
   auto img = test::idx_images(4, 28, 28), lab = test::idx_labels(4);
   img.resize(img.size() - 10);
-  std::string msg = error_of([&] { parse_idx(img.data(), img.size(), "imgs.idx", lab.data(), lab.size(), "labs.idx", 10); });
+  std::string msg =
+      error_of([&] { parse_idx(img.data(), img.size(), "imgs.idx", lab.data(), lab.size(), "labs.idx", 10); });
   EXPECT_NE(msg.find("imgs.idx"), std::string::npos) << msg;
   EXPECT_NE(msg.find("size mismatch"), std::string::npos) << msg;
 }
@@ -135,4 +136,13 @@ TEST(FashionMnist, DebianPackageHasStandardCounts) {
   EXPECT_EQ(train->label(0), 9);
   EXPECT_EQ(test->label(0), 9);
   EXPECT_TRUE(train->hflip_makes_sense());
+}
+
+TEST(IdxReader, InflationBeyondTheLimitIsRefused) {
+  auto img = test::gzip_bytes(test::idx_images(40, 28, 28)), lab = test::idx_labels(40);
+  IdxLimits limits;
+  limits.max_inflated_bytes = 4096;
+  std::string msg = error_of(
+      [&] { parse_idx(img.data(), img.size(), "bomb.gz", lab.data(), lab.size(), "labs", 10, limits); });
+  EXPECT_NE(msg.find("bomb.gz: inflated data exceeds the limit of 4096 bytes"), std::string::npos) << msg;
 }

@@ -1,5 +1,6 @@
 // Loader: order and content independent of the worker count, samplers, drop_last, error propagation, shutdown.
 #include <atomic>
+#include <chrono>
 #include <set>
 
 #include "data/loader.h"
@@ -151,6 +152,47 @@ TEST(Loader, WorkerErrorSurfacesAtItsBatch) {
   }
 }
 
+namespace {
+// Counts reads, to see how far ahead of the consumer the workers run.
+class CountingDataset : public Dataset {
+ public:
+  explicit CountingDataset(int64_t n) {
+    c_ = 1, h_ = 2, w_ = 2;
+    labels_.assign(static_cast<size_t>(n), 0);
+    class_names_ = {"only"};
+    norm_ = {"t", {0.5f}, {0.5f}};
+    source_ = "counting";
+  }
+  void read(int64_t, uint8_t* out) const override {
+    reads++;
+    std::fill(out, out + 4, uint8_t(1));
+  }
+  mutable std::atomic<int64_t> reads{0};
+};
+}  // namespace
+
+TEST(Loader, WorkersStayWithinThePrefetchBound) {
+  auto ds = std::make_shared<CountingDataset>(1000);
+  LoaderOptions o;
+  o.batch_size = 10;
+  o.workers = 3;
+  o.prefetch = 4;
+  Loader loader(ds, Transform(eval_transform(*ds), 1, 2, 2), std::make_shared<SequentialSampler>(1000), o);
+  // Waits until the count reaches `n` (or 10 s pass), then a little longer to catch any overshoot.
+  auto settle = [&](int64_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ds->reads.load() < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return ds->reads.load();
+  };
+  loader.start_epoch(0);
+  EXPECT_EQ(settle(40), 40) << "4 batches of 10 decoded ahead, no more";
+  Batch b;
+  ASSERT_TRUE(loader.next(b));
+  EXPECT_EQ(settle(50), 50) << "taking one batch frees one slot";
+}
+
 TEST(Loader, DestructionMidEpochJoinsWorkers) {
   auto ds = synthetic(500);
   for (int workers : {1, 3}) {
@@ -194,11 +236,33 @@ TEST(Sampler, ShuffleIsAPermutationDeterminedBySeedAndEpoch) {
   EXPECT_EQ(*uniq.rbegin(), 999);
 }
 
-TEST(Loader, CudaDeviceWithoutBackendIsAnError) {
-  auto ds = synthetic(8);
-  LoaderOptions o;
-  o.device = Device::CUDA;
+TEST(Loader, CudaBatchesEqualCpuBatchesOrBackendErrorIsClear) {
+  auto ds = synthetic(23);
   std::string why;
-  if (cuda::device_available(&why)) GTEST_SKIP() << "a CUDA device exists";
-  EXPECT_THROW(Loader(ds, Transform(eval_transform(*ds), 3, 8, 8), std::make_shared<SequentialSampler>(8), o), Error);
+  if (!cuda::device_available(&why)) {
+    LoaderOptions o;
+    o.device = Device::CUDA;
+    EXPECT_THROW(Loader(ds, Transform(eval_transform(*ds), 3, 8, 8), std::make_shared<SequentialSampler>(23), o),
+                 Error);
+    return;
+  }
+  // A device (or the emulator) exists: the pinned-staging path must deliver exactly the CPU path's batches.
+  auto cpu = run_epoch(ds, std::make_shared<ShuffledSampler>(23, 3), 2, 1, 5);
+  LoaderOptions o;
+  o.batch_size = 5;
+  o.workers = 2;
+  o.seed = 1234;
+  o.device = Device::CUDA;
+  Loader loader(ds, Transform(augmenting(*ds), 3, 8, 8), std::make_shared<ShuffledSampler>(23, 3), o);
+  loader.start_epoch(1);
+  Batch b;
+  for (size_t k = 0; k < cpu.size(); ++k) {
+    ASSERT_TRUE(loader.next(b));
+    cuda::wait_prefetch();
+    EXPECT_TRUE(b.images.is_cuda());
+    EXPECT_EQ(b.indices, cpu[k].indices);
+    EXPECT_EQ(b.images.to_vector(), cpu[k].images.to_vector()) << "batch " << k;
+    EXPECT_EQ(b.labels.to_labels(), cpu[k].labels.to_labels()) << "batch " << k;
+  }
+  EXPECT_FALSE(loader.next(b));
 }

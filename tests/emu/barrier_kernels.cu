@@ -103,20 +103,33 @@ __global__ void barrier_in_loop_kernel(const int* x, long long* out, int rounds)
   out[threadIdx.x] = v[threadIdx.x];
 }
 
+#if defined(ISLKD_EMU)  // dynamic parallelism would need -rdc under nvcc; the emulator rejects it
 __global__ void child_kernel() {}
-__global__ void parent_kernel() {
-#if defined(ISLKD_EMU)
-  ISLKD_LAUNCH(child_kernel, 1, 1, 0, 0);
+__global__ void parent_kernel() { ISLKD_LAUNCH(child_kernel, 1, 1, 0, 0); }
+#else
+__global__ void parent_kernel() {}
 #endif
-}
 
 __global__ void grid_stride_fill_kernel(int* out, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) atomicAdd(&out[i], i + 1);
 }
 
-__global__ void dynamic_noop_kernel() {
+__global__ void missing_barrier_kernel(int* out) {
+  // Racy on purpose: reads the left neighbour's shared value with no __syncthreads() in between.
+  __shared__ int s[kMaxBlock];
+  s[threadIdx.x] = static_cast<int>(threadIdx.x) + 1;
+  out[blockIdx.x * blockDim.x + threadIdx.x] = threadIdx.x > 0 ? s[threadIdx.x - 1] : 0;
+}
+
+template <typename T, int kMul>
+__global__ void multiply_kernel(T* x, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) x[i] *= static_cast<T>(kMul);
+}
+
+__global__ void dynamic_touch_kernel(size_t bytes) {
   ISLKD_DYNAMIC_SHARED(float, s);
-  (void)s;
+  if (threadIdx.x == 0 && bytes >= sizeof(float)) s[bytes / sizeof(float) - 1] = 1.0f;
 }
 
 }  // namespace
@@ -153,6 +166,13 @@ void barrier_in_loop(const int* x, long long* out, int n, int rounds) {
   ISLKD_LAUNCH(barrier_in_loop_kernel, 1, n, 0, 0, x, out, rounds);
 }
 
+void missing_barrier(int* out, int grid, int block) { ISLKD_LAUNCH(missing_barrier_kernel, grid, block, 0, 0, out); }
+
+void multiply_template(double* x, int n) {
+  // A template-id with a comma goes in parentheses; the same line builds under nvcc.
+  ISLKD_LAUNCH((multiply_kernel<double, 3>), (n + 31) / 32, 32, 0, 0, x, n);
+}
+
 void launch_from_kernel() { ISLKD_LAUNCH(parent_kernel, 1, 1, 0, 0); }
 
 void grid_stride_fill(int* out, int n, int grid, int block) {
@@ -160,16 +180,16 @@ void grid_stride_fill(int* out, int n, int grid, int block) {
 }
 
 void launch_config(int grid, int block_x, int block_y, int block_z, size_t dynamic_bytes) {
-  ISLKD_LAUNCH(dynamic_noop_kernel, grid, dim3(block_x, block_y, block_z), dynamic_bytes, 0);
+  ISLKD_LAUNCH(dynamic_touch_kernel, grid, dim3(block_x, block_y, block_z), dynamic_bytes, 0, dynamic_bytes);
 }
 
 void opt_in_dynamic_shared(size_t bytes) {
 #if defined(ISLKD_EMU)
-  islkd_emu::set_max_dynamic_shared_bytes(reinterpret_cast<const void*>(&dynamic_noop_kernel), bytes);
+  islkd_emu::set_max_dynamic_shared_bytes(reinterpret_cast<const void*>(&dynamic_touch_kernel), bytes);
 #else
-  cudaFuncSetAttribute(dynamic_noop_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  cudaFuncSetAttribute(dynamic_touch_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
 #endif
-  ISLKD_LAUNCH(dynamic_noop_kernel, 1, 32, bytes, 0);
+  ISLKD_LAUNCH(dynamic_touch_kernel, 1, 32, bytes, 0, bytes);
 }
 
 }  // namespace emu_test

@@ -34,7 +34,8 @@ __global__ void static_overrun_kernel(int n) {
   __shared__ float s[64];
   s[threadIdx.x % 64] = 1.0f;
   __syncthreads();
-  if (threadIdx.x == 0) s[n] = s[0] + 1.0f;
+  float* p = s;  // through a pointer, so only ASan (not UBSan's array bounds check) can see the overrun
+  if (threadIdx.x == 0) p[n] = p[0] + 1.0f;
 }
 
 __global__ void shared_is_per_block_kernel(int* out) {
@@ -61,6 +62,11 @@ __global__ void barrier_benchmark_kernel(float* out) {
   if (threadIdx.x == 0) out[blockIdx.x] = s[blockDim.x - 1];
 }
 
+__global__ void elementwise_benchmark_kernel(const float* x, float* y, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = 2.0f * x[i];
+}
+
 }  // namespace
 
 namespace emu_test {
@@ -79,6 +85,10 @@ void shared_is_per_block(int* out, int grid, int block) {
 }
 
 void static_shared_too_large() { ISLKD_LAUNCH(static_shared_too_large_kernel, 1, 32, 16 * 1024, 0); }
+
+void elementwise_benchmark(const float* x, float* y, int n) {
+  ISLKD_LAUNCH(elementwise_benchmark_kernel, (n + 255) / 256, 256, 0, 0, x, y, n);
+}
 
 void barrier_benchmark(float* out, int grid, int block) {
   ISLKD_LAUNCH(barrier_benchmark_kernel, grid, block, 0, 0, out);

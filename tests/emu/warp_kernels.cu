@@ -86,6 +86,13 @@ __global__ void half_warp_shuffles_kernel(const int* x, int* out) {
   out[lane] = v;
 }
 
+__global__ void ballot_after_early_exit_kernel(unsigned* out, int keep) {
+  // Lanes >= keep return while the others already wait in the ballot: the ballot completes without them.
+  if (static_cast<int>(threadIdx.x) >= keep) return;
+  const unsigned b = __ballot_sync(kFull, 1);
+  if (threadIdx.x == 0) *out = b;
+}
+
 }  // namespace
 
 namespace emu_test {
@@ -119,6 +126,10 @@ void shuffle_double_and_ll(const double* x, double* yd, long long* yl) {
 }
 
 void warp_waits_for_block_barrier() { ISLKD_LAUNCH(warp_vs_block_barrier_kernel, 1, 32, 0, 0); }
+
+void ballot_after_early_exit(unsigned* out, int keep) {
+  ISLKD_LAUNCH(ballot_after_early_exit_kernel, 1, 32, 0, 0, out, keep);
+}
 
 void half_warp_shuffles(const int* x, int* out) { ISLKD_LAUNCH(half_warp_shuffles_kernel, 1, 32, 0, 0, x, out); }
 

@@ -119,6 +119,14 @@ TEST(EmuWarp, DisjointMasksInOneWarpShuffleIndependently) {
   for (int lane = 16; lane < 32; ++lane) EXPECT_EQ(out[lane], 2 * (47 - lane));
 }
 
+TEST(EmuWarp, LanesThatReturnedDoNotTakePartInAFullMaskBallot) {
+  for (int keep : {1, 5, 31}) {
+    unsigned out = 0;
+    emu_test::ballot_after_early_exit(&out, keep);
+    EXPECT_EQ(out, (1u << keep) - 1) << "keep=" << keep;
+  }
+}
+
 TEST(EmuWarp, ShuffleWaitingForALaneAtSyncthreadsIsReported) {
   try {
     emu_test::warp_waits_for_block_barrier();

@@ -203,6 +203,11 @@ TEST(SafetensorsLoad, NonStringMetadataIsAnError) {
   expect_error(raw_file(R"({"__metadata__": {"epoch": 3}})", 0), {"__metadata__", "epoch"});
 }
 
+TEST(SafetensorsLoad, DeeplyNestedJsonIsAnErrorNotAStackOverflow) {
+  const std::string header = "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  expect_error(raw_file(header, 0), {"tensor 'a'", "not an object"});
+}
+
 TEST(SafetensorsLoad, EveryTruncationIsAnErrorNotACrash) {
   const std::vector<uint8_t> bytes = st::serialize(sample_file());
   for (size_t n = 0; n < bytes.size(); ++n) {

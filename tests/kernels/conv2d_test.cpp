@@ -236,3 +236,77 @@ TEST(Conv2d, DISABLED_TimeResnet20Layer) {
               "total %.2f ms\n",
               cpu::num_threads(), fwd, gflop / fwd * 1e3, bwd_d, bwd_w, fwd + bwd_d + bwd_w);
 }
+
+TEST(Conv2d, DISABLED_TimeResnet20ForwardBackward) {
+  // Not a test: a resnet20 (RepDistiller's CIFAR layout: BasicBlocks 16/32/64, 1x1 conv + BN downsample) built
+  // from the ops, batch 128 of 3x32x32, 100 classes; prints the time of forward + backward through autograd.
+  struct ConvBn {
+    Tensor w, g, b, rm, rv;
+    int64_t stride, pad;
+  };
+  uint32_t seed = 1;
+  auto make = [&](int64_t cin, int64_t cout, int64_t k, int64_t stride) {
+    ConvBn c;
+    c.w = test::random_tensor({cout, cin, k, k}, seed++, -0.1f, 0.1f).set_requires_grad(true);
+    c.g = Tensor::full({cout}, 1.0f).set_requires_grad(true);
+    c.b = Tensor::zeros({cout}).set_requires_grad(true);
+    c.rm = Tensor::zeros({cout});
+    c.rv = Tensor::full({cout}, 1.0f);
+    c.stride = stride, c.pad = k / 2;
+    return c;
+  };
+  auto apply = [](const ConvBn& c, const Tensor& x) {
+    return ops::batch_norm2d(ops::conv2d(x, c.w, Tensor(), c.stride, c.pad), c.g, c.b, c.rm, c.rv, true);
+  };
+  struct Block {
+    ConvBn c1, c2;
+    bool down;
+    ConvBn d;
+  };
+  ConvBn stem = make(3, 16, 3, 1);
+  std::vector<Block> blocks;
+  int64_t cin = 16;
+  for (int64_t width : {16, 32, 64})
+    for (int i = 0; i < 3; ++i) {
+      const int64_t stride = (i == 0 && width != 16) ? 2 : 1;
+      Block b{make(cin, width, 3, stride), make(width, width, 3, 1), stride != 1 || cin != width, {}};
+      if (b.down) b.d = make(cin, width, 1, stride);
+      blocks.push_back(b);
+      cin = width;
+    }
+  Tensor fc_w = test::random_tensor({100, 64}, seed++, -0.1f, 0.1f).set_requires_grad(true);
+  Tensor fc_b = Tensor::zeros({100}).set_requires_grad(true);
+  Tensor x = test::random_tensor({128, 3, 32, 32}, 99);
+  std::vector<int32_t> lv(128);
+  for (size_t i = 0; i < lv.size(); ++i) lv[i] = static_cast<int32_t>(i % 100);
+  Tensor labels = Tensor::from_labels(lv);
+  auto step = [&] {
+    Tensor h = ops::relu(apply(stem, x));
+    for (const Block& b : blocks) {
+      Tensor o = apply(b.c2, ops::relu(apply(b.c1, h)));
+      h = ops::relu(ops::add(o, b.down ? apply(b.d, h) : h));
+    }
+    Tensor loss = ops::cross_entropy(ops::linear(ops::global_avg_pool(h), fc_w, fc_b), labels);
+    loss.backward();
+  };
+  step();
+  const int iters = 5;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) step();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+  std::printf("resnet20 batch 128, %d threads: forward + backward %.1f ms (%.0f images/s)\n", cpu::num_threads(), ms,
+              128 / ms * 1e3);
+}
+
+TEST(Conv2d, RepeatedCallsAreBitIdentical) {
+  // Determinism: the same inputs give the same bits (the backward-weights reduction order is fixed).
+  Conv2dShape s;
+  s.N = 8, s.C = 16, s.H = 16, s.W = 16, s.K = 16, s.R = 3, s.S = 3, s.stride = 1, s.pad = 1;
+  auto x = test::random_vector(static_cast<size_t>(s.N * s.C * s.H * s.W), 41);
+  auto dy = test::random_vector(x.size(), 42);
+  std::vector<float> dw1(16 * 16 * 9), dw2(dw1.size()), db1(16), db2(16);
+  cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw1.data(), db1.data());
+  cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw2.data(), db2.data());
+  EXPECT_EQ(dw1, dw2);
+  EXPECT_EQ(db1, db2);
+}

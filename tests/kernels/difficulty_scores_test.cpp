@@ -104,7 +104,9 @@ TEST(DifficultyScores, EasierInstancesScoreLower) {
        {DifficultyMeasure::CE, DifficultyMeasure::Loss, DifficultyMeasure::Confidence, DifficultyMeasure::KD}) {
     std::vector<float> v = scores(3, 3, s, &t, y, m, KDLossParams{});
     EXPECT_LT(v[0], v[2]) << "measure " << static_cast<int>(m);
-    if (m != DifficultyMeasure::KD) EXPECT_LT(v[1], v[2]) << "measure " << static_cast<int>(m);
+    if (m != DifficultyMeasure::KD) {
+      EXPECT_LT(v[1], v[2]) << "measure " << static_cast<int>(m);
+    }
   }
 }
 

@@ -142,7 +142,9 @@ TEST(RadixSort, IsStableForTies) {
   cpu::radix_sort_pairs(static_cast<int64_t>(n), keys.data(), iota_values(n).data(), k.data(), v.data());
   for (size_t i = 1; i < n; ++i) {
     ASSERT_LE(k[i - 1], k[i]) << i;
-    if (k[i - 1] == k[i]) ASSERT_LT(v[i - 1], v[i]) << "tie at " << i << " lost input order";
+    if (k[i - 1] == k[i]) {
+      ASSERT_LT(v[i - 1], v[i]) << "tie at " << i << " lost input order";
+    }
   }
 }
 
@@ -179,7 +181,7 @@ TEST(RadixSort, KeysSharingDigitsSkipPassesCorrectly) {
 }
 
 TEST(RadixSort, ResultDoesNotDependOnThreadCount) {
-  std::vector<float> keys = mixed_keys(200000, 77);
+  std::vector<float> keys = mixed_keys(300000, 77);  // above the single-thread cut-off (2^18)
   const int saved = cpu::num_threads();
   for (int threads : {1, 2, 3}) {
     cpu::set_num_threads(threads);

@@ -1,0 +1,221 @@
+// Code shared by the apps (train, train_kd): device choice, the error-catching main wrapper, the in-place
+// progress line, accuracy counting, test-split evaluation, checkpoint metadata helpers, the metrics log.
+// Header-only because every apps/<name>.cpp is its own executable.
+#pragma once
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/loader.h"
+#include "engine/autograd.h"
+#include "engine/module.h"
+#include "engine/ops.h"
+#include "engine/safetensors.h"
+#include "engine/tensor.h"
+#include "kernels/common/error.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace islkd::app {
+
+// Runs the app body; any error becomes one line on stderr and exit code 1 (never an abort on user input).
+inline int guarded_main(const char* app_name, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: error: %s\n", app_name, e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", app_name, e.what());
+  }
+  return 1;
+}
+
+// --device auto|cpu|cuda. auto takes CUDA when a device is there; cuda without one is an error that says why.
+inline Device choose_device(const std::string& flag) {
+  std::string why;
+  if (flag == "auto") return cuda::device_available(&why) ? Device::CUDA : Device::CPU;
+  if (flag == "cuda") {
+    ISLKD_CHECK(cuda::device_available(&why), "--device cuda: no usable CUDA device (", why, "); use --device cpu");
+    return Device::CUDA;
+  }
+  ISLKD_CHECK(flag == "cpu", "--device must be auto, cpu or cuda, got '", flag, "'");
+  return Device::CPU;
+}
+
+// "1h02m", "3m05s", "12s".
+inline std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  auto s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s / 60 % 60));
+  else if (s >= 60)
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  return buf;
+}
+
+// Number of rows whose arg-max logit equals the label (ties: the first maximum, like torch.argmax).
+inline int64_t count_correct(const Tensor& logits, const std::vector<int32_t>& labels) {
+  std::vector<float> v = logits.to_vector();
+  const int64_t rows = logits.size(0), cols = logits.size(1);
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = v.data() + r * cols;
+    int64_t best = 0;
+    for (int64_t c = 1; c < cols; ++c)
+      if (row[c] > row[best]) best = c;
+    correct += best == labels[static_cast<size_t>(r)];
+  }
+  return correct;
+}
+
+class Stopwatch {
+ public:
+  Stopwatch() : t0_(std::chrono::steady_clock::now()) {}
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+  void reset() { t0_ = std::chrono::steady_clock::now(); }
+
+ private:
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// A status line rewritten in place on a terminal (at most ~4 times a second); silent when stdout is a file or
+// pipe, where only the per-epoch lines appear.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(isatty(fileno(stdout)) != 0) {}
+  void update(const std::string& text, bool force = false) {
+    if (!tty_) return;
+    if (!force && last_.seconds() < 0.25) return;
+    last_.reset();
+    std::printf("\r%-*s", static_cast<int>(width_), text.c_str());
+    width_ = text.size();
+    std::fflush(stdout);
+  }
+  // Clears the in-place line so a permanent line can follow.
+  void clear() {
+    if (!tty_ || width_ == 0) return;
+    std::printf("\r%*s\r", static_cast<int>(width_), "");
+    width_ = 0;
+    std::fflush(stdout);
+  }
+
+ private:
+  bool tty_;
+  size_t width_ = 0;
+  Stopwatch last_;
+};
+
+// Applies --threads (0 = OMP_NUM_THREADS or the library default).
+inline void apply_threads(int threads) {
+  ISLKD_CHECK(threads >= 0, "--threads must be >= 0, got ", threads);
+  cpu::set_num_threads(threads);
+}
+
+inline std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+struct EvalResult {
+  double loss = 0.0, accuracy = 0.0;  // mean cross-entropy, percent right
+  int64_t n = 0;
+};
+
+// Mean cross-entropy and accuracy of `model` (switched to eval mode, then back to train) over the loader's epoch 0.
+inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
+  NoGradGuard no_grad;
+  model.eval();
+  EvalResult r;
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    if (device == Device::CUDA) cuda::wait_prefetch();
+    Tensor logits = model(b.images);
+    const int64_t n = b.images.size(0);
+    loss_sum += static_cast<double>(ops::cross_entropy(logits, b.labels).item()) * static_cast<double>(n);
+    correct += count_correct(logits, b.labels.to_labels());
+    r.n += n;
+  }
+  model.train();
+  ISLKD_CHECK(r.n > 0, "evaluation: the test split is empty");
+  r.loss = loss_sum / static_cast<double>(r.n);
+  r.accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(r.n);
+  return r;
+}
+
+inline std::string meta_get(const std::map<std::string, std::string>& meta, const std::string& key,
+                            const std::string& path, const char* app_name) {
+  auto it = meta.find(key);
+  ISLKD_CHECK(it != meta.end(), path, ": not a checkpoint of `", app_name, "` (metadata has no '", key, "')");
+  return it->second;
+}
+
+inline int64_t parse_int(const std::string& s, const std::string& what) {
+  try {
+    size_t pos = 0;
+    long long v = std::stoll(s, &pos);
+    if (pos == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  ISLKD_FAIL(what, ": '", s, "' is not an integer");
+}
+
+// Per-epoch metrics as JSON lines: a first line with the run config, then one line per epoch. Kept in memory and
+// rewritten atomically after each epoch; a resumed run keeps the lines of the epochs it did not redo.
+class MetricsLog {
+ public:
+  MetricsLog(std::string path, const nlohmann::json& config, int64_t resume_epoch) : path_(std::move(path)) {
+    if (path_.empty()) return;
+    if (resume_epoch > 0) {
+      if (std::FILE* f = std::fopen(path_.c_str(), "r")) {
+        std::string line;
+        int ch;
+        auto flush_line = [&] {
+          nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+          if (!j.is_discarded() && j.is_object() && !j.contains("config") &&
+              j.value("epoch", resume_epoch + 1) <= resume_epoch)
+            lines_.push_back(j.dump());
+          line.clear();
+        };
+        while ((ch = std::fgetc(f)) != EOF) {
+          if (ch == '\n')
+            flush_line();
+          else
+            line.push_back(static_cast<char>(ch));
+        }
+        if (!line.empty()) flush_line();
+        std::fclose(f);
+      }
+    }
+    lines_.insert(lines_.begin(), nlohmann::json{{"config", config}}.dump());
+  }
+  void append(const nlohmann::json& epoch_metrics) {
+    if (path_.empty()) return;
+    lines_.push_back(epoch_metrics.dump());
+    std::string text;
+    for (const auto& l : lines_) text += l + "\n";
+    write_file_atomic(path_, text.data(), text.size());
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> lines_;
+};
+
+}  // namespace islkd::app

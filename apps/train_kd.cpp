@@ -1,0 +1,687 @@
+// `train_kd`: trains a student with cross-entropy alone (ce), Hinton KD from a frozen teacher (kd), or KD with the
+// ISL curriculum (isl), from flags or a TOML file. `--method ce,kd,isl` runs the three from the same start and
+// prints one line per method (`kd 90.61`): the project's main comparison. Checkpoints each epoch; --resume (and
+// Ctrl-C, which checkpoints mid-epoch) continue a run bit for bit on the CPU with the same seed and --threads.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/app_common.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/sampler.h"
+#include "data/transforms.h"
+#include "engine/autograd.h"
+#include "engine/checkpoint.h"
+#include "engine/distill/curriculum.h"
+#include "engine/distill/kd.h"
+#include "engine/lr_schedule.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "models/registry.h"
+
+using namespace islkd;
+
+namespace {
+
+constexpr const char* kFormat = "islkd.train_kd.v1";
+constexpr int kInterruptedExit = 130;
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
+struct Args {
+  std::string method = "kd";
+  std::string model = "resnet8";
+  std::string teacher = "teachers/resnet20_fashion-mnist.safetensors";
+  std::string teacher_model = "resnet20";
+  std::string dataset = "fashion-mnist";
+  std::string data_path;
+  int64_t epochs = 5;
+  int64_t batch_size = 128;
+  double lr = 0.05;
+  double momentum = 0.9;
+  double wd = 5e-4;
+  bool nesterov = false;
+  std::string schedule = "kd";
+  std::vector<double> milestones;
+  double gamma = 0.1;
+  double min_lr = 0.0;
+  double warmup = 0.0;
+  double warmup_start = 0.0;
+  float temperature = 4.0f;
+  float alpha = 0.9f;
+  // ISL curriculum (engine/distill/curriculum.h explains each)
+  int isl_warmup = 1;
+  int phase_epochs = 1;
+  int phases = 3;
+  std::string pacing = "linear";
+  double start_fraction = 0.5;
+  bool full_at_last_phase = false;
+  std::string batch_order = "shuffled";
+  std::string curriculum_mode = "subset";
+  std::string measure = "loss";
+  uint64_t seed = 0;
+  std::string device = "auto";
+  int threads = 0;
+  int workers = 0;
+  std::string out;
+  std::string resume;
+  std::string metrics;
+  int64_t limit = 0;
+  int64_t test_limit = 0;
+  int64_t interrupt_after_steps = 0;  // tests: behave as if Ctrl-C came after this many steps of the run
+};
+
+// TOML config files for CLI11: top-level keys (and keys inside any [section], which only groups them for
+// readability) are option names without the dashes, `_` and `-` alike; arrays give repeated values.
+// Command-line flags override the file. Parsed by toml++, not by hand.
+class TomlConfig : public CLI::Config {
+ public:
+  std::string to_config(const CLI::App*, bool, bool, std::string) const override {
+    throw CLI::ConfigError("writing TOML configs is not supported");
+  }
+  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    toml::table root;
+    try {
+      root = toml::parse(ss.str());
+    } catch (const toml::parse_error& e) {
+      std::ostringstream msg;
+      msg << "TOML config: " << e.description() << " at line " << e.source().begin.line << ", column "
+          << e.source().begin.column;
+      throw CLI::ConfigError(msg.str());
+    }
+    std::vector<CLI::ConfigItem> items;
+    add_table(root, items);
+    return items;
+  }
+
+ private:
+  static std::string scalar(const toml::node& n, const std::string& key) {
+    if (auto v = n.value<bool>()) return *v ? "true" : "false";
+    if (auto v = n.value<int64_t>(); v && n.is_integer()) return std::to_string(*v);
+    if (auto v = n.value<double>()) {
+      std::ostringstream os;
+      os.precision(17);
+      os << *v;
+      return os.str();
+    }
+    if (auto v = n.value<std::string>()) return *v;
+    throw CLI::ConfigError("TOML config: key '" + key + "' has a value of an unsupported type");
+  }
+  static void add_table(const toml::table& t, std::vector<CLI::ConfigItem>& items) {
+    for (const auto& [k, node] : t) {
+      std::string key(k.str());
+      if (const toml::table* sub = node.as_table()) {
+        add_table(*sub, items);
+        continue;
+      }
+      CLI::ConfigItem item;
+      item.name = key;
+      std::replace(item.name.begin(), item.name.end(), '_', '-');
+      if (const toml::array* arr = node.as_array()) {
+        for (const auto& e : *arr) item.inputs.push_back(scalar(e, key));
+      } else {
+        item.inputs.push_back(scalar(node, key));
+      }
+      items.push_back(std::move(item));
+    }
+  }
+};
+
+// The loader asks it for each epoch's instance list: the curriculum's (isl) or a plain shuffle (ce, kd).
+class CurriculumSampler : public data::Sampler {
+ public:
+  explicit CurriculumSampler(const std::unique_ptr<distill::Curriculum>& c) : c_(c) {}
+  std::vector<int64_t> indices(int64_t epoch) override { return c_->epoch_indices(static_cast<int>(epoch)); }
+
+ private:
+  const std::unique_ptr<distill::Curriculum>& c_;
+};
+
+// What every method of one invocation shares: the data, the frozen teacher and its cached logits.
+struct Shared {
+  std::shared_ptr<const data::Dataset> train_ds, test_ds;
+  int64_t n_train = 0, n_test = 0, num_classes = 0, in_channels = 0;
+  Device device = Device::CPU;
+  std::shared_ptr<Module> teacher;
+  double teacher_accuracy = -1.0;
+  std::vector<float> teacher_logits;  // n_train x num_classes on un-augmented instances (isl scoring), lazily
+  double teacher_cache_seconds = 0.0;
+};
+
+std::string path_for_method(const std::string& path, const std::string& method, bool several) {
+  if (!several) return path;
+  auto dot = path.rfind('.');
+  auto slash = path.rfind('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path + "." + method;
+  return path.substr(0, dot) + "_" + method + path.substr(dot);
+}
+
+data::Loader make_eval_loader(const std::shared_ptr<const data::Dataset>& ds, int64_t n, const Args& a,
+                              Device device) {
+  data::LoaderOptions o;
+  o.batch_size = a.batch_size;
+  o.workers = a.workers;
+  o.seed = a.seed;
+  o.device = device;
+  return data::Loader(ds, data::Transform(data::eval_transform(*ds), ds->channels(), ds->height(), ds->width()),
+                      std::make_shared<data::SequentialSampler>(n), o);
+}
+
+// Teacher logits on every un-augmented training instance, computed once (the difficulty scores reuse them).
+void cache_teacher_logits(Shared& s, const Args& a) {
+  if (!s.teacher_logits.empty()) return;
+  app::Stopwatch clock;
+  data::Loader loader = make_eval_loader(s.train_ds, s.n_train, a, s.device);
+  s.teacher_logits.assign(static_cast<size_t>(s.n_train * s.num_classes), 0.0f);
+  NoGradGuard no_grad;
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    if (s.device == Device::CUDA) cuda::wait_prefetch();
+    std::vector<float> v = (*s.teacher)(b.images).to_vector();
+    for (size_t r = 0; r < b.indices.size(); ++r)
+      std::copy(v.begin() + static_cast<int64_t>(r) * s.num_classes,
+                v.begin() + static_cast<int64_t>(r + 1) * s.num_classes,
+                s.teacher_logits.begin() + b.indices[r] * s.num_classes);
+  }
+  s.teacher_cache_seconds = clock.seconds();
+}
+
+// Scores every training instance with the current student (frozen: eval mode, no grad) and the cached teacher.
+std::vector<float> score_instances(Module& student, Shared& s, const Args& a, const KDLossParams& kdp,
+                                   DifficultyMeasure measure) {
+  data::Loader loader = make_eval_loader(s.train_ds, s.n_train, a, s.device);
+  std::vector<float> scores(static_cast<size_t>(s.n_train), 0.0f);
+  NoGradGuard no_grad;
+  student.eval();
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    if (s.device == Device::CUDA) cuda::wait_prefetch();
+    Tensor logits = student(b.images);
+    const int64_t rows = static_cast<int64_t>(b.indices.size());
+    std::vector<float> t(static_cast<size_t>(rows * s.num_classes));
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(s.teacher_logits.begin() + b.indices[static_cast<size_t>(r)] * s.num_classes,
+                s.teacher_logits.begin() + (b.indices[static_cast<size_t>(r)] + 1) * s.num_classes,
+                t.begin() + r * s.num_classes);
+    Tensor teacher = Tensor::from_vector(t, {rows, s.num_classes}, s.device);
+    std::vector<float> sc = ops::difficulty_scores(logits, teacher, b.labels, measure, kdp).to_vector();
+    for (int64_t r = 0; r < rows; ++r) scores[static_cast<size_t>(b.indices[static_cast<size_t>(r)])] = sc[static_cast<size_t>(r)];
+  }
+  student.train();
+  return scores;
+}
+
+struct MethodResult {
+  std::string method;
+  double test_accuracy = 0.0;
+  double seconds = 0.0;
+  bool interrupted = false;
+};
+
+MethodResult run_method(const std::string& method, const Args& a, Shared& s, bool several) {
+  const bool use_teacher = method != "ce", isl = method == "isl";
+  const std::string out = path_for_method(a.out.empty() ? a.model + "_" + a.dataset + ".safetensors" : a.out,
+                                          method, several);
+  const std::string metrics_path = a.metrics.empty() ? "" : path_for_method(a.metrics, method, several);
+
+  models::ModelConfig mcfg;
+  mcfg.num_classes = s.num_classes;
+  mcfg.in_channels = s.in_channels;
+  mcfg.seed = a.seed;
+  std::shared_ptr<Module> student = models::create_model(a.model, mcfg);
+
+  ScheduleSpec sspec;
+  sspec.kind = a.schedule;
+  sspec.base_lr = a.lr;
+  sspec.epochs = a.epochs;
+  sspec.milestones = a.milestones;
+  sspec.gamma = a.gamma;
+  sspec.min_lr = a.min_lr;
+  sspec.warmup_epochs = a.warmup;
+  sspec.warmup_start_factor = a.warmup_start;
+  std::unique_ptr<LRSchedule> schedule = make_schedule(sspec);
+
+  SGDConfig ocfg;
+  ocfg.lr = static_cast<float>(a.lr);
+  ocfg.momentum = static_cast<float>(a.momentum);
+  ocfg.weight_decay = static_cast<float>(a.wd);
+  ocfg.nesterov = a.nesterov;
+
+  KDLossParams kdp;
+  kdp.temperature = a.temperature;
+  kdp.alpha = a.alpha;
+  kdp = distill::kd_params_from_json(distill::kd_params_to_json(kdp));  // validates T and alpha
+
+  distill::CurriculumOptions copt;
+  copt.num_instances = s.n_train;
+  copt.seed = a.seed;
+  copt.mode = distill::parse_curriculum_mode(a.curriculum_mode);
+  copt.warmup_epochs = a.isl_warmup;
+  copt.phase_epochs = a.phase_epochs;
+  copt.num_phases = a.phases;
+  copt.pacing = distill::parse_pacing(a.pacing);
+  copt.start_fraction = a.start_fraction;
+  copt.full_at_last_phase = a.full_at_last_phase;
+  copt.batch_order = distill::parse_batch_order(a.batch_order);
+  copt.measure = distill::parse_difficulty_measure(a.measure);
+  std::unique_ptr<distill::Curriculum> curriculum;
+  if (isl) curriculum = std::make_unique<distill::Curriculum>(copt);
+
+  nlohmann::json run_config = {{"method", method},
+                               {"model", a.model},
+                               {"dataset", a.dataset},
+                               {"num_classes", s.num_classes},
+                               {"in_channels", s.in_channels},
+                               {"train_instances", s.n_train},
+                               {"batch_size", a.batch_size},
+                               {"seed", a.seed},
+                               {"optimizer", ocfg.to_json()},
+                               {"schedule", schedule->config()}};
+  if (use_teacher) {
+    run_config["teacher_model"] = a.teacher_model;
+    run_config["kd"] = distill::kd_params_to_json(kdp);
+  }
+  if (isl) run_config["curriculum"] = copt.to_json();
+
+  // ---- resume ----
+  int64_t start_epoch = 0, global_step = 0, skip_steps = 0;
+  double part_loss_sum = 0.0;
+  int64_t part_correct = 0, part_seen = 0;
+  std::map<std::string, Tensor> opt_state;
+  int64_t opt_steps = 0;
+  if (!a.resume.empty()) {
+    const char* app = "train_kd";
+    checkpoint::Contents c = checkpoint::load(a.resume, *student);
+    ISLKD_CHECK(app::meta_get(c.metadata, "format", a.resume, app) == kFormat, a.resume, ": checkpoint format '",
+                c.metadata.at("format"), "', expected ", kFormat);
+    nlohmann::json saved = nlohmann::json::parse(app::meta_get(c.metadata, "config", a.resume, app), nullptr, false);
+    ISLKD_CHECK(!saved.is_discarded(), a.resume, ": metadata 'config' is not JSON");
+    for (const char* key : {"method", "model", "dataset", "num_classes", "in_channels", "train_instances",
+                            "batch_size", "seed", "curriculum"}) {
+      nlohmann::json want = run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
+      ISLKD_CHECK(want == got, "--resume ", a.resume, ": it was trained with ", key, " = ", got.dump(),
+                  ", this run has ", want.dump());
+    }
+    start_epoch = app::parse_int(app::meta_get(c.metadata, "epoch", a.resume, app), a.resume + ": 'epoch'");
+    global_step = app::parse_int(app::meta_get(c.metadata, "step", a.resume, app), a.resume + ": 'step'");
+    opt_steps = app::parse_int(app::meta_get(c.metadata, "optimizer.steps", a.resume, app), a.resume + ": steps");
+    skip_steps = app::parse_int(app::meta_get(c.metadata, "epoch_step", a.resume, app), a.resume + ": epoch_step");
+    nlohmann::json part = nlohmann::json::parse(app::meta_get(c.metadata, "epoch_partial", a.resume, app), nullptr,
+                                                false);
+    ISLKD_CHECK(part.is_object(), a.resume, ": metadata 'epoch_partial' is not a JSON object");
+    part_loss_sum = part.value("loss_sum", 0.0);
+    part_correct = part.value("correct", int64_t(0));
+    part_seen = part.value("seen", int64_t(0));
+    ISLKD_CHECK(start_epoch < a.epochs, "--resume ", a.resume, " has already trained ", start_epoch,
+                " epochs; pass --epochs larger than that to continue");
+    std::vector<uint32_t> order;
+    for (const auto& e : c.extra) {
+      if (e.name == "curriculum.order") {
+        ISLKD_CHECK(e.dtype == safetensors::DType::I64, a.resume, ": 'curriculum.order' is not int64");
+        for (int64_t v : e.i64) {
+          ISLKD_CHECK(v >= 0 && v < s.n_train, a.resume, ": 'curriculum.order' holds ", v, ", outside [0, ",
+                      s.n_train, ")");
+          order.push_back(static_cast<uint32_t>(v));
+        }
+        continue;
+      }
+      ISLKD_CHECK(e.dtype == safetensors::DType::F32, a.resume, ": '", e.name, "' is not float32");
+      opt_state[e.name] = Tensor::from_vector(e.f32, e.shape.empty() ? Shape{1} : Shape(e.shape));
+    }
+    if (isl) {
+      nlohmann::json cs = nlohmann::json::parse(app::meta_get(c.metadata, "curriculum", a.resume, app), nullptr,
+                                                false);
+      ISLKD_CHECK(!cs.is_discarded(), a.resume, ": metadata 'curriculum' is not JSON");
+      curriculum = std::make_unique<distill::Curriculum>(distill::Curriculum::from_state(cs, order));
+    }
+  }
+  student->to(s.device);
+  SGD optimizer(student->named_parameters(), ocfg);
+  if (!a.resume.empty()) optimizer.load_state(opt_state, opt_steps);
+
+  data::LoaderOptions lopt;
+  lopt.batch_size = a.batch_size;
+  lopt.workers = a.workers;
+  lopt.seed = a.seed;
+  lopt.device = s.device;
+  std::shared_ptr<data::Sampler> sampler;
+  if (isl)
+    sampler = std::make_shared<CurriculumSampler>(curriculum);
+  else
+    sampler = std::make_shared<data::ShuffledSampler>(s.n_train, a.seed);
+  data::Loader train_loader(
+      s.train_ds,
+      data::Transform(data::train_transform(*s.train_ds), s.train_ds->channels(), s.train_ds->height(),
+                      s.train_ds->width()),
+      sampler, lopt);
+  data::Loader test_loader = make_eval_loader(s.test_ds, s.n_test, a, s.device);
+  const int64_t steps_per_epoch = (s.n_train + a.batch_size - 1) / a.batch_size;
+
+  std::printf("train_kd[%s]: student %s (%lld parameters)%s, %lld train / %lld test instances, out %s\n",
+              method.c_str(), a.model.c_str(), static_cast<long long>(student->num_parameters()),
+              use_teacher ? (", teacher " + a.teacher_model + " " + a.teacher).c_str() : "",
+              static_cast<long long>(s.n_train), static_cast<long long>(s.n_test), out.c_str());
+  std::printf("train_kd[%s]: config %s\n", method.c_str(), run_config.dump().c_str());
+  if (!a.resume.empty())
+    std::printf("train_kd[%s]: resuming %s at epoch %lld, step %lld of it\n", method.c_str(), a.resume.c_str(),
+                static_cast<long long>(start_epoch + 1), static_cast<long long>(skip_steps));
+  std::fflush(stdout);
+
+  app::MetricsLog metrics(metrics_path, run_config, start_epoch);
+
+  auto save = [&](int64_t epochs_done, int64_t epoch_step, double loss_sum, int64_t correct, int64_t seen,
+                  double test_acc) {
+    std::map<std::string, std::string> meta = {
+        {"format", kFormat},
+        {"config", run_config.dump()},
+        {"epoch", std::to_string(epochs_done)},
+        {"epoch_step", std::to_string(epoch_step)},
+        {"epoch_partial", nlohmann::json{{"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen}}.dump()},
+        {"step", std::to_string(global_step)},
+        {"optimizer.steps", std::to_string(optimizer.step_count())},
+        {"test_accuracy", app::fixed(test_acc, 4)}};
+    std::vector<safetensors::Entry> extra;
+    for (auto& [name, t] : optimizer.state_tensors())
+      extra.push_back(safetensors::Entry::from_f32(name, t.shape(), t.to_vector()));
+    if (isl) {
+      nlohmann::json cs = curriculum->state_json();
+      cs["last_sort_seconds"] = 0.0;  // a timing: kept out so equal runs write equal files
+      meta["curriculum"] = cs.dump();
+      std::vector<int64_t> order(curriculum->order().begin(), curriculum->order().end());
+      const int64_t n = static_cast<int64_t>(order.size());
+      extra.push_back(safetensors::Entry::from_i64("curriculum.order", {n}, std::move(order)));
+    }
+    checkpoint::save(out, *student, extra, meta);
+  };
+
+  student->train();
+  app::ProgressLine progress;
+  app::Stopwatch run_clock;
+  double train_seconds = 0.0, eval_seconds_last = 0.0;
+  int64_t steps_timed = 0;
+  MethodResult result;
+  result.method = method;
+  for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
+    nlohmann::json isl_log;
+    if (isl && curriculum->is_phase_boundary(static_cast<int>(epoch)) &&
+        !(epoch == start_epoch && skip_steps > 0)) {  // a mid-epoch resume restored this phase's order
+      cache_teacher_logits(s, a);
+      app::Stopwatch score_clock;
+      std::vector<float> scores = score_instances(*student, s, a, kdp, copt.measure);
+      const double score_seconds = score_clock.seconds();
+      curriculum->begin_phase(static_cast<int>(epoch), scores);
+      const int phase = curriculum->phase_of_epoch(static_cast<int>(epoch));
+      isl_log = {{"phase", phase},
+                 {"fraction", curriculum->fraction(phase)},
+                 {"subset_size", curriculum->subset_size(phase)},
+                 {"score_seconds", score_seconds},
+                 {"sort_seconds", curriculum->last_sort_seconds()},
+                 {"teacher_cache_seconds", s.teacher_cache_seconds}};
+      progress.clear();
+      std::printf("train_kd[isl]: phase %d from epoch %lld: easiest %.0f%% (%lld instances); scoring %.2fs, "
+                  "sort %.3f ms (%.3f%% of scoring)\n",
+                  phase, static_cast<long long>(epoch + 1), 100.0 * curriculum->fraction(phase),
+                  static_cast<long long>(curriculum->subset_size(phase)), score_seconds,
+                  1e3 * curriculum->last_sort_seconds(), 100.0 * curriculum->last_sort_seconds() / score_seconds);
+      std::fflush(stdout);
+    }
+
+    app::Stopwatch epoch_clock;
+    train_loader.start_epoch(epoch);
+    double loss_sum = 0.0;
+    int64_t correct = 0, seen = 0, step = 0;
+    data::Batch b;
+    if (epoch == start_epoch && skip_steps > 0) {
+      // Mid-epoch resume: the loader's batches are a pure function of (seed, epoch, number); skip the done ones.
+      while (step < skip_steps && train_loader.next(b)) ++step;
+      ISLKD_CHECK(step == skip_steps, a.resume, ": epoch ", epoch + 1, " has only ", step, " steps, checkpoint says ",
+                  skip_steps, " were done");
+      loss_sum = part_loss_sum;
+      correct = part_correct;
+      seen = part_seen;
+    }
+    const int64_t first_step = step;
+    while (train_loader.next(b)) {
+      if (s.device == Device::CUDA) cuda::wait_prefetch();
+      const double lr = schedule->lr_at_step(epoch, step, steps_per_epoch);
+      optimizer.set_lr(static_cast<float>(lr));
+      optimizer.zero_grad();
+      Tensor logits = (*student)(b.images);
+      Tensor loss;
+      if (use_teacher) {
+        Tensor t_logits;
+        {
+          NoGradGuard no_grad;
+          t_logits = (*s.teacher)(b.images);
+        }
+        loss = ops::kd_loss(logits, t_logits, b.labels, kdp).loss;
+      } else {
+        loss = ops::cross_entropy(logits, b.labels);
+      }
+      loss.backward();
+      optimizer.step();
+
+      const int64_t n = b.images.size(0);
+      const float loss_value = loss.item();
+      ISLKD_CHECK(std::isfinite(loss_value), "epoch ", epoch + 1, " step ", step + 1, ": the loss is ", loss_value,
+                  " (diverged); lower --lr");
+      loss_sum += static_cast<double>(loss_value) * static_cast<double>(n);
+      correct += app::count_correct(logits.detach(), b.labels.to_labels());
+      seen += n;
+      ++step;
+      ++global_step;
+
+      if (a.interrupt_after_steps > 0 && global_step >= a.interrupt_after_steps) g_interrupted.store(true);
+      if (g_interrupted.load()) {
+        progress.clear();
+        save(epoch, step, loss_sum, correct, seen, 0.0);
+        std::printf("train_kd[%s]: interrupted in epoch %lld after step %lld; checkpoint %s (continue with "
+                    "--resume %s)\n",
+                    method.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(step), out.c_str(),
+                    out.c_str());
+        std::fflush(stdout);
+        result.interrupted = true;
+        return result;
+      }
+      const double t = epoch_clock.seconds();
+      const int64_t timed = steps_timed + (step - first_step);
+      const double per_step = timed > 0 ? (train_seconds + t) / static_cast<double>(timed) : 0.0;
+      const double remaining =
+          per_step * static_cast<double>((steps_per_epoch - step) + steps_per_epoch * (a.epochs - epoch - 1)) +
+          eval_seconds_last * static_cast<double>(a.epochs - epoch);
+      progress.update(method + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " [" +
+                      std::to_string(step) + "/" + std::to_string(steps_per_epoch) + "] loss " +
+                      app::fixed(loss_sum / static_cast<double>(seen), 4) + " acc " +
+                      app::fixed(100.0 * static_cast<double>(correct) / static_cast<double>(seen), 2) + "% " +
+                      app::fixed(static_cast<double>(seen - part_seen * (epoch == start_epoch)) / t, 0) +
+                      " img/s ETA " + app::format_duration(remaining));
+    }
+    const double epoch_train_seconds = epoch_clock.seconds();
+    train_seconds += epoch_train_seconds;
+    steps_timed += step - first_step;
+
+    app::Stopwatch eval_clock;
+    app::EvalResult test = app::evaluate(*student, test_loader, s.device);
+    eval_seconds_last = eval_clock.seconds();
+    result.test_accuracy = test.accuracy;
+
+    save(epoch + 1, 0, 0.0, 0, 0, test.accuracy);
+    const double train_loss = loss_sum / static_cast<double>(seen);
+    const double train_acc = 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
+    const double remaining = (steps_timed > 0 ? train_seconds / static_cast<double>(steps_timed) : 0.0) *
+                                 static_cast<double>(steps_per_epoch * (a.epochs - epoch - 1)) +
+                             eval_seconds_last * static_cast<double>(a.epochs - epoch - 1);
+    progress.clear();
+    std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  test acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
+                method.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(a.epochs), train_loss,
+                train_acc, test.accuracy, schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch),
+                static_cast<double>(step - first_step) * static_cast<double>(a.batch_size) / epoch_train_seconds,
+                app::format_duration(epoch_train_seconds).c_str(), app::format_duration(remaining).c_str());
+    std::fflush(stdout);
+    nlohmann::json m = {{"epoch", epoch + 1},
+                        {"step", global_step},
+                        {"lr_last", schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch)},
+                        {"train_loss", train_loss},
+                        {"train_accuracy", train_acc},
+                        {"test_loss", test.loss},
+                        {"test_accuracy", test.accuracy},
+                        {"train_seconds", epoch_train_seconds},
+                        {"eval_seconds", eval_seconds_last}};
+    if (!isl_log.is_null()) m["isl"] = isl_log;
+    metrics.append(m);
+  }
+  result.seconds = run_clock.seconds();
+  return result;
+}
+
+int run(int argc, char** argv) {
+  Args a;
+  CLI::App cli{"train_kd: trains a student alone (ce), by KD from a teacher (kd), or by KD with the ISL curriculum "
+               "(isl); `--method ce,kd,isl` compares them"};
+  cli.config_formatter(std::make_shared<TomlConfig>());
+  cli.set_config("--config", "", "TOML file with any of these options (flags given here override it)");
+  cli.allow_config_extras(false);
+  cli.option_defaults()->always_capture_default();
+  cli.add_option("--method", a.method, "ce | kd | isl, or a comma list run one after another (ce,kd,isl)");
+  cli.add_option("--model", a.model, "student model");
+  cli.add_option("--teacher", a.teacher, "teacher checkpoint (safetensors, from `train` or a PyTorch state_dict)");
+  cli.add_option("--teacher-model", a.teacher_model, "teacher architecture");
+  cli.add_option("--dataset,--data-format", a.dataset,
+                 "fashion-mnist | mnist | idx | cifar10 | cifar100 | svhn | cinic10 | imagefolder");
+  cli.add_option("--data-path", a.data_path, "dataset directory (empty: Fashion-MNIST from Debian's package)");
+  cli.add_option("--epochs", a.epochs)->check(CLI::PositiveNumber);
+  cli.add_option("--batch-size", a.batch_size)->check(CLI::PositiveNumber);
+  cli.add_option("--lr", a.lr)->check(CLI::NonNegativeNumber);
+  cli.add_option("--momentum", a.momentum)->check(CLI::NonNegativeNumber);
+  cli.add_option("--wd", a.wd, "weight decay")->check(CLI::NonNegativeNumber);
+  cli.add_flag("--nesterov", a.nesterov);
+  cli.add_option("--schedule", a.schedule, "kd | multistep | cosine | constant");
+  cli.add_option("--milestones", a.milestones);
+  cli.add_option("--gamma", a.gamma);
+  cli.add_option("--min-lr", a.min_lr);
+  cli.add_option("--warmup", a.warmup, "LR warm-up epochs");
+  cli.add_option("--warmup-start", a.warmup_start);
+  cli.add_option("-T,--temperature", a.temperature, "KD temperature");
+  cli.add_option("--alpha", a.alpha, "KD weight: alpha*KD + (1-alpha)*CE");
+  cli.add_option("--isl-warmup", a.isl_warmup, "isl: epochs of plain KD before the first phase");
+  cli.add_option("--phase-epochs", a.phase_epochs, "isl: epochs per curriculum phase");
+  cli.add_option("--phases", a.phases, "isl: number of curriculum phases");
+  cli.add_option("--pacing", a.pacing, "isl: linear | root | step");
+  cli.add_option("--start-fraction", a.start_fraction, "isl: fraction of easiest instances in the first phase");
+  cli.add_flag("--full-at-last-phase", a.full_at_last_phase, "isl: the last phase already trains on everything");
+  cli.add_option("--batch-order", a.batch_order, "isl: shuffled | sequence (within a phase's subset)");
+  cli.add_option("--curriculum-mode", a.curriculum_mode, "isl: subset | ordering");
+  cli.add_option("--measure", a.measure, "isl: difficulty: loss | ce | kd | confidence");
+  cli.add_option("--seed", a.seed);
+  cli.add_option("--device", a.device, "auto | cpu | cuda");
+  cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)");
+  cli.add_option("--workers", a.workers, "loader threads (0 = default)");
+  cli.add_option("--out", a.out, "checkpoint (default <model>_<dataset>.safetensors; _<method> added for several)");
+  cli.add_option("--resume", a.resume, "checkpoint to continue (one method only)");
+  cli.add_option("--metrics", a.metrics, "JSON-lines metrics file (_<method> added for several)");
+  cli.add_option("--limit", a.limit, "train on the first N instances only (0 = all)")->check(CLI::NonNegativeNumber);
+  cli.add_option("--test-limit", a.test_limit, "evaluate on the first N test instances (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  cli.add_option("--interrupt-after-steps", a.interrupt_after_steps,
+                 "act as if Ctrl-C came after this many training steps (for tests)")
+      ->group("");  // hidden from --help
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return cli.exit(e);
+    ISLKD_FAIL(e.what());  // one line, like every other error
+  }
+
+  std::vector<std::string> methods;
+  {
+    std::stringstream ss(a.method);
+    std::string m;
+    while (std::getline(ss, m, ','))
+      if (!m.empty()) methods.push_back(m);
+  }
+  ISLKD_CHECK(!methods.empty(), "--method is empty; expected ce, kd, isl or a comma list of them");
+  for (const auto& m : methods)
+    ISLKD_CHECK(m == "ce" || m == "kd" || m == "isl", "--method: unknown method '", m, "' (expected ce, kd or isl)");
+  ISLKD_CHECK(a.resume.empty() || methods.size() == 1, "--resume continues one run: give a single --method");
+  ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");
+
+  app::apply_threads(a.threads);
+  Shared s;
+  s.device = app::choose_device(a.device);
+  s.train_ds = data::open_dataset(a.dataset, a.data_path, "train");
+  s.test_ds = data::open_dataset(a.dataset, a.data_path, "test");
+  ISLKD_CHECK(s.train_ds->size() > 0, s.train_ds->source(), ": the train split is empty");
+  ISLKD_CHECK(s.test_ds->num_classes() == s.train_ds->num_classes() &&
+                  s.test_ds->channels() == s.train_ds->channels() && s.test_ds->height() == s.train_ds->height() &&
+                  s.test_ds->width() == s.train_ds->width(),
+              s.test_ds->source(), ": the test split's classes or image size differ from the train split's");
+  s.n_train = a.limit > 0 ? std::min(a.limit, s.train_ds->size()) : s.train_ds->size();
+  s.n_test = a.test_limit > 0 ? std::min(a.test_limit, s.test_ds->size()) : s.test_ds->size();
+  s.num_classes = s.train_ds->num_classes();
+  s.in_channels = s.train_ds->channels();
+
+  const bool need_teacher = std::any_of(methods.begin(), methods.end(), [](const auto& m) { return m != "ce"; });
+  if (need_teacher) {
+    ISLKD_CHECK(models::has_model(a.teacher_model), "unknown --teacher-model '", a.teacher_model, "'");
+    {
+      std::FILE* f = std::fopen(a.teacher.c_str(), "rb");
+      ISLKD_CHECK(f, "no teacher checkpoint at '", a.teacher, "'; train one with: train --model ", a.teacher_model,
+                  " --out ", a.teacher);
+      std::fclose(f);
+    }
+    models::ModelConfig tc;
+    tc.num_classes = s.num_classes;
+    tc.in_channels = s.in_channels;
+    s.teacher = models::create_model(a.teacher_model, tc);
+    try {
+      checkpoint::load(a.teacher, *s.teacher);
+    } catch (const Error& e) {
+      ISLKD_FAIL("teacher ", a.teacher, " does not fit a ", a.teacher_model, " for ", s.num_classes, " classes x ",
+                 s.in_channels, " channels of ", a.dataset, " (", e.what(), ")");
+    }
+    s.teacher->to(s.device);
+    s.teacher->eval();
+    data::Loader tl = make_eval_loader(s.test_ds, s.n_test, a, s.device);
+    s.teacher_accuracy = app::evaluate(*s.teacher, tl, s.device).accuracy;
+    s.teacher->eval();  // evaluate() leaves modules in training mode
+    std::printf("train_kd: teacher %s %s: test accuracy %.2f%%\n", a.teacher_model.c_str(), a.teacher.c_str(),
+                s.teacher_accuracy);
+  }
+  std::printf("train_kd: %s, %lld train / %lld test instances, %lld classes, device %s, %d threads\n",
+              s.train_ds->source().c_str(), static_cast<long long>(s.n_train), static_cast<long long>(s.n_test),
+              static_cast<long long>(s.num_classes), device_name(s.device), cpu::num_threads());
+  std::fflush(stdout);
+
+  std::signal(SIGINT, on_sigint);
+  std::vector<MethodResult> results;
+  for (const auto& m : methods) {
+    results.push_back(run_method(m, a, s, methods.size() > 1));
+    if (results.back().interrupted) return kInterruptedExit;
+  }
+  if (methods.size() > 1) std::printf("train_kd: test accuracy after %lld epochs\n", static_cast<long long>(a.epochs));
+  for (const auto& r : results) std::printf("%s %.2f\n", r.method.c_str(), r.test_accuracy);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return app::guarded_main("train_kd", [&] { return run(argc, argv); });
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""Small seed corpora for the fuzzers (valid files of each format, a few bytes to a few KB).
+usage: make_seeds.py OUT_DIR   -> OUT_DIR/{idx,cifar,mat,safetensors}/seed_*"""
+import gzip
+import io
+import os
+import sys
+
+import numpy as np
+import scipy.io
+
+out = sys.argv[1]
+for d in ("idx", "cifar", "mat", "safetensors"):
+    os.makedirs(os.path.join(out, d), exist_ok=True)
+rng = np.random.default_rng(0)
+
+
+def idx_bytes(arr):
+    return bytes([0, 0, 8, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape) + arr.tobytes()
+
+
+imgs = rng.integers(0, 256, (3, 5, 4), dtype=np.uint8)
+labs = np.array([1, 9, 0], dtype=np.uint8)
+for k, (a, b) in enumerate([(idx_bytes(imgs), idx_bytes(labs)),
+                            (gzip.compress(idx_bytes(imgs)), gzip.compress(idx_bytes(labs)))]):
+    with open(os.path.join(out, "idx", "seed_%d" % k), "wb") as f:
+        f.write(len(a).to_bytes(2, "little") + a + b)
+
+rec10 = np.concatenate([np.array([[3], [9]], np.uint8), rng.integers(0, 256, (2, 3072), dtype=np.uint8)], axis=1)
+rec100 = np.concatenate([np.array([[19, 99]], np.uint8), rng.integers(0, 256, (1, 3072), dtype=np.uint8)], axis=1)
+rec10.tofile(os.path.join(out, "cifar", "seed_10"))
+rec100.tofile(os.path.join(out, "cifar", "seed_100"))
+
+for k, (compress, ydtype) in enumerate([(True, np.float64), (False, np.uint8), (True, np.int16)]):
+    buf = io.BytesIO()
+    X = rng.integers(0, 256, (4, 3, 3, 2), dtype=np.uint8)
+    y = np.array([[10], [3]], dtype=ydtype)
+    scipy.io.savemat(buf, {"X": X, "y": y, "note": np.ones((1, 2))}, do_compression=compress)
+    with open(os.path.join(out, "mat", "seed_%d" % k), "wb") as f:
+        f.write(buf.getvalue())
+
+
+def safetensors_bytes(tensors, metadata=None):
+    """The safetensors layout by hand (Debian has no safetensors package): u64 header length, JSON, data."""
+    import json
+    header, data = {}, b""
+    for name, arr in tensors.items():
+        raw = np.ascontiguousarray(arr).tobytes()
+        dtype = {"float32": "F32", "int64": "I64"}[str(arr.dtype)]
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return len(h).to_bytes(8, "little") + h + data
+
+
+for k, tensors in enumerate([
+        {"fc.weight": rng.standard_normal((3, 4)).astype(np.float32), "fc.bias": np.zeros(3, np.float32)},
+        {"bn1.num_batches_tracked": np.array(7, dtype=np.int64), "bn1.running_mean": np.ones(2, np.float32)}]):
+    with open(os.path.join(out, "safetensors", "seed_%d" % k), "wb") as f:
+        f.write(safetensors_bytes(tensors, {"epoch": "3"} if k else None))
