@@ -1,0 +1,117 @@
+// conv2d on the CUDA backend (cuDNN v7 API, served by the shim under the emulator) against the CPU backend:
+// descriptor setup for strides, padding and groups, bias and fused ReLU, backward data / filter / bias, the
+// per-shape algorithm cache.
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/emu/shim/shim.h"
+#include "tests/common/test_util.h"
+#include "tests/kernels/cuda_test_util.h"
+
+using namespace islkd;
+using test::DeviceVec;
+
+namespace {
+
+Conv2dShape shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R, int64_t stride, int64_t pad,
+                  int64_t groups) {
+  Conv2dShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W, s.K = K, s.R = R, s.S = R, s.stride = stride, s.pad = pad, s.groups = groups;
+  return s;
+}
+
+size_t x_size(const Conv2dShape& s) { return static_cast<size_t>(s.N * s.C * s.H * s.W); }
+size_t w_size(const Conv2dShape& s) { return static_cast<size_t>(s.K * (s.C / s.groups) * s.R * s.S); }
+size_t y_size(const Conv2dShape& s) { return static_cast<size_t>(s.N * s.K * s.OH() * s.OW()); }
+
+const Conv2dShape kShapes[] = {
+    shape(1, 1, 1, 1, 1, 1, 1, 0, 1),     // smallest
+    shape(2, 3, 9, 7, 5, 3, 1, 1, 1),     // 3x3 same padding, odd sizes
+    shape(3, 4, 11, 11, 6, 3, 2, 1, 1),   // stride 2
+    shape(2, 6, 8, 8, 6, 3, 1, 1, 6),     // depthwise
+    shape(2, 4, 5, 5, 6, 1, 1, 0, 2),     // grouped 1x1
+    shape(1, 3, 33, 31, 7, 5, 2, 2, 1),   // 5x5, stride 2, non-square
+};
+
+}  // namespace
+
+TEST(CudaConv2d, ForwardWithBiasAndFusedReluMatchesCpu) {
+  for (const Conv2dShape& s : kShapes) {
+    const std::vector<float> x = test::random_vector(x_size(s), 1), w = test::random_vector(w_size(s), 2),
+                             b = test::random_vector(static_cast<size_t>(s.K), 3);
+    DeviceVec<float> dx(x), dw(w), db(b), dy(y_size(s));
+    std::vector<float> ref(y_size(s));
+    for (int variant = 0; variant < 3; ++variant) {  // no bias; bias; bias + ReLU
+      const bool bias = variant > 0, relu = variant == 2;
+      cuda::conv2d_forward(s, dx.get(), dw.get(), bias ? db.get() : nullptr, dy.get(), relu);
+      cpu::conv2d_forward(s, x.data(), w.data(), bias ? b.data() : nullptr, ref.data(), relu);
+      EXPECT_TRUE(test::all_close(dy.host(), ref, 1e-5f, 1e-5f))
+          << "N" << s.N << " C" << s.C << " H" << s.H << " K" << s.K << " R" << s.R << " stride " << s.stride
+          << " groups " << s.groups << " variant " << variant;
+    }
+  }
+}
+
+TEST(CudaConv2d, BackwardDataWeightsAndBiasMatchCpu) {
+  for (const Conv2dShape& s : kShapes) {
+    const std::vector<float> x = test::random_vector(x_size(s), 4), w = test::random_vector(w_size(s), 5),
+                             dy = test::random_vector(y_size(s), 6);
+    DeviceVec<float> d_x(x), d_w(w), d_dy(dy), d_dx(x_size(s)), d_dw(w_size(s)), d_db(static_cast<size_t>(s.K));
+    std::vector<float> dx(x_size(s)), dw(w_size(s)), db(static_cast<size_t>(s.K));
+    cuda::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get());
+    cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+    EXPECT_TRUE(test::all_close(d_dx.host(), dx, 1e-5f, 1e-5f)) << "dx, K" << s.K << " groups " << s.groups;
+    cuda::conv2d_backward_weights(s, d_x.get(), d_dy.get(), d_dw.get(), d_db.get());
+    cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data());
+    EXPECT_TRUE(test::all_close(d_dw.host(), dw, 1e-4f, 1e-5f)) << "dw, K" << s.K << " groups " << s.groups;
+    EXPECT_TRUE(test::all_close(d_db.host(), db, 1e-4f, 1e-5f)) << "db, K" << s.K << " groups " << s.groups;
+    cuda::conv2d_backward_weights(s, d_x.get(), d_dy.get(), d_dw.get(), nullptr);  // bias gradient optional
+    EXPECT_TRUE(test::all_close(d_dw.host(), dw, 1e-4f, 1e-5f));
+  }
+}
+
+TEST(CudaConv2d, AlgorithmIsChosenOncePerShapeAndDirection) {
+  const Conv2dShape s = shape(2, 3, 10, 10, 4, 3, 1, 1, 1);
+  DeviceVec<float> x(x_size(s)), w(w_size(s)), y(y_size(s)), dx(x_size(s)), dw(w_size(s));
+  cuda::fill(x.get(), 0.5f, static_cast<int64_t>(x_size(s)));
+  cuda::fill(w.get(), 0.25f, static_cast<int64_t>(w_size(s)));
+  cuda::conv2d_forward(s, x.get(), w.get(), nullptr, y.get());
+  cuda::conv2d_backward_data(s, y.get(), w.get(), dx.get());
+  cuda::conv2d_backward_weights(s, x.get(), y.get(), dw.get(), nullptr);
+  const auto first = islkd_cuda_shim::stats();
+  for (int i = 0; i < 3; ++i) {
+    cuda::conv2d_forward(s, x.get(), w.get(), nullptr, y.get());
+    cuda::conv2d_backward_data(s, y.get(), w.get(), dx.get());
+    cuda::conv2d_backward_weights(s, x.get(), y.get(), dw.get(), nullptr);
+  }
+  const auto later = islkd_cuda_shim::stats();
+  EXPECT_EQ(later.algorithm_queries, first.algorithm_queries);
+  EXPECT_EQ(later.conv_forward - first.conv_forward, 3u);
+  EXPECT_EQ(later.conv_backward_data - first.conv_backward_data, 3u);
+  EXPECT_EQ(later.conv_backward_filter - first.conv_backward_filter, 3u);
+  // A new shape asks again.
+  const Conv2dShape t = shape(2, 3, 12, 12, 4, 3, 1, 1, 1);
+  DeviceVec<float> x2(x_size(t)), y2(y_size(t));
+  cuda::fill(x2.get(), 1.0f, static_cast<int64_t>(x_size(t)));
+  cuda::conv2d_forward(t, x2.get(), w.get(), nullptr, y2.get());
+  EXPECT_EQ(islkd_cuda_shim::stats().algorithm_queries, later.algorithm_queries + 1);
+}
+
+TEST(CudaConv2d, SteadyStateForwardBackwardMakesNoCudaMalloc) {
+  const Conv2dShape s = shape(2, 3, 8, 8, 4, 3, 1, 1, 1);
+  DeviceVec<float> x(x_size(s)), w(w_size(s)), y(y_size(s)), dx(x_size(s)), dw(w_size(s)), db(4);
+  cuda::fill(x.get(), 0.5f, static_cast<int64_t>(x_size(s)));
+  cuda::fill(w.get(), 0.25f, static_cast<int64_t>(w_size(s)));
+  auto step = [&] {
+    cuda::conv2d_forward(s, x.get(), w.get(), db.get(), y.get(), false);
+    cuda::conv2d_backward_data(s, y.get(), w.get(), dx.get());
+    cuda::conv2d_backward_weights(s, x.get(), y.get(), dw.get(), db.get());
+  };
+  step();
+  const auto before = islkd_cuda_shim::stats().mallocs;
+  step();
+  step();
+#if !defined(ISLKD_SANITIZE) && !defined(__SANITIZE_ADDRESS__)
+  EXPECT_EQ(islkd_cuda_shim::stats().mallocs, before);
+#else
+  (void)before;
+#endif
+}

@@ -1,0 +1,193 @@
+// The CUDA backend's host side under the emulator + shim: device discovery, the caching allocator (reuse, peak
+// bytes, no cudaMalloc in the steady state), copies and prefetch, and error messages with call, file and line.
+#include <cstdlib>
+#include <string>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/vendor.h"
+#include "kernels/emu/shim/shim.h"
+#include "tests/common/test_util.h"
+#include "tests/kernels/cuda_test_util.h"
+
+using namespace islkd;
+using test::DeviceVec;
+
+#if defined(ISLKD_SANITIZE) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kPools = false;  // the allocator passes straight through under the sanitizer
+#else
+constexpr bool kPools = true;
+#endif
+
+TEST(CudaDevice, EmulatedBuildReportsItself) { EXPECT_TRUE(cuda::is_emulated()); }
+
+TEST(CudaDevice, UnavailableWithoutDriverOrEnvironmentAndNeverThrows) {
+  unsetenv("ISLKD_EMULATED_CUDA");
+  std::string why;
+  EXPECT_FALSE(cuda::device_available(&why));
+  EXPECT_NE(why.find("cudaGetDeviceCount"), std::string::npos) << why;
+  EXPECT_NE(why.find("ISLKD_EMULATED_CUDA=1"), std::string::npos) << why;
+  EXPECT_FALSE(cuda::device_available(nullptr));
+  // The failed query leaves no sticky error behind for the next launch check.
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  // Without a device, memory cannot be had either (the loader relies on that to report the missing device).
+  EXPECT_THROW(cuda::pinned_host_free(cuda::pinned_host_malloc(64)), Error);
+  cudaGetLastError();
+  test::enable_emulated_cuda();  // for the tests that follow in this process
+}
+
+TEST(CudaDevice, AvailableWithEmulationEnabled) {
+  test::enable_emulated_cuda();
+  std::string why;
+  EXPECT_TRUE(cuda::device_available(&why)) << why;
+  EXPECT_NE(why.find("emulated"), std::string::npos) << why;
+  cuda::set_device(0);
+  cuda::synchronize();
+}
+
+TEST(CudaDevice, BadOrdinalIsAnErrorNamingCallFileAndLine) {
+  try {
+    cuda::set_device(3);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cudaSetDevice(ordinal)"), std::string::npos) << m;
+    EXPECT_NE(m.find("invalid device ordinal"), std::string::npos) << m;
+    EXPECT_NE(m.find("device.cpp:"), std::string::npos) << m;
+  }
+}
+
+TEST(CudaDevice, CublasAndCudnnChecksNameCallFileAndLine) {
+  try {
+    ISLKD_CUBLAS_CHECK(cublasSetStream(nullptr, nullptr));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cublasSetStream(nullptr, nullptr)"), std::string::npos) << m;
+    EXPECT_NE(m.find("CUBLAS_STATUS_NOT_INITIALIZED"), std::string::npos) << m;
+    EXPECT_NE(m.find("cuda_device_test.cpp:"), std::string::npos) << m;
+  }
+  try {
+    ISLKD_CUDNN_CHECK(cudnnSetStream(nullptr, nullptr));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cudnnSetStream(nullptr, nullptr)"), std::string::npos) << m;
+    EXPECT_NE(m.find("CUDNN_STATUS_BAD_PARAM"), std::string::npos) << m;
+    EXPECT_NE(m.find("cuda_device_test.cpp:"), std::string::npos) << m;
+  }
+}
+
+TEST(CudaAllocator, ReusesFreedBlocksOfTheSameSizeClass) {
+  void* a = cuda::device_malloc(1000);
+  cuda::device_free(a);
+  void* b = cuda::device_malloc(900);  // same 1 KiB class
+  if (kPools) EXPECT_EQ(a, b);
+  cuda::device_free(b);
+}
+
+TEST(CudaAllocator, SteadyStateMakesNoCudaMalloc) {
+  auto step = [] {  // the allocation pattern of a training step, sizes repeating
+    void* x = cuda::device_malloc(3 * 32 * 32 * 4 * 4);
+    void* h = cuda::device_malloc(16 * 32 * 32 * 4 * 4);
+    void* g = cuda::device_malloc(10 * 4 * 4);
+    cuda::device_free(h);
+    void* w = cuda::device_malloc(5 << 20);
+    cuda::device_free(x);
+    cuda::device_free(w);
+    cuda::device_free(g);
+  };
+  step();
+  const auto before = islkd_cuda_shim::stats();
+  for (int i = 0; i < 10; ++i) step();
+  const auto after = islkd_cuda_shim::stats();
+  if (kPools) {
+    EXPECT_EQ(after.mallocs, before.mallocs);
+    EXPECT_EQ(after.frees, before.frees);
+  } else {
+    EXPECT_EQ(after.mallocs - before.mallocs, 40u);
+    EXPECT_EQ(after.frees - before.frees, 40u);
+  }
+}
+
+TEST(CudaAllocator, TracksInUseAndPeakBytesAndReleasesTheCache) {
+  cuda::allocator_release_cached();
+  const size_t base = cuda::allocator_in_use_bytes();
+  void* a = cuda::device_malloc(1 << 20);
+  void* b = cuda::device_malloc(3 << 20);
+  EXPECT_GE(cuda::allocator_in_use_bytes() - base, size_t(4) << 20);
+  EXPECT_GE(cuda::allocator_peak_bytes(), cuda::allocator_in_use_bytes());
+  const size_t peak = cuda::allocator_peak_bytes();
+  cuda::device_free(a);
+  cuda::device_free(b);
+  EXPECT_EQ(cuda::allocator_in_use_bytes(), base);
+  EXPECT_EQ(cuda::allocator_peak_bytes(), peak);  // the peak stays
+  const auto live = islkd_cuda_shim::stats().live_bytes;
+  cuda::allocator_release_cached();
+  if (kPools) EXPECT_LE(islkd_cuda_shim::stats().live_bytes + (size_t(4) << 20), live);
+}
+
+TEST(CudaAllocator, FreeOfAForeignPointerIsIgnoredNotACrash) {
+  int x = 0;
+  cuda::device_free(&x);
+  cuda::device_free(nullptr);
+  SUCCEED();
+}
+
+TEST(CudaMemory, CopiesRoundTripAndPrefetchLandsBeforeUse) {
+  const std::vector<float> v = test::random_vector(1000, 2);
+  DeviceVec<float> a(v), b(1000);
+  cuda::memcpy_d2d(b.get(), a.get(), 1000 * 4);
+  EXPECT_TRUE(test::all_close(b.host(), v, 0, 0));
+
+  float* pinned = static_cast<float*>(cuda::pinned_host_malloc(1000 * 4));
+  for (int i = 0; i < 1000; ++i) pinned[i] = static_cast<float>(i);
+  cuda::memcpy_h2d_prefetch(b.get(), pinned, 1000 * 4);
+  cuda::wait_prefetch();
+  const std::vector<float> got = b.host();
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(got[static_cast<size_t>(i)], static_cast<float>(i));
+  cuda::pinned_host_free(pinned);
+}
+
+TEST(CudaMemory, CopyFromAHostPointerAsDeviceIsAnError) {
+  std::vector<float> host(16, 1.0f), other(16);
+  try {
+    cuda::memcpy_d2h(other.data(), host.data(), 16 * 4);  // src is not device memory
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cudaMemcpyAsync"), std::string::npos) << m;
+    EXPECT_NE(m.find("invalid argument"), std::string::npos) << m;
+  }
+}
+
+TEST(CudaShim, CudaFreeOfAnUnknownPointerIsAnError) {
+  int x = 0;
+  EXPECT_EQ(cudaFree(&x), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // read and cleared
+  void* p = nullptr;
+  ASSERT_EQ(cudaMalloc(&p, 100), cudaSuccess);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 256, 0u);
+  EXPECT_EQ(cudaFree(p), cudaSuccess);
+  EXPECT_EQ(cudaFree(p), cudaErrorInvalidValue);  // double free
+  cudaGetLastError();
+}
+
+TEST(CudaShim, SgemmIsColumnMajor) {
+  cublasHandle_t h = nullptr;
+  ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+  // A = [[1, 2], [3, 4]] column-major is {1, 3, 2, 4}; B = I; C = A^T * B = [[1, 3], [2, 4]] -> {1, 2, 3, 4}.
+  DeviceVec<float> A(std::vector<float>{1, 3, 2, 4}), B(std::vector<float>{1, 0, 0, 1}), C(4);
+  const float one = 1.0f, zero = 0.0f;
+  ASSERT_EQ(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, 2, 2, 2, &one, A.get(), 2, B.get(), 2, &zero, C.get(), 2),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_TRUE(test::all_close(C.host(), {1, 2, 3, 4}, 0, 0));
+  // A 2 x 3 result with ldc 3 (padding row untouched): C = A(2x2) * B(2x3)
+  DeviceVec<float> B3(std::vector<float>{1, 0, 0, 1, 1, 1}), C3(std::vector<float>(9, 7.0f));
+  ASSERT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 3, 2, &one, A.get(), 2, B3.get(), 2, &zero, C3.get(), 3),
+            CUBLAS_STATUS_SUCCESS);
+  EXPECT_TRUE(test::all_close(C3.host(), {1, 3, 7, 2, 4, 7, 3, 7, 7}, 0, 0));
+  EXPECT_EQ(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, A.get(), 1, B.get(), 2, &zero, C.get(), 2),
+            CUBLAS_STATUS_INVALID_VALUE);  // lda < m
+  EXPECT_EQ(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+}
