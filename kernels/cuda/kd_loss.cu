@@ -110,7 +110,8 @@ float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student,
   const detail::RowLossSummary sum = detail::summarize_row_losses(rows, cols, labels, row_kd, row_ce);
   ISLKD_CHECK(sum.bad_row < 0, "kd_loss: label ", sum.bad_label, " of row ", sum.bad_row, " is out of range [0, ",
               cols, ")");
-  const double alpha = p.alpha, skd = sum.sum_a / static_cast<double>(rows), sce = sum.sum_b / static_cast<double>(rows);
+  const double alpha = p.alpha, skd = sum.sum_a / static_cast<double>(rows),
+               sce = sum.sum_b / static_cast<double>(rows);
   if (mean_kd) *mean_kd = static_cast<float>(skd);
   if (mean_ce) *mean_ce = static_cast<float>(sce);
   return static_cast<float>(alpha * skd + (1.0 - alpha) * sce);

@@ -18,8 +18,9 @@ namespace {
 // 256 threads: a multiple of the warp size with enough warps per block to hide the window's load latency.
 constexpr int kThreads = 256;
 
-__global__ void max_pool2d_forward_kernel(Pool2dShape s, int64_t OH, int64_t OW, int64_t total, const float* __restrict__ x,
-                                          float* __restrict__ y, int32_t* __restrict__ argmax) {
+__global__ void max_pool2d_forward_kernel(Pool2dShape s, int64_t OH, int64_t OW, int64_t total,
+                                          const float* __restrict__ x, float* __restrict__ y,
+                                          int32_t* __restrict__ argmax) {
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < total;
        o += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t ow = o % OW, oh = (o / OW) % OH, plane = o / (OH * OW);
@@ -54,8 +55,9 @@ __device__ __forceinline__ void covering(int64_t i, int64_t stride, int64_t pad,
   *hi = min((i + pad) / stride + 1, out);
 }
 
-__global__ void max_pool2d_backward_kernel(Pool2dShape s, int64_t OH, int64_t OW, int64_t total, const float* __restrict__ dy,
-                                           const int32_t* __restrict__ argmax, float* __restrict__ dx) {
+__global__ void max_pool2d_backward_kernel(Pool2dShape s, int64_t OH, int64_t OW, int64_t total,
+                                           const float* __restrict__ dy, const int32_t* __restrict__ argmax,
+                                           float* __restrict__ dx) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t w = i % s.W, h = (i / s.W) % s.H, plane = i / (s.H * s.W);

@@ -72,7 +72,8 @@ __global__ void histogram_kernel(int64_t n, int shift, const uint32_t* __restric
   const int64_t end = min(begin + kTile, n);
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) atomicAdd(&hist[(keys[i] >> shift) & 0xFFu], 1u);
   __syncthreads();
-  for (int d = threadIdx.x; d < kBuckets; d += blockDim.x) counts[d * static_cast<int64_t>(gridDim.x) + blockIdx.x] = hist[d];
+  for (int d = threadIdx.x; d < kBuckets; d += blockDim.x)
+    counts[d * static_cast<int64_t>(gridDim.x) + blockIdx.x] = hist[d];
 }
 
 // Exclusive scan over the block of one value per thread; *total gets the block's sum. Three barriers.

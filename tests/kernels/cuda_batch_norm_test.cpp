@@ -99,3 +99,9 @@ TEST(BatchNormCuda, BackwardMatchesCpuAtAwkwardSizes) {
 TEST(BatchNormCuda, BackwardWithoutDxWritesOnlyParameterGradients) {
   check_backward({4, 6, 17}, 77, false);
 }
+
+TEST(BatchNormCuda, LargeChannelStatisticsMatchCpu) {
+  // 64 x 32 x 32 values per channel: each thread adds 256 of them in float before the shuffle tree.
+  check_train_forward({64, 2, 1024}, 555);
+  check_backward({64, 2, 1024}, 556, true);
+}
