@@ -15,6 +15,7 @@ bool is_emulated() { return false; }
 void* device_malloc(size_t) { unavailable(); }
 void device_free(void*) {}
 void synchronize() { unavailable(); }
+size_t allocator_peak_bytes() { unavailable(); }
 void* pinned_host_malloc(size_t) { unavailable(); }
 void pinned_host_free(void*) {}
 void memcpy_h2d_prefetch(void*, const void*, size_t) { unavailable(); }
