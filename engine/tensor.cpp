@@ -3,7 +3,10 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <sstream>
+#include <unordered_map>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -36,10 +39,77 @@ Device parse_device(const std::string& s) {
   ISLKD_FAIL("unknown device '", s, "' (expected cpu or cuda)");
 }
 
+namespace {
+
+// Host blocks are kept on per-size free lists instead of going back to malloc: a training step allocates the same
+// few hundred activation and gradient sizes every step, and large blocks from malloc are fresh mmaps that cost a
+// page fault per 4 KiB on first touch (measured: more than the elementwise ops themselves). Exact-size reuse
+// only (a step's sizes repeat exactly), with a cap on what is kept idle. Contents of a reused block are
+// unspecified, like fresh malloc memory, so results do not depend on reuse.
+class HostBlockCache {
+ public:
+  static HostBlockCache& get() {
+    static HostBlockCache* c = new HostBlockCache;  // never destroyed: storages may be freed during exit
+    return *c;
+  }
+  void* allocate(size_t alloc) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(alloc);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        idle_bytes_ -= alloc;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(64, alloc);
+    if (!p) {
+      release_idle();  // give the idle blocks back and retry once before failing
+      p = std::aligned_alloc(64, alloc);
+    }
+    return p;
+  }
+  void release(void* p, size_t alloc) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (idle_bytes_ + alloc <= max_idle_bytes_) {
+        free_[alloc].push_back(p);
+        idle_bytes_ += alloc;
+        return;
+      }
+    }
+    std::free(p);
+  }
+  void release_idle() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [size, list] : free_)
+      for (void* p : list) std::free(p);
+    free_.clear();
+    idle_bytes_ = 0;
+  }
+
+ private:
+  // ISLKD_HOST_CACHE_BYTES caps the idle bytes kept (0 turns reuse off); default 2 GiB.
+  HostBlockCache() {
+    if (const char* e = std::getenv("ISLKD_HOST_CACHE_BYTES")) max_idle_bytes_ = std::strtoull(e, nullptr, 10);
+  }
+  size_t max_idle_bytes_ = size_t(2) << 30;
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t idle_bytes_ = 0;
+};
+
+size_t rounded_bytes(size_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
+
+}  // namespace
+
+void release_idle_host_memory() { HostBlockCache::get().release_idle(); }
+
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  size_t alloc = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+  const size_t alloc = rounded_bytes(bytes);
   if (device == Device::CPU) {
-    data_ = std::aligned_alloc(64, alloc);
+    data_ = HostBlockCache::get().allocate(alloc);
     if (!data_) ISLKD_FAIL("out of host memory allocating ", bytes, " bytes");
   } else {
     data_ = cuda::device_malloc(alloc);
@@ -48,7 +118,7 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 
 Storage::~Storage() {
   if (device_ == Device::CPU)
-    std::free(data_);
+    HostBlockCache::get().release(data_, rounded_bytes(bytes_));
   else
     cuda::device_free(data_);
 }

@@ -23,6 +23,10 @@ int64_t shape_numel(const Shape& s);
 const char* device_name(Device d);
 Device parse_device(const std::string& s);  // "cpu" | "cuda"
 
+// Host blocks freed by Storage are kept for reuse by later allocations of the same size; this returns them to
+// the system (e.g. before a phase that needs memory for something else).
+void release_idle_host_memory();
+
 // A block of memory on one device. Freed through the device's allocator when the last owner goes.
 class Storage {
  public:
