@@ -247,7 +247,8 @@ Options parse(int argc, char** argv) {
   o.device = parse_device(device);
   if (o.smoke) {
     o.warmup = 1, o.steps = 2;
-    o.isl_instances = std::min<int64_t>(o.isl_instances, 2000);
+    o.isl_instances = std::min<int64_t>(o.isl_instances, 512);
+    o.isl_batch = 256;
   }
   ISLKD_CHECK(o.steps >= 1 && o.warmup >= 0, "kd_step_bench: needs --steps >= 1 and --warmup >= 0");
   return o;

@@ -88,17 +88,22 @@ std::vector<float> randn(int64_t n, uint64_t seed = 1) {
   return v;
 }
 
-// Counters: the rate and its share of the probed peak.
-void bytes_counters(benchmark::State& st, double bytes) {
-  st.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["%peakBW"] =
-      benchmark::Counter(100.0 * bytes / g_peak_bytes, benchmark::Counter::kIsIterationInvariantRate);
-}
-void flop_counters(benchmark::State& st, double flops) {
-  st.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["%peakFLOP"] =
-      benchmark::Counter(100.0 * flops / g_peak_flops, benchmark::Counter::kIsIterationInvariantRate);
-}
+// Counters: the rate and its share of the probed peak. The loop is timed here (wall clock, as UseRealTime) so the
+// counters are plain numbers rather than Google Benchmark's "/s" rates.
+class Rate {
+ public:
+  Rate() : t0_(now_s()) {}
+  void bytes(benchmark::State& st, double per_iter) { set(st, per_iter, "GB/s", "%peakBW", g_peak_bytes); }
+  void flops(benchmark::State& st, double per_iter) { set(st, per_iter, "GFLOP/s", "%peakFLOP", g_peak_flops); }
+
+ private:
+  void set(benchmark::State& st, double per_iter, const char* name, const char* pct, double peak) {
+    const double rate = per_iter * double(st.iterations()) / (now_s() - t0_);
+    st.counters[name] = rate / 1e9;
+    st.counters[pct] = 100.0 * rate / peak;
+  }
+  double t0_;
+};
 
 // Activation sizes of the models' elementwise work: resnet20 layer1 at batch 128 (128x16x32x32 = 2M floats) and
 // resnet8x4 layer1 at batch 64 (64x64x32x32 = 4M floats).
@@ -108,26 +113,30 @@ const int64_t kActs[] = {128 * 16 * 32 * 32, 64 * 64 * 32 * 32};
 void BM_relu_forward(benchmark::State& st) {
   const int64_t n = st.range(0);
   auto x = randn(n), y = std::vector<float>(n);
+  Rate rate;
   for (auto _ : st) cpu::relu_forward(x.data(), y.data(), n);
-  bytes_counters(st, 8.0 * n);
+  rate.bytes(st, 8.0 * n);
 }
 void BM_relu_backward(benchmark::State& st) {
   const int64_t n = st.range(0);
   auto y = randn(n), dy = randn(n, 2), dx = std::vector<float>(n);
+  Rate rate;
   for (auto _ : st) cpu::relu_backward(y.data(), dy.data(), dx.data(), n);
-  bytes_counters(st, 12.0 * n);
+  rate.bytes(st, 12.0 * n);
 }
 void BM_add(benchmark::State& st) {
   const int64_t n = st.range(0);
   auto a = randn(n), b = randn(n, 2), y = std::vector<float>(n);
+  Rate rate;
   for (auto _ : st) cpu::add(a.data(), b.data(), y.data(), n);
-  bytes_counters(st, 12.0 * n);
+  rate.bytes(st, 12.0 * n);
 }
 void BM_accumulate(benchmark::State& st) {
   const int64_t n = st.range(0);
   auto x = randn(n), y = randn(n, 2);
+  Rate rate;
   for (auto _ : st) cpu::accumulate(x.data(), y.data(), n);
-  bytes_counters(st, 12.0 * n);
+  rate.bytes(st, 12.0 * n);
 }
 BENCHMARK(BM_relu_forward)->Arg(kActs[0])->Arg(kActs[1])->UseRealTime();
 BENCHMARK(BM_relu_backward)->Arg(kActs[0])->Arg(kActs[1])->UseRealTime();
@@ -139,27 +148,30 @@ void BM_batch_norm_forward_train(benchmark::State& st) {
   const int64_t N = st.range(0), C = st.range(1), HW = st.range(2), n = N * C * HW;
   auto x = randn(n), y = std::vector<float>(n), g = std::vector<float>(C, 1.0f), b = std::vector<float>(C, 0.0f);
   std::vector<float> rm(C, 0.0f), rv(C, 1.0f), sm(C), si(C);
+  Rate rate;
   for (auto _ : st)
     cpu::batch_norm_forward_train(N, C, HW, x.data(), g.data(), b.data(), rm.data(), rv.data(), 0.1f, 1e-5f,
                                   y.data(), sm.data(), si.data());
-  bytes_counters(st, 8.0 * n);  // at least: read x once, write y once (statistics need a second read from cache)
+  rate.bytes(st, 8.0 * n);  // at least: read x once, write y once (statistics need a second read from cache)
 }
 void BM_batch_norm_forward_eval(benchmark::State& st) {
   const int64_t N = st.range(0), C = st.range(1), HW = st.range(2), n = N * C * HW;
   auto x = randn(n), y = std::vector<float>(n), g = std::vector<float>(C, 1.0f), b = std::vector<float>(C, 0.0f);
   std::vector<float> rm(C, 0.0f), rv(C, 1.0f);
+  Rate rate;
   for (auto _ : st)
     cpu::batch_norm_forward_eval(N, C, HW, x.data(), g.data(), b.data(), rm.data(), rv.data(), 1e-5f, y.data());
-  bytes_counters(st, 8.0 * n);
+  rate.bytes(st, 8.0 * n);
 }
 void BM_batch_norm_backward(benchmark::State& st) {
   const int64_t N = st.range(0), C = st.range(1), HW = st.range(2), n = N * C * HW;
   auto x = randn(n), dy = randn(n, 2), dx = std::vector<float>(n), g = std::vector<float>(C, 1.0f);
   std::vector<float> sm(C, 0.0f), si(C, 1.0f), dg(C), db(C);
+  Rate rate;
   for (auto _ : st)
     cpu::batch_norm_backward(N, C, HW, x.data(), dy.data(), g.data(), sm.data(), si.data(), dx.data(), dg.data(),
                              db.data());
-  bytes_counters(st, 12.0 * n);
+  rate.bytes(st, 12.0 * n);
 }
 #define BN_SHAPES ->Args({128, 16, 1024})->Args({128, 64, 64})->Args({64, 64, 1024})->Args({64, 256, 64})->UseRealTime()
 BENCHMARK(BM_batch_norm_forward_train) BN_SHAPES;
@@ -177,8 +189,9 @@ void BM_max_pool2d_forward(benchmark::State& st) {
   auto x = randn(s.N * s.C * s.H * s.W);
   std::vector<float> y(s.N * s.C * s.OH() * s.OW());
   std::vector<int32_t> am(y.size());
+  Rate rate;
   for (auto _ : st) cpu::max_pool2d_forward(s, x.data(), y.data(), am.data());
-  bytes_counters(st, 4.0 * x.size() + 8.0 * y.size());
+  rate.bytes(st, 4.0 * x.size() + 8.0 * y.size());
 }
 void BM_max_pool2d_backward(benchmark::State& st) {
   const auto s = pool_shape(st);
@@ -186,21 +199,24 @@ void BM_max_pool2d_backward(benchmark::State& st) {
   std::vector<float> y(s.N * s.C * s.OH() * s.OW()), dy = randn(int64_t(y.size()), 3);
   std::vector<int32_t> am(y.size());
   cpu::max_pool2d_forward(s, x.data(), y.data(), am.data());
+  Rate rate;
   for (auto _ : st) cpu::max_pool2d_backward(s, dy.data(), am.data(), dx.data());
-  bytes_counters(st, 4.0 * dx.size() + 8.0 * dy.size());
+  rate.bytes(st, 4.0 * dx.size() + 8.0 * dy.size());
 }
 void BM_avg_pool2d_forward(benchmark::State& st) {
   const auto s = pool_shape(st);
   auto x = randn(s.N * s.C * s.H * s.W);
   std::vector<float> y(s.N * s.C * s.OH() * s.OW());
+  Rate rate;
   for (auto _ : st) cpu::avg_pool2d_forward(s, x.data(), y.data());
-  bytes_counters(st, 4.0 * x.size() + 4.0 * y.size());
+  rate.bytes(st, 4.0 * x.size() + 4.0 * y.size());
 }
 void BM_avg_pool2d_backward(benchmark::State& st) {
   const auto s = pool_shape(st);
   std::vector<float> dx(s.N * s.C * s.H * s.W), dy = randn(s.N * s.C * s.OH() * s.OW());
+  Rate rate;
   for (auto _ : st) cpu::avg_pool2d_backward(s, dy.data(), dx.data());
-  bytes_counters(st, 4.0 * dx.size() + 4.0 * dy.size());
+  rate.bytes(st, 4.0 * dx.size() + 4.0 * dy.size());
 }
 // avg 8x8 on the final 8x8 map is RepDistiller's head (resnet20: 128x64, resnet8x4: 64x256); max 2x2 is VGG's.
 BENCHMARK(BM_max_pool2d_forward)->Args({128, 64, 32, 2})->UseRealTime();
@@ -212,15 +228,17 @@ void BM_global_avg_pool_forward(benchmark::State& st) {
   const int64_t NC = st.range(0), HW = st.range(1);
   auto x = randn(NC * HW);
   std::vector<float> y(NC);
+  Rate rate;
   for (auto _ : st) cpu::global_avg_pool_forward(NC, HW, x.data(), y.data());
-  bytes_counters(st, 4.0 * NC * HW);
+  rate.bytes(st, 4.0 * NC * HW);
 }
 void BM_global_avg_pool_backward(benchmark::State& st) {
   const int64_t NC = st.range(0), HW = st.range(1);
   auto dy = randn(NC);
   std::vector<float> dx(NC * HW);
+  Rate rate;
   for (auto _ : st) cpu::global_avg_pool_backward(NC, HW, dy.data(), dx.data());
-  bytes_counters(st, 4.0 * NC * HW);
+  rate.bytes(st, 4.0 * NC * HW);
 }
 BENCHMARK(BM_global_avg_pool_forward)->Args({128 * 64, 64})->Args({64 * 256, 64})->UseRealTime();
 BENCHMARK(BM_global_avg_pool_backward)->Args({128 * 64, 64})->Args({64 * 256, 64})->UseRealTime();
@@ -230,15 +248,17 @@ void BM_linear_forward(benchmark::State& st) {
   const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
   auto x = randn(M * K), w = randn(N * K, 2), b = randn(N, 3);
   std::vector<float> y(M * N);
+  Rate rate;
   for (auto _ : st) cpu::linear_forward(M, K, N, x.data(), w.data(), b.data(), y.data());
-  flop_counters(st, 2.0 * M * K * N);
+  rate.flops(st, 2.0 * M * K * N);
 }
 void BM_linear_backward(benchmark::State& st) {
   const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
   auto x = randn(M * K), w = randn(N * K, 2), dy = randn(M * N, 3);
   std::vector<float> dx(M * K), dw(N * K), db(N);
+  Rate rate;
   for (auto _ : st) cpu::linear_backward(M, K, N, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
-  flop_counters(st, 4.0 * M * K * N);
+  rate.flops(st, 4.0 * M * K * N);
 }
 BENCHMARK(BM_linear_forward)->Args({128, 64, 100})->Args({64, 256, 100})->UseRealTime();
 BENCHMARK(BM_linear_backward)->Args({128, 64, 100})->Args({64, 256, 100})->UseRealTime();
@@ -248,15 +268,17 @@ void BM_channel_copy(benchmark::State& st) {
   const int64_t N = st.range(0), C = st.range(1), HW = st.range(2);
   auto src = randn(N * C * HW);
   std::vector<float> dst(N * 2 * C * HW);
+  Rate rate;
   for (auto _ : st) cpu::channel_copy(N, HW, src.data(), C, 0, dst.data(), 2 * C, C, C);
-  bytes_counters(st, 8.0 * N * C * HW);
+  rate.bytes(st, 8.0 * N * C * HW);
 }
 void BM_channel_shuffle(benchmark::State& st) {
   const int64_t N = st.range(0), C = st.range(1), HW = st.range(2);
   auto x = randn(N * C * HW);
   std::vector<float> y(x.size());
+  Rate rate;
   for (auto _ : st) cpu::channel_shuffle(N, C, HW, 2, x.data(), y.data(), false);
-  bytes_counters(st, 8.0 * N * C * HW);
+  rate.bytes(st, 8.0 * N * C * HW);
 }
 BENCHMARK(BM_channel_copy)->Args({64, 116, 256})->UseRealTime();
 BENCHMARK(BM_channel_shuffle)->Args({64, 232, 256})->UseRealTime();
@@ -266,8 +288,9 @@ void BM_softmax_forward(benchmark::State& st) {
   const int64_t R = st.range(0), C = st.range(1);
   auto x = randn(R * C);
   std::vector<float> y(x.size());
+  Rate rate;
   for (auto _ : st) cpu::softmax_forward(R, C, x.data(), y.data());
-  bytes_counters(st, 8.0 * R * C);
+  rate.bytes(st, 8.0 * R * C);
 }
 std::vector<int32_t> labels(int64_t R, int64_t C) {
   std::vector<int32_t> y(R);
@@ -279,8 +302,9 @@ void BM_cross_entropy(benchmark::State& st) {
   auto x = randn(R * C);
   auto y = labels(R, C);
   std::vector<float> rl(R), dl(x.size());
+  Rate rate;
   for (auto _ : st) benchmark::DoNotOptimize(cpu::cross_entropy_forward_backward(R, C, x.data(), y.data(), rl.data(), dl.data()));
-  bytes_counters(st, 8.0 * R * C);
+  rate.bytes(st, 8.0 * R * C);
 }
 void BM_kd_loss(benchmark::State& st) {
   const int64_t R = st.range(0), C = st.range(1);
@@ -288,10 +312,11 @@ void BM_kd_loss(benchmark::State& st) {
   auto y = labels(R, C);
   std::vector<float> rl(R), ds(s.size());
   KDLossParams p;
+  Rate rate;
   for (auto _ : st)
     benchmark::DoNotOptimize(
         cpu::kd_loss_forward_backward(R, C, s.data(), t.data(), y.data(), p, rl.data(), ds.data(), nullptr, nullptr));
-  bytes_counters(st, 12.0 * R * C);  // read s and t, write dL/ds
+  rate.bytes(st, 12.0 * R * C);  // read s and t, write dL/ds
 }
 void BM_difficulty_scores(benchmark::State& st) {
   const int64_t R = st.range(0), C = st.range(1);
@@ -299,9 +324,10 @@ void BM_difficulty_scores(benchmark::State& st) {
   auto y = labels(R, C);
   std::vector<float> sc(R);
   KDLossParams p;
+  Rate rate;
   for (auto _ : st)
     cpu::difficulty_scores(R, C, s.data(), t.data(), y.data(), DifficultyMeasure::Loss, p, sc.data());
-  bytes_counters(st, 8.0 * R * C);
+  rate.bytes(st, 8.0 * R * C);
 }
 BENCHMARK(BM_softmax_forward)->Args({128, 100})->Args({50000, 100})->UseRealTime();
 BENCHMARK(BM_cross_entropy)->Args({128, 100})->Args({50000, 100})->UseRealTime();
@@ -316,9 +342,10 @@ void BM_radix_sort_pairs(benchmark::State& st) {
   std::iota(v.begin(), v.end(), 0u);
   std::vector<float> ko(n);
   std::vector<uint32_t> vo(n);
+  Rate rate;
   for (auto _ : st) cpu::radix_sort_pairs(n, k.data(), v.data(), ko.data(), vo.data());
   // 4 passes of 8 bits, each reads and writes key+value (the histogram pass reads keys once more).
-  bytes_counters(st, 4.0 * 16.0 * n);
+  rate.bytes(st, 4.0 * 16.0 * n);
 }
 BENCHMARK(BM_radix_sort_pairs)->Arg(50000)->Arg(1 << 20)->UseRealTime();
 
@@ -329,8 +356,9 @@ void BM_sgd_update(benchmark::State& st) {
   SGDParams sp;
   sp.lr = 0.05f;
   std::vector<SGDTensor> ts{{p.data(), g.data(), m.data(), n}};
+  Rate rate;
   for (auto _ : st) cpu::sgd_update(ts, sp);
-  bytes_counters(st, 20.0 * n);  // read p, g, m; write p, m
+  rate.bytes(st, 20.0 * n);  // read p, g, m; write p, m
 }
 BENCHMARK(BM_sgd_update)->Arg(278324)->Arg(1233540)->UseRealTime();
 
@@ -348,22 +376,25 @@ void BM_conv2d_forward(benchmark::State& st) {
   const auto s = conv_shape(st);
   auto x = randn(s.N * s.C * s.H * s.W), w = randn(s.K * s.C * s.R * s.S, 2);
   std::vector<float> y(s.N * s.K * s.OH() * s.OW());
+  Rate rate;
   for (auto _ : st) cpu::conv2d_forward(s, x.data(), w.data(), nullptr, y.data());
-  flop_counters(st, conv_flops(s));
+  rate.flops(st, conv_flops(s));
 }
 void BM_conv2d_backward_data(benchmark::State& st) {
   const auto s = conv_shape(st);
   auto dy = randn(s.N * s.K * s.OH() * s.OW()), w = randn(s.K * s.C * s.R * s.S, 2);
   std::vector<float> dx(s.N * s.C * s.H * s.W);
+  Rate rate;
   for (auto _ : st) cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
-  flop_counters(st, conv_flops(s));
+  rate.flops(st, conv_flops(s));
 }
 void BM_conv2d_backward_weights(benchmark::State& st) {
   const auto s = conv_shape(st);
   auto x = randn(s.N * s.C * s.H * s.W), dy = randn(s.N * s.K * s.OH() * s.OW(), 2);
   std::vector<float> dw(s.K * s.C * s.R * s.S);
+  Rate rate;
   for (auto _ : st) cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), nullptr);
-  flop_counters(st, conv_flops(s));
+  rate.flops(st, conv_flops(s));
 }
 // resnet20 at batch 128, then resnet8x4 at batch 64: every distinct conv shape of each model.
 #define CONV_SHAPES                                                                                              \

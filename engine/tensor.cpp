@@ -297,6 +297,15 @@ void accumulate_grad(const Tensor& t, const Tensor& g) {
               shape_str(g.shape()), " does not match tensor shape ", shape_str(t.shape()));
   TensorImpl* impl = t.impl();
   if (!impl->grad) {
+    // A fresh gradient that nothing else refers to (a backward's local dx) is adopted instead of copied: one
+    // read+write pass less per activation gradient.
+    const auto& gi = g.impl_ptr();
+    if (gi.use_count() == 1 && gi->storage.use_count() == 1 && !gi->grad_fn && gi->offset_bytes == 0 &&
+        gi->layout == Layout::Plain && g.shape() == t.shape() && g.dtype() == t.dtype() &&
+        g.device() == t.device()) {
+      impl->grad = gi;
+      return;
+    }
     Tensor c = g.clone();
     c.impl()->shape = t.shape();
     impl->grad = c.impl_ptr();

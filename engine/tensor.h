@@ -117,7 +117,9 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;  // null for leaves and for tensors outside the graph
 };
 
-// Accumulates g into t's gradient (allocating it on first use). Used by backward functions.
+// Accumulates g into t's gradient (allocating it on first use). Used by backward functions. When t has no gradient
+// yet and nothing else refers to g (a backward's local result), g itself becomes the gradient: the caller must not
+// use g afterwards.
 void accumulate_grad(const Tensor& t, const Tensor& g);
 
 }  // namespace islkd
