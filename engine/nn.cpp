@@ -111,7 +111,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_
 
 Tensor Conv2d::forward(const Tensor& x) {
   if (folded_weight_.defined() && !is_training() && !grad_enabled()) {
-    Tensor y = ops::conv2d(x, folded_weight_, folded_bias_, stride, padding, groups);
+    Tensor y = ops::conv2d_inference(x, folded_weight_, folded_bias_, stride, padding, groups);
     last_folded_output_ = y.impl_ptr();
     return y;
   }
@@ -119,7 +119,7 @@ Tensor Conv2d::forward(const Tensor& x) {
 }
 
 void Conv2d::set_folded(Tensor weight, Tensor bias) {
-  ISLKD_CHECK(weight.shape() == weight_->shape() && bias.defined() && bias.numel() == out_channels,
+  ISLKD_CHECK(weight.shape() == weight_->shape() && (!bias.defined() || bias.numel() == out_channels),
               "Conv2d::set_folded: weight ", shape_str(weight.shape()), " / bias must match the layer's weight ",
               shape_str(weight_->shape()), " and ", out_channels, " channels");
   folded_weight_ = std::move(weight);
@@ -223,6 +223,11 @@ void fold_children(Module& m, int& count) {
     bn->folded_into = conv;
     ++count;
     ++i;  // the BN is consumed
+  }
+  // Convs without a BN after them run their own weights through the same inference path (blocked layouts).
+  for (const auto& kid : kids) {
+    auto* conv = dynamic_cast<Conv2d*>(kid.second.get());
+    if (conv && !conv->is_folded()) conv->set_folded(conv->weight(), conv->bias() ? *conv->bias() : Tensor());
   }
   for (const auto& kid : kids) fold_children(*kid.second, count);
 }

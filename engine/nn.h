@@ -149,7 +149,8 @@ class Sequential : public Module {
 // BatchNorm2d of its width among the same parent's children (conv1/bn1, downsample.0/.1, WRN's conv1/bn2); at run
 // time each folded BN checks that its input is its conv's output and throws otherwise. Applies only in eval mode
 // under no-grad; call it after the weights are final and after Module::to (train(true) or unfold_batch_norm undo
-// it). Returns the number of folded pairs.
+// it). Every Conv2d of the model (folded or not) then runs through ops::conv2d_inference, so activations stay in
+// oneDNN's blocked layout between convolutions on the CPU. Returns the number of folded pairs.
 int fold_batch_norm(Module& model);
 void unfold_batch_norm(Module& model);
 

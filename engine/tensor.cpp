@@ -279,7 +279,12 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::to_plain() const {
   if (impl_->layout == Layout::Plain) return *this;
-  ISLKD_FAIL("to_plain: no converter registered for this blocked layout");
+  ISLKD_CHECK(device() == Device::CPU && impl_->layout_desc && dtype() == DType::F32,
+              "to_plain: no converter for this blocked layout (only the CPU backend's oneDNN layouts have one)");
+  Tensor t = empty(shape(), Device::CPU);
+  cpu::blocked_to_plain(*static_cast<const cpu::BlockedLayout*>(impl_->layout_desc.get()),
+                        static_cast<const float*>(raw_data()), t.data());
+  return t;
 }
 
 bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }

@@ -135,3 +135,39 @@ TEST(HostStorage, ReusedBlocksKeepTensorsIndependent) {
 }
 
 }  // namespace
+
+namespace {
+
+// The blocked inference path against plain conv2d, through the elementwise ops that keep the layout and a second
+// convolution that consumes it.
+TEST(Conv2dInference, BlockedActivationsGiveThePlainResults) {
+  NoGradGuard ng;
+  const Tensor x = test::random_tensor({2, 3, 9, 9}, 1);
+  const Tensor w1 = test::random_tensor({16, 3, 3, 3}, 2), b1 = test::random_tensor({16}, 3);
+  const Tensor w2 = test::random_tensor({16, 16, 3, 3}, 4);
+  const Tensor w3 = test::random_tensor({16, 16, 1, 1}, 5);
+  // Plain reference.
+  Tensor p1 = ops::relu(ops::conv2d(x, w1, b1, 1, 1));
+  Tensor p2 = ops::conv2d(p1, w2, Tensor(), 2, 1);
+  Tensor p3 = ops::relu(ops::add(p2, ops::conv2d(p1, w3, Tensor(), 2, 0)));
+  // Blocked.
+  Tensor q1 = ops::relu(ops::conv2d_inference(x, w1, b1, 1, 1));
+  Tensor q2 = ops::conv2d_inference(q1, w2, Tensor(), 2, 1);
+  Tensor q3 = ops::relu(ops::add(q2, ops::conv2d_inference(q1, w3, Tensor(), 2, 0)));
+  EXPECT_EQ(q3.layout(), Layout::DnnlBlocked);
+  EXPECT_EQ(q3.shape(), p3.shape());
+  EXPECT_TRUE(test::all_close(q1.to_plain().to_vector(), p1.to_vector(), 1e-5f, 1e-5f));
+  EXPECT_TRUE(test::all_close(q3.to_vector(), p3.to_vector(), 1e-5f, 1e-5f));
+  // Fused ReLU and an op that needs plain memory (global average pool converts at its boundary).
+  Tensor f = ops::conv2d_inference(x, w1, b1, 1, 1, 1, true);
+  EXPECT_TRUE(test::all_close(ops::global_avg_pool(f).to_vector(), ops::global_avg_pool(p1).to_vector(), 1e-5f,
+                              1e-5f));
+}
+
+TEST(Conv2dInference, InputThatRequiresGradIsAnError) {
+  Tensor x = test::random_tensor({1, 3, 5, 5}, 1);
+  x.set_requires_grad(true);
+  EXPECT_THROW(ops::conv2d_inference(x, test::random_tensor({4, 3, 3, 3}, 2), Tensor(), 1, 1), Error);
+}
+
+}  // namespace
