@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "engine/autograd.h"
 #include "engine/ops.h"
 
 namespace islkd::nn {
@@ -109,7 +110,35 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
+  if (folded_weight_.defined() && !is_training() && !grad_enabled()) {
+    Tensor y = ops::conv2d_inference(x, folded_weight_, folded_bias_, stride, padding, groups);
+    last_folded_output_ = y.impl_ptr();
+    return y;
+  }
   return ops::conv2d(x, *weight_, bias_ ? *bias_ : Tensor(), stride, padding, groups);
+}
+
+void Conv2d::set_folded(Tensor weight, Tensor bias) {
+  ISLKD_CHECK(weight.shape() == weight_->shape() && (!bias.defined() || bias.numel() == out_channels),
+              "Conv2d::set_folded: weight ", shape_str(weight.shape()), " / bias must match the layer's weight ",
+              shape_str(weight_->shape()), " and ", out_channels, " channels");
+  folded_weight_ = std::move(weight);
+  folded_bias_ = std::move(bias);
+}
+
+void Conv2d::clear_folded() {
+  folded_weight_ = Tensor();
+  folded_bias_ = Tensor();
+  last_folded_output_.reset();
+}
+
+bool Conv2d::produced(const Tensor& x) const {
+  auto last = last_folded_output_.lock();
+  return last && last.get() == x.impl();
+}
+
+void Conv2d::on_train(bool on) {
+  if (on) clear_folded();
 }
 
 BatchNorm2d::BatchNorm2d(int64_t channels, float eps, float momentum) : channels(channels), eps(eps), momentum(momentum) {
@@ -122,6 +151,12 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps, float momentum) : channels
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   const bool training = is_training();
+  if (folded_into && !training && !grad_enabled()) {
+    ISLKD_CHECK(folded_into->produced(x), "BatchNorm2d: folded into the Conv2d before it (fold_batch_norm), but its "
+                                          "input is not that convolution's output; call unfold_batch_norm on this "
+                                          "model (its forward does not apply BN right after the conv)");
+    return x;
+  }
   Tensor y = ops::batch_norm2d(x, *weight_, *bias_, *running_mean_, *running_var_, training, momentum, eps);
   if (training) ++*num_batches_tracked_;
   return y;
@@ -136,6 +171,10 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, InitRng& rn
     const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
     init::uniform(*bias_, -bound, bound, rng);
   }
+}
+
+void BatchNorm2d::on_train(bool on) {
+  if (on) folded_into = nullptr;
 }
 
 Tensor Linear::forward(const Tensor& x) {
@@ -158,5 +197,56 @@ Tensor Sequential::forward(const Tensor& x) {
   for (auto& [name, m] : children()) y = m->forward(y);
   return y;
 }
+
+namespace {
+void fold_children(Module& m, int& count) {
+  const auto& kids = m.children();
+  for (size_t i = 0; i + 1 < kids.size(); ++i) {
+    auto* conv = dynamic_cast<Conv2d*>(kids[i].second.get());
+    auto* bn = dynamic_cast<BatchNorm2d*>(kids[i + 1].second.get());
+    if (!conv || !bn || bn->channels != conv->out_channels) continue;
+    // Folded in double on the host, then moved to the layer's device.
+    const std::vector<float> w = conv->weight().to_vector(), g = bn->weight().to_vector(),
+                             beta = bn->bias().to_vector(), mean = bn->running_mean().to_vector(),
+                             var = bn->running_var().to_vector();
+    const std::vector<float> b = conv->bias() ? conv->bias()->to_vector() : std::vector<float>(g.size(), 0.0f);
+    const size_t K = g.size(), per = w.size() / K;
+    std::vector<float> fw(w.size()), fb(K);
+    for (size_t k = 0; k < K; ++k) {
+      const double s = double(g[k]) / std::sqrt(double(var[k]) + double(bn->eps));
+      for (size_t j = 0; j < per; ++j) fw[k * per + j] = static_cast<float>(double(w[k * per + j]) * s);
+      fb[k] = static_cast<float>(double(beta[k]) + (double(b[k]) - double(mean[k])) * s);
+    }
+    const Device d = conv->weight().device();
+    conv->set_folded(Tensor::from_vector(fw, conv->weight().shape()).to(d),
+                     Tensor::from_vector(fb, {static_cast<int64_t>(K)}).to(d));
+    bn->folded_into = conv;
+    ++count;
+    ++i;  // the BN is consumed
+  }
+  // Convs without a BN after them run their own weights through the same inference path (blocked layouts).
+  for (const auto& kid : kids) {
+    auto* conv = dynamic_cast<Conv2d*>(kid.second.get());
+    if (conv && !conv->is_folded()) conv->set_folded(conv->weight(), conv->bias() ? *conv->bias() : Tensor());
+  }
+  for (const auto& kid : kids) fold_children(*kid.second, count);
+}
+
+void unfold_all(Module& m) {
+  if (auto* conv = dynamic_cast<Conv2d*>(&m)) conv->clear_folded();
+  if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) bn->folded_into = nullptr;
+  for (const auto& kid : m.children()) unfold_all(*kid.second);
+}
+}  // namespace
+
+int fold_batch_norm(Module& model) {
+  ISLKD_CHECK(!model.is_training(), "fold_batch_norm: the model must be in eval mode (call eval() first)");
+  unfold_all(model);
+  int count = 0;
+  fold_children(model, count);
+  return count;
+}
+
+void unfold_batch_norm(Module& model) { unfold_all(model); }
 
 }  // namespace islkd::nn

@@ -49,9 +49,22 @@ class Conv2d : public Module {
   Tensor* bias() { return bias_; }  // nullptr when the conv has no bias
   int64_t in_channels, out_channels, kernel, stride, padding, groups;
 
+  // Inference folding (fold_batch_norm below): in eval mode without autograd, forward convolves with these
+  // instead of weight/bias. Dropped by train(true) and by clear_folded().
+  void set_folded(Tensor weight, Tensor bias);
+  void clear_folded();
+  bool is_folded() const { return folded_weight_.defined(); }
+  // True when x is the output of this conv's last folded forward (the folded BatchNorm2d's input check).
+  bool produced(const Tensor& x) const;
+
+ protected:
+  void on_train(bool on) override;
+
  private:
   Tensor* weight_;
   Tensor* bias_ = nullptr;
+  Tensor folded_weight_, folded_bias_;
+  std::weak_ptr<TensorImpl> last_folded_output_;
 };
 
 class BatchNorm2d : public Module {
@@ -66,6 +79,11 @@ class BatchNorm2d : public Module {
   int64_t num_batches_tracked() const { return *num_batches_tracked_; }
   int64_t channels;
   float eps, momentum;
+  // Set by fold_batch_norm: in eval mode without autograd this layer is the identity on `conv`'s output.
+  Conv2d* folded_into = nullptr;
+
+ protected:
+  void on_train(bool on) override;
 
  private:
   Tensor *weight_, *bias_, *running_mean_, *running_var_;
@@ -124,5 +142,16 @@ class Sequential : public Module {
   Module& operator[](size_t i) const { return *children().at(i).second; }
   Tensor forward(const Tensor& x) override;
 };
+
+// Folds every eval-mode BatchNorm2d into the Conv2d that feeds it, for a frozen model's inference (a KD teacher):
+// w' = w * gamma / sqrt(var + eps) per output channel, b' = beta + (b - mean) * gamma / sqrt(var + eps), and the BN
+// becomes the identity, which saves one read+write pass per conv. Pairs are a Conv2d registered directly before a
+// BatchNorm2d of its width among the same parent's children (conv1/bn1, downsample.0/.1, WRN's conv1/bn2); at run
+// time each folded BN checks that its input is its conv's output and throws otherwise. Applies only in eval mode
+// under no-grad; call it after the weights are final and after Module::to (train(true) or unfold_batch_norm undo
+// it). Every Conv2d of the model (folded or not) then runs through ops::conv2d_inference, so activations stay in
+// oneDNN's blocked layout between convolutions on the CPU. Returns the number of folded pairs.
+int fold_batch_norm(Module& model);
+void unfold_batch_norm(Module& model);
 
 }  // namespace islkd::nn

@@ -27,6 +27,12 @@ Tensor channel_shuffle(const Tensor& x, int64_t groups);
 // x: N x C x H x W, w: K x C/groups x R x S, bias: K or undefined. fuse_relu only without autograd (inference).
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad,
               int64_t groups = 1, bool fuse_relu = false);
+// Inference only (no autograd; an input that requires grad under grad mode is an error): on the CPU the output
+// stays in oneDNN's blocked layout (Layout::DnnlBlocked; to_plain() converts, ops convert at their boundary, relu
+// and add work on it directly), so a frozen model's consecutive convolutions skip the reorders. Grouped
+// convolutions and CUDA tensors give conv2d's plain output.
+Tensor conv2d_inference(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad,
+                        int64_t groups = 1, bool fuse_relu = false);
 // Training mode normalises with batch statistics and updates running_mean / running_var in place.
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);

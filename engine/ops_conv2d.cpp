@@ -70,4 +70,40 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int
   return y;
 }
 
+Tensor conv2d_inference(const Tensor& x, const Tensor& w_in, const Tensor& bias_in, int64_t stride, int64_t pad,
+                        int64_t groups, bool fuse_relu) {
+  ISLKD_CHECK(!needs_grad({&x, &w_in, &bias_in}), "conv2d_inference: an input requires grad; use conv2d (or a "
+                                                  "NoGradGuard)");
+  if (x.is_cuda() || groups != 1 || x.dim() != 4 || x.dtype() != DType::F32)
+    return conv2d(x, w_in, bias_in, stride, pad, groups, fuse_relu);
+  Tensor w = w_in.to_plain();
+  Tensor bias = bias_in.defined() ? bias_in.to_plain() : Tensor();
+  check_dim("conv2d_inference", "weight", w, 4);
+  check_same_device("conv2d_inference", {&x, &w, &bias});
+  ISLKD_CHECK(stride > 0 && pad >= 0, "conv2d_inference: needs stride > 0 and pad >= 0 (got stride ", stride,
+              ", pad ", pad, ")");
+  Conv2dShape s;
+  s.N = x.size(0), s.C = x.size(1), s.H = x.size(2), s.W = x.size(3);
+  s.K = w.size(0), s.R = w.size(2), s.S = w.size(3);
+  s.stride = stride, s.pad = pad, s.groups = 1;
+  ISLKD_CHECK(w.size(1) == s.C, "conv2d_inference: input ", shape_str(x.shape()), " and weight ",
+              shape_str(w.shape()), " do not match");
+  if (bias.defined()) check_shape("conv2d_inference", "bias", bias, {s.K});
+  ISLKD_CHECK(s.H + 2 * pad >= s.R && s.W + 2 * pad >= s.S, "conv2d_inference: kernel of weight ",
+              shape_str(w.shape()), " is larger than the padded input ", shape_str(x.shape()), " (pad ", pad, ")");
+  const cpu::BlockedLayout* x_layout =
+      x.layout() == Layout::DnnlBlocked ? static_cast<const cpu::BlockedLayout*>(x.impl()->layout_desc.get())
+                                        : nullptr;
+  auto layout = cpu::conv2d_forward_blocked_layout(s, bias.defined(), fuse_relu);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = {s.N, s.K, s.OH(), s.OW()};
+  impl->storage = std::make_shared<Storage>(cpu::blocked_bytes(*layout), Device::CPU);
+  impl->layout = Layout::DnnlBlocked;
+  impl->layout_desc = std::const_pointer_cast<cpu::BlockedLayout>(layout);
+  cpu::conv2d_forward_blocked(s, x_layout, static_cast<const float*>(x.raw_data()), w.data(),
+                              bias.defined() ? bias.data() : nullptr, static_cast<float*>(impl->storage->data()),
+                              fuse_relu);
+  return Tensor(impl);
+}
+
 }  // namespace islkd::ops

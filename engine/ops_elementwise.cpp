@@ -28,7 +28,30 @@ void check_dim(const char* op, const char* what, const Tensor& t, int64_t dim) {
 
 using namespace detail;
 
+namespace {
+// Elementwise ops on oneDNN blocked activations (inference): the op runs over the whole buffer, padding included
+// (zero padding stays zero under relu and add); the result keeps the layout.
+Tensor empty_like_blocked(const Tensor& x) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = x.shape();
+  impl->storage = std::make_shared<Storage>(x.storage()->bytes(), Device::CPU);
+  impl->layout = Layout::DnnlBlocked;
+  impl->layout_desc = x.impl()->layout_desc;
+  return Tensor(impl);
+}
+float* blocked_ptr(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
+int64_t blocked_count(const Tensor& t) { return static_cast<int64_t>(t.storage()->bytes() / sizeof(float)); }
+bool blocked_cpu(const Tensor& t) {
+  return t.layout() == Layout::DnnlBlocked && !t.is_cuda() && t.impl()->offset_bytes == 0;
+}
+}  // namespace
+
 Tensor relu(const Tensor& x_in) {
+  if (blocked_cpu(x_in) && !needs_grad({&x_in})) {
+    Tensor y = empty_like_blocked(x_in);
+    cpu::relu_forward(blocked_ptr(x_in), blocked_ptr(y), blocked_count(x_in));
+    return y;
+  }
   Tensor x = x_in.to_plain();
   Tensor y = Tensor::empty(x.shape(), x.device());
   if (x.is_cuda())
@@ -50,6 +73,14 @@ Tensor relu(const Tensor& x_in) {
 }
 
 Tensor add(const Tensor& a_in, const Tensor& b_in) {
+  if (blocked_cpu(a_in) && blocked_cpu(b_in) && !needs_grad({&a_in, &b_in}) && a_in.shape() == b_in.shape() &&
+      a_in.storage()->bytes() == b_in.storage()->bytes() &&
+      cpu::same_blocked_layout(*static_cast<const cpu::BlockedLayout*>(a_in.impl()->layout_desc.get()),
+                               *static_cast<const cpu::BlockedLayout*>(b_in.impl()->layout_desc.get()))) {
+    Tensor y = empty_like_blocked(a_in);
+    cpu::add(blocked_ptr(a_in), blocked_ptr(b_in), blocked_ptr(y), blocked_count(a_in));
+    return y;
+  }
   Tensor a = a_in.to_plain(), b = b_in.to_plain();
   check_same_device("add", {&a, &b});
   check_shape("add", "b", b, a.shape());

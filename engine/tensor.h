@@ -23,6 +23,10 @@ int64_t shape_numel(const Shape& s);
 const char* device_name(Device d);
 Device parse_device(const std::string& s);  // "cpu" | "cuda"
 
+// Host blocks freed by Storage are kept for reuse by later allocations of the same size; this returns them to
+// the system (e.g. before a phase that needs memory for something else).
+void release_idle_host_memory();
+
 // A block of memory on one device. Freed through the device's allocator when the last owner goes.
 class Storage {
  public:
@@ -113,7 +117,9 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;  // null for leaves and for tensors outside the graph
 };
 
-// Accumulates g into t's gradient (allocating it on first use). Used by backward functions.
+// Accumulates g into t's gradient (allocating it on first use). Used by backward functions. When t has no gradient
+// yet and nothing else refers to g (a backward's local result), g itself becomes the gradient: the caller must not
+// use g afterwards.
 void accumulate_grad(const Tensor& t, const Tensor& g);
 
 }  // namespace islkd

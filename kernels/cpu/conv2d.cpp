@@ -12,6 +12,8 @@
 // reordering from/to plain NCHW around every call took ~20 ms; forcing plain nchw (oneDNN's im2col + GEMM path)
 // took ~87 ms. The reorders are ~15% of the blocked path; keeping activations blocked between ops (the Tensor
 // layout tag) would remove them. kLetDnnlPickFormats switches between the two for re-measuring.
+// The inference forward (conv2d_forward_blocked, a frozen teacher's) does keep them: its output stays in the
+// primitive's layout and the next convolution reads it as is.
 #include <dnnl.hpp>
 #include <omp.h>
 
@@ -233,10 +235,19 @@ class ThreadArena {
 
 // Runs a plan on the caller's plain buffers (ptrs in slot order): reorders inputs in, executes, reorders
 // outputs back. Temporaries come from the calling thread's arena, so concurrent calls never share them.
-void run_plan(const Plan& plan, const std::vector<void*>& ptrs) {
+ThreadArena& thread_arena() {
   thread_local ThreadArena arena;
+  return arena;
+}
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream strm(cpu_engine());  // one engine for the process, one in-order stream per thread
+  return strm;
+}
+
+void run_plan(const Plan& plan, const std::vector<void*>& ptrs) {
+  ThreadArena& arena = thread_arena();
   auto& eng = cpu_engine();
-  thread_local dnnl::stream strm(eng);  // one engine for the process, one in-order stream per calling thread
+  dnnl::stream& strm = thread_stream();
   std::unordered_map<int, memory> args;
   std::vector<std::pair<const Slot*, std::pair<memory, memory>>> pending_outputs;
   for (size_t i = 0; i < plan.slots.size(); ++i) {
@@ -286,6 +297,65 @@ void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const st
 
 void* mut(const float* p) { return const_cast<float*>(p); }  // oneDNN memory objects take void* for inputs too
 
+// ---- blocked inference forward ----
+// The destination stays in the primitive's layout (no output reorder); the source is taken in whatever layout the
+// previous layer left it, with a reorder only when that differs from what this primitive wants (the first conv's
+// plain input, a layout change between shapes). Reorders from each source layout seen are cached in the plan.
+struct BlockedPlan {
+  dnnl::primitive prim;
+  memory::desc src, wei_user, wei, dst, scratch;
+  std::optional<dnnl::reorder> wei_convert;
+  std::shared_ptr<const BlockedLayout> dst_layout;
+  std::mutex mu;
+  std::vector<std::pair<memory::desc, dnnl::reorder>> src_converts;
+  const dnnl::reorder* src_convert(const memory::desc& from) {
+    if (from == src) return nullptr;
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [d, r] : src_converts)
+      if (d == from) return &r;
+    auto& e = cpu_engine();
+    src_converts.emplace_back(from, dnnl::reorder(dnnl::reorder::primitive_desc(e, from, e, src)));
+    return &src_converts.back().second;  // a vector of few entries; references stay valid (see reserve below)
+  }
+};
+
+}  // namespace
+
+struct BlockedLayout {
+  memory::desc md;
+};
+
+namespace {
+
+BlockedPlan& get_blocked_plan(const Conv2dShape& s, bool bias, bool relu) {
+  using Key = std::array<int64_t, 13>;
+  static std::mutex mu;
+  static std::map<Key, std::unique_ptr<BlockedPlan>> cache;
+  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, bias, relu, num_threads()};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  try {
+    auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference);
+    auto plan = std::make_unique<BlockedPlan>();
+    plan->prim = dnnl::convolution_forward(pd);
+    plan->src = pd.src_desc();
+    plan->wei_user = plain_mds(s).w;
+    plan->wei = pd.weights_desc();
+    if (plan->wei != plan->wei_user) {
+      auto& e = cpu_engine();
+      plan->wei_convert = dnnl::reorder(dnnl::reorder::primitive_desc(e, plan->wei_user, e, plan->wei));
+    }
+    plan->dst = pd.dst_desc();
+    plan->scratch = pd.scratchpad_desc();
+    plan->dst_layout = std::make_shared<BlockedLayout>(BlockedLayout{plan->dst});
+    plan->src_converts.reserve(16);
+    return *cache.emplace(key, std::move(plan)).first->second;
+  } catch (const dnnl::error& e) {
+    ISLKD_FAIL("conv2d: oneDNN cannot create a primitive for ", shape_text(s), ": ", e.what());
+  }
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
@@ -304,6 +374,73 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   std::vector<void*> ptrs{mut(x), mut(dy), dw};
   if (dbias) ptrs.push_back(dbias);
   run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs);
+}
+
+std::shared_ptr<const BlockedLayout> conv2d_forward_blocked_layout(const Conv2dShape& s, bool bias, bool fuse_relu) {
+  check_shape(s);
+  ISLKD_CHECK(s.groups == 1, "conv2d_forward_blocked: grouped convolutions are not supported (", shape_text(s), ")");
+  return get_blocked_plan(s, bias, fuse_relu).dst_layout;
+}
+
+size_t blocked_bytes(const BlockedLayout& l) { return l.md.get_size(); }
+
+bool same_blocked_layout(const BlockedLayout& a, const BlockedLayout& b) { return &a == &b || a.md == b.md; }
+
+void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout, const float* x, const float* w,
+                            const float* bias, float* y, bool fuse_relu) {
+  check_shape(s);
+  ISLKD_CHECK(s.groups == 1, "conv2d_forward_blocked: grouped convolutions are not supported (", shape_text(s), ")");
+  const double macs = double(s.N) * double(s.K) * double(s.OH() * s.OW()) * double(s.C * s.R * s.S);
+  SingleThreadScope single(macs < kParallelMinMacs);
+  BlockedPlan& plan = get_blocked_plan(s, bias != nullptr, fuse_relu);
+  const memory::desc x_md = x_layout ? x_layout->md : plain_mds(s).x;
+  ISLKD_CHECK(x_md.dims() == plan.src.dims(), "conv2d_forward_blocked: input layout does not match ", shape_text(s));
+  try {
+    auto& eng = cpu_engine();
+    dnnl::stream& strm = thread_stream();
+    ThreadArena& arena = thread_arena();
+    std::unordered_map<int, memory> args;
+    memory x_mem(x_md, eng, mut(x));
+    if (const dnnl::reorder* r = plan.src_convert(x_md)) {
+      memory inner(plan.src, eng, arena.get(1, plan.src.get_size()));
+      SingleThreadScope small(x_md.get_size() < kParallelMinBytes);
+      r->execute(strm, x_mem, inner);
+      args.emplace(DNNL_ARG_SRC, inner);
+    } else {
+      args.emplace(DNNL_ARG_SRC, x_mem);
+    }
+    memory w_mem(plan.wei_user, eng, mut(w));
+    if (plan.wei_convert) {
+      memory inner(plan.wei, eng, arena.get(2, plan.wei.get_size()));
+      SingleThreadScope small(plan.wei_user.get_size() < kParallelMinBytes);
+      plan.wei_convert->execute(strm, w_mem, inner);
+      args.emplace(DNNL_ARG_WEIGHTS, inner);
+    } else {
+      args.emplace(DNNL_ARG_WEIGHTS, w_mem);
+    }
+    if (bias) args.emplace(DNNL_ARG_BIAS, memory(memory::desc({s.K}, DT::f32, Tag::x), eng, mut(bias)));
+    args.emplace(DNNL_ARG_DST, memory(plan.dst, eng, y));
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(plan.scratch, eng, arena.get(0, plan.scratch.get_size())));
+    plan.prim.execute(strm, args);
+    strm.wait();
+  } catch (const dnnl::error& e) {
+    ISLKD_FAIL("conv2d: oneDNN failed to execute for ", shape_text(s), ": ", e.what());
+  }
+}
+
+void blocked_to_plain(const BlockedLayout& l, const float* src, float* dst) {
+  const memory::dims d = l.md.dims();
+  ISLKD_CHECK(d.size() == 4, "blocked_to_plain: expected a 4-d activation layout");
+  const memory::desc plain(d, DT::f32, Tag::nchw);
+  auto& eng = cpu_engine();
+  try {
+    memory from(l.md, eng, mut(src)), to(plain, eng, dst);
+    SingleThreadScope small(plain.get_size() < kParallelMinBytes);
+    dnnl::reorder(from, to).execute(thread_stream(), from, to);
+    thread_stream().wait();
+  } catch (const dnnl::error& e) {
+    ISLKD_FAIL("blocked_to_plain: oneDNN reorder failed: ", e.what());
+  }
 }
 
 }  // namespace islkd::cpu

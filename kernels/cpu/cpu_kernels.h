@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/common/shapes.h"
@@ -30,6 +31,20 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* dbias /*nullable*/);
+
+// ---- blocked activations for inference (a frozen model's forward keeps oneDNN's layout between layers) ------
+// Opaque: the oneDNN memory layout of an N x C x H x W activation, as a convolution primitive prefers it.
+struct BlockedLayout;
+// The layout conv2d_forward_blocked writes for this shape (shared, the same object for every call).
+std::shared_ptr<const BlockedLayout> conv2d_forward_blocked_layout(const Conv2dShape& s, bool bias, bool fuse_relu);
+size_t blocked_bytes(const BlockedLayout& l);  // buffer size (channel padding included)
+bool same_blocked_layout(const BlockedLayout& a, const BlockedLayout& b);
+// conv2d_forward (groups == 1) reading x in layout x_layout (null = plain NCHW) and leaving y in
+// conv2d_forward_blocked_layout(s, bias != null, fuse_relu): no reorder of the activations when consecutive
+// convolutions agree on the layout.
+void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout, const float* x, const float* w,
+                            const float* bias /*nullable*/, float* y, bool fuse_relu);
+void blocked_to_plain(const BlockedLayout& l, const float* src, float* dst);  // dst: plain NCHW
 
 // ---- batch norm (NCHW, per-channel over N*H*W) --------------------------------------------------------
 // Training: normalises with batch statistics, saves mean and 1/sqrt(var+eps) for backward, and updates the

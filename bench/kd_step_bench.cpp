@@ -1,0 +1,308 @@
+// End-to-end benchmark of one KD training step (teacher eval forward under no-grad, student forward+backward,
+// fused KD loss, SGD update) for the KD literature's teacher->student pairs, plus the ISL phase boundary (score
+// every instance with a snapshot, sort) and peak memory. bench/pytorch_baseline.py runs the same step in PyTorch;
+// bench/vs_pytorch puts both side by side.
+//
+// Output: one JSON line per measurement on stdout (`{"kind": "kd_step", ...}`, `{"kind": "isl_boundary", ...}`,
+// `{"kind": "memory", ...}`), then a human table on stderr (so `| grep kind` style consumers see only JSON).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/nn.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "models/registry.h"
+
+using namespace islkd;
+
+namespace {
+
+struct Pair {
+  std::string teacher, student;
+  int64_t batch;
+};
+
+// The pairs of the issue (RepDistiller's CIFAR-100 table) and the tiny one the smoke run uses.
+const std::vector<Pair> kPairs = {{"resnet56", "resnet20", 128}, {"resnet32x4", "resnet8x4", 64},
+                                  {"wrn_40_2", "wrn_16_2", 64}};
+const Pair kSmokePair = {"resnet8", "resnet8", 8};
+
+struct Options {
+  std::vector<std::string> pairs;  // empty = all
+  int warmup = 3, steps = 10, threads = 2;
+  int64_t classes = 100, size = 32;
+  int64_t isl_instances = 50000;  // 0 = skip the phase-boundary measurement
+  int64_t isl_batch = 500;
+  bool smoke = false, table = true;
+  bool fold = true;  // fold the frozen teacher's (and snapshot's) BN into its convs
+  Device device = Device::CPU;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void sync(Device d) {
+  if (d == Device::CUDA) cuda::synchronize();
+}
+
+// Deterministic inputs: a fixed LCG, so every run (and every build) times the same batch.
+Tensor random_images(int64_t n, int64_t size, uint64_t seed, Device d) {
+  std::vector<float> v(static_cast<size_t>(n * 3 * size * size));
+  uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
+  for (auto& x : v) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    x = static_cast<float>(static_cast<double>(s >> 40) / double(1ull << 24) * 2.0 - 1.0);
+  }
+  return Tensor::from_vector(v, {n, 3, size, size}).to(d);
+}
+
+std::vector<int32_t> random_labels(int64_t n, int64_t classes, uint64_t seed) {
+  std::vector<int32_t> y(static_cast<size_t>(n));
+  uint64_t s = seed;
+  for (auto& l : y) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    l = static_cast<int32_t>((s >> 33) % static_cast<uint64_t>(classes));
+  }
+  return y;
+}
+
+nlohmann::json bench_pair(const Pair& pr, const Options& o) {
+  models::ModelConfig cfg;
+  cfg.num_classes = o.classes;
+  cfg.seed = 1;
+  auto teacher = models::create_model(pr.teacher, cfg);
+  cfg.seed = 2;
+  auto student = models::create_model(pr.student, cfg);
+  teacher->to(o.device);
+  student->to(o.device);
+  teacher->eval();
+  if (o.fold) nn::fold_batch_norm(*teacher);
+  student->train();
+  SGDConfig sc;
+  sc.lr = 0.05f, sc.momentum = 0.9f, sc.weight_decay = 5e-4f;
+  SGD opt(student->named_parameters(), sc);
+  const Tensor x = random_images(pr.batch, o.size, 7, o.device);
+  const Tensor y = Tensor::from_labels(random_labels(pr.batch, o.classes, 9), o.device);
+  KDLossParams kp;
+  kp.temperature = 4.0f, kp.alpha = 0.9f;
+
+  float loss = 0.0f;
+  double t_teacher = 0.0, t_student = 0.0;  // per-phase sums over the timed steps (with a sync at each edge)
+  auto step = [&](bool timed) {
+    const double t0 = timed ? now_s() : 0.0;
+    Tensor t_logits;
+    {
+      NoGradGuard ng;
+      t_logits = (*teacher)(x);
+    }
+    if (timed) sync(o.device), t_teacher += now_s() - t0;
+    const double t1 = timed ? now_s() : 0.0;
+    Tensor s_logits = (*student)(x);
+    auto kd = ops::kd_loss(s_logits, t_logits, y, kp);
+    opt.zero_grad();
+    kd.loss.backward();
+    opt.step();
+    if (timed) sync(o.device), t_student += now_s() - t1;
+    return kd.loss;
+  };
+  for (int i = 0; i < o.warmup; ++i) step(false);
+  sync(o.device);
+  std::vector<double> times;
+  for (int i = 0; i < o.steps; ++i) {
+    const double t0 = now_s();
+    Tensor l = step(true);
+    sync(o.device);
+    times.push_back(now_s() - t0);
+    if (i + 1 == o.steps) loss = l.item();
+  }
+  const double med = median(times);
+  return {{"kind", "kd_step"},
+          {"impl", "islkd"},
+          {"pair", pr.teacher + "->" + pr.student},
+          {"batch", pr.batch},
+          {"device", device_name(o.device)},
+          {"threads", cpu::num_threads()},
+          {"teacher_fold", o.fold},
+          {"steps", o.steps},
+          {"median_s", med},
+          {"min_s", *std::min_element(times.begin(), times.end())},
+          {"images_per_s", double(pr.batch) / med},
+          {"teacher_share", t_teacher / (t_teacher + t_student)},
+          {"loss", loss}};
+}
+
+// The ISL phase boundary: forward a resnet20 snapshot (eval, no grad) over every instance, score each against
+// the resnet56 teacher's cached logits (ops::difficulty_scores, measure `loss`), then radix-sort the scores.
+// The teacher's logits are cached by train_kd once per run, so they are an input here (random, fixed seed).
+nlohmann::json bench_isl(const Options& o) {
+  models::ModelConfig cfg;
+  cfg.num_classes = o.classes;
+  cfg.seed = 3;
+  auto snapshot = models::create_model(o.smoke ? "resnet8" : "resnet20", cfg);
+  snapshot->to(o.device);
+  snapshot->eval();
+  if (o.fold) nn::fold_batch_norm(*snapshot);
+  const int64_t n = o.isl_instances, b = std::min(o.isl_batch, n);
+  const Tensor images = random_images(b, o.size, 11, o.device);  // one batch reused: the data path is not timed
+  std::vector<float> tl(static_cast<size_t>(n * o.classes));
+  uint64_t s = 5;
+  for (auto& v : tl) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    v = static_cast<float>(static_cast<double>(s >> 40) / double(1ull << 24) * 8.0 - 4.0);
+  }
+  const Tensor teacher_logits = Tensor::from_vector(tl, {n, o.classes}).to(o.device);
+  const Tensor labels = Tensor::from_labels(random_labels(n, o.classes, 13), o.device);
+  KDLossParams kp;
+  kp.temperature = 4.0f, kp.alpha = 0.9f;
+
+  NoGradGuard ng;
+  Tensor snap_logits = Tensor::empty({n, o.classes}, o.device);
+  const double t0 = now_s();
+  for (int64_t i = 0; i < n; i += b) {
+    const int64_t m = std::min(b, n - i);
+    // A last partial batch still runs a full batch (as a padded loader would); only its m rows are kept.
+    Tensor out = (*snapshot)(images);
+    const size_t bytes = sizeof(float) * size_t(m * o.classes);
+    if (o.device == Device::CPU)
+      std::memcpy(snap_logits.data() + i * o.classes, out.data(), bytes);
+    else
+      cuda::memcpy_d2d(snap_logits.data() + i * o.classes, out.data(), bytes);
+  }
+  sync(o.device);
+  const double t_forward = now_s() - t0;
+  const double t1 = now_s();
+  Tensor scores = ops::difficulty_scores(snap_logits, teacher_logits, labels, DifficultyMeasure::Loss, kp);
+  sync(o.device);
+  const double t_scores = now_s() - t1;
+  std::vector<uint32_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0u);
+  const double t2 = now_s();
+  auto sorted = ops::radix_sort_pairs(scores, idx);
+  sync(o.device);
+  const double t_sort = now_s() - t2;
+  return {{"kind", "isl_boundary"},   {"instances", n},
+          {"snapshot", o.smoke ? "resnet8" : "resnet20"},
+          {"device", device_name(o.device)},
+          {"snapshot_forward_s", t_forward}, {"difficulty_scores_s", t_scores},
+          {"radix_sort_s", t_sort},          {"sort_share_of_boundary", t_sort / (t_forward + t_scores + t_sort)}};
+}
+
+nlohmann::json memory_record(const Options& o) {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  nlohmann::json j = {{"kind", "memory"}, {"max_rss_bytes", int64_t(ru.ru_maxrss) * 1024}};
+  if (o.device == Device::CUDA) j["cuda_allocator_peak_bytes"] = cuda::allocator_peak_bytes();
+  return j;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: kd_step_bench [--smoke] [--pair TEACHER->STUDENT]... [--warmup N] [--steps N] [--threads N]\n"
+               "                     [--isl-instances N (0 = skip)] [--device cpu|cuda|auto] [--no-table]\n"
+               "                     [--no-fold (run the teacher's BN unfolded)]\n");
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  std::string device = "cpu";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      ISLKD_CHECK(i + 1 < argc, "kd_step_bench: ", a, " needs a value");
+      return argv[++i];
+    };
+    if (a == "--smoke") o.smoke = true;
+    else if (a == "--pair") o.pairs.push_back(next());
+    else if (a == "--warmup") o.warmup = std::stoi(next());
+    else if (a == "--steps") o.steps = std::stoi(next());
+    else if (a == "--threads") o.threads = std::stoi(next());
+    else if (a == "--isl-instances") o.isl_instances = std::stoll(next());
+    else if (a == "--device") device = next();
+    else if (a == "--no-table") o.table = false;
+    else if (a == "--no-fold") o.fold = false;
+    else if (a == "--help" || a == "-h") usage(), std::exit(0);
+    else ISLKD_FAIL("kd_step_bench: unknown argument '", a, "' (see --help)");
+  }
+  if (device == "auto") device = cuda::device_available(nullptr) ? "cuda" : "cpu";
+  o.device = parse_device(device);
+  if (o.smoke) {
+    o.warmup = 1, o.steps = 2;
+    o.isl_instances = std::min<int64_t>(o.isl_instances, 512);
+    o.isl_batch = 256;
+  }
+  ISLKD_CHECK(o.steps >= 1 && o.warmup >= 0, "kd_step_bench: needs --steps >= 1 and --warmup >= 0");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Options o = parse(argc, argv);
+    cpu::set_num_threads(o.threads);
+    std::vector<Pair> pairs;
+    if (o.pairs.empty()) {
+      pairs = o.smoke ? std::vector<Pair>{kSmokePair} : kPairs;
+    } else {
+      for (const auto& name : o.pairs) {
+        bool found = false;
+        for (const auto& p : kPairs)
+          if (p.teacher + "->" + p.student == name) pairs.push_back(p), found = true;
+        if (kSmokePair.teacher + "->" + kSmokePair.student == name) pairs.push_back(kSmokePair), found = true;
+        ISLKD_CHECK(found, "kd_step_bench: unknown pair '", name,
+                    "' (known: resnet56->resnet20, resnet32x4->resnet8x4, wrn_40_2->wrn_16_2, resnet8->resnet8)");
+      }
+    }
+    std::vector<nlohmann::json> out;
+    for (const auto& p : pairs) {
+      out.push_back(bench_pair(p, o));
+      std::cout << out.back().dump() << std::endl;
+    }
+    if (o.isl_instances > 0) {
+      out.push_back(bench_isl(o));
+      std::cout << out.back().dump() << std::endl;
+    }
+    out.push_back(memory_record(o));
+    std::cout << out.back().dump() << std::endl;
+    if (o.table) {
+      std::fprintf(stderr, "\n%-24s %6s %12s %10s %9s\n", "pair", "batch", "images/s", "median ms", "teacher%");
+      for (const auto& j : out) {
+        if (j["kind"] == "kd_step")
+          std::fprintf(stderr, "%-24s %6lld %12.1f %10.2f %8.1f%%\n", j["pair"].get<std::string>().c_str(),
+                       static_cast<long long>(j["batch"].get<int64_t>()), j["images_per_s"].get<double>(),
+                       1e3 * j["median_s"].get<double>(), 100.0 * j["teacher_share"].get<double>());
+        else if (j["kind"] == "isl_boundary")
+          std::fprintf(stderr, "ISL boundary, %lld instances: snapshot forward %.2f s, difficulty_scores %.4f s, "
+                               "radix sort %.4f s\n",
+                       static_cast<long long>(j["instances"].get<int64_t>()), j["snapshot_forward_s"].get<double>(),
+                       j["difficulty_scores_s"].get<double>(), j["radix_sort_s"].get<double>());
+        else if (j["kind"] == "memory")
+          std::fprintf(stderr, "peak memory: max RSS %.1f MiB\n", j["max_rss_bytes"].get<int64_t>() / 1048576.0);
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kd_step_bench: %s\n", e.what());
+    return 1;
+  }
+}
