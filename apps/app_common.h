@@ -1,9 +1,11 @@
-// Code shared by the apps (train, train_kd): device choice, the error-catching main wrapper, the in-place
-// progress line, accuracy counting, test-split evaluation, checkpoint metadata helpers, the metrics log.
+// Code shared by the apps (train, train_kd): the error-catching main wrapper, the optimizer / schedule flags, the
+// train and test splits, the in-place progress line, accuracy counting, test-split evaluation, checkpoint metadata
+// helpers, the metrics log. The device comes from engine/device.h's select_device.
 // Header-only because every apps/<name>.cpp is its own executable.
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -11,15 +13,22 @@
 #include <exception>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "data/dataset.h"
 #include "data/loader.h"
+#include "data/sampler.h"
+#include "data/transforms.h"
 #include "engine/autograd.h"
+#include "engine/lr_schedule.h"
 #include "engine/module.h"
 #include "engine/ops.h"
+#include "engine/optim.h"
 #include "engine/safetensors.h"
 #include "engine/tensor.h"
 #include "kernels/common/error.h"
@@ -40,16 +49,80 @@ inline int guarded_main(const char* app_name, const std::function<int()>& body) 
   return 1;
 }
 
-// --device auto|cpu|cuda. auto takes CUDA when a device is there; cuda without one is an error that says why.
-inline Device choose_device(const std::string& flag) {
-  std::string why;
-  if (flag == "auto") return cuda::device_available(&why) ? Device::CUDA : Device::CPU;
-  if (flag == "cuda") {
-    ISLKD_CHECK(cuda::device_available(&why), "--device cuda: no usable CUDA device (", why, "); use --device cpu");
-    return Device::CUDA;
+// SGD and learning-rate flags, the same in train and train_kd.
+struct OptimArgs {
+  double lr = 0.05;
+  double momentum = 0.9;
+  double wd = 5e-4;
+  bool nesterov = false;
+  std::string schedule = "kd";
+  std::vector<double> milestones;
+  double gamma = 0.1;
+  double min_lr = 0.0;
+  double warmup = 0.0;
+  double warmup_start = 0.0;
+
+  void add_flags(CLI::App& cli) {
+    cli.add_option("--lr", lr, "base learning rate")->check(CLI::NonNegativeNumber);
+    cli.add_option("--momentum", momentum)->check(CLI::NonNegativeNumber);
+    cli.add_option("--wd", wd, "weight decay")->check(CLI::NonNegativeNumber);
+    cli.add_flag("--nesterov", nesterov);
+    cli.add_option("--schedule", schedule,
+                   "kd (x0.1 at 150/180/210 of 240 epochs, scaled to --epochs) | multistep | cosine | constant");
+    cli.add_option("--milestones", milestones, "multistep: epochs where the rate drops (default: the kd ones)");
+    cli.add_option("--gamma", gamma, "multistep: factor at each milestone");
+    cli.add_option("--min-lr", min_lr, "cosine: floor");
+    cli.add_option("--warmup", warmup, "linear warm-up epochs in front of the schedule (0 = none)");
+    cli.add_option("--warmup-start", warmup_start, "warm-up: starting fraction of the rate");
   }
-  ISLKD_CHECK(flag == "cpu", "--device must be auto, cpu or cuda, got '", flag, "'");
-  return Device::CPU;
+  std::unique_ptr<LRSchedule> make_schedule(int64_t epochs) const {
+    ScheduleSpec spec;
+    spec.kind = schedule;
+    spec.base_lr = lr;
+    spec.epochs = epochs;
+    spec.milestones = milestones;
+    spec.gamma = gamma;
+    spec.min_lr = min_lr;
+    spec.warmup_epochs = warmup;
+    spec.warmup_start_factor = warmup_start;
+    return islkd::make_schedule(spec);
+  }
+  SGDConfig sgd() const {
+    SGDConfig c;
+    c.lr = static_cast<float>(lr);
+    c.momentum = static_cast<float>(momentum);
+    c.weight_decay = static_cast<float>(wd);
+    c.nesterov = nesterov;
+    return c;
+  }
+};
+
+// The train and test splits of --dataset/--data-path, checked to agree, with --limit / --test-limit applied.
+struct Splits {
+  std::shared_ptr<const data::Dataset> train, test;
+  int64_t n_train = 0, n_test = 0, num_classes = 0, in_channels = 0;
+};
+
+inline Splits open_splits(const std::string& dataset, const std::string& path, int64_t limit, int64_t test_limit) {
+  Splits s;
+  s.train = data::open_dataset(dataset, path, "train");
+  s.test = data::open_dataset(dataset, path, "test");
+  ISLKD_CHECK(s.train->size() > 0, s.train->source(), ": the train split is empty");
+  ISLKD_CHECK(s.test->num_classes() == s.train->num_classes() && s.test->channels() == s.train->channels() &&
+                  s.test->height() == s.train->height() && s.test->width() == s.train->width(),
+              s.test->source(), ": the test split's classes or image size differ from the train split's");
+  s.n_train = limit > 0 ? std::min(limit, s.train->size()) : s.train->size();
+  s.n_test = test_limit > 0 ? std::min(test_limit, s.test->size()) : s.test->size();
+  s.num_classes = s.train->num_classes();
+  s.in_channels = s.train->channels();
+  return s;
+}
+
+// A loader over the first n instances of ds in order, with the evaluation transform (normalisation only).
+inline data::Loader sequential_loader(const std::shared_ptr<const data::Dataset>& ds, int64_t n,
+                                      const data::LoaderOptions& options) {
+  return data::Loader(ds, data::Transform(data::eval_transform(*ds), ds->channels(), ds->height(), ds->width()),
+                      std::make_shared<data::SequentialSampler>(n), options);
 }
 
 // "1h02m", "3m05s", "12s".

@@ -3,10 +3,12 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <sstream>
 #include <string>
 
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/device.h"
 #include "engine/npy.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -21,19 +23,9 @@ struct Options {
   int64_t num_classes = 100, in_channels = 3, batch = 256;
 };
 
-Device choose_device(const std::string& choice) {
-  if (choice == "cpu") return Device::CPU;
-  std::string why;
-  const bool available = cuda::device_available(&why);
-  if (choice == "cuda") {
-    ISLKD_CHECK(available, "--device cuda: no usable CUDA device (", why, "); use --device cpu");
-    return Device::CUDA;
-  }
-  return available ? Device::CUDA : Device::CPU;  // auto
-}
-
 int run(const Options& o) {
-  const Device device = choose_device(o.device);
+  std::ostringstream device_log;  // the summary line below names the device; stderr stays for errors
+  const Device device = select_device(o.device, device_log);
   auto model = models::create_model(o.model, {o.num_classes, o.in_channels, 0});
   checkpoint::load(o.weights, *model);  // strict: a mismatched architecture fails here, naming the tensor
   model->eval();

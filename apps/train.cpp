@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "data/transforms.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/device.h"
 #include "engine/lr_schedule.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
@@ -33,16 +35,7 @@ struct Args {
   std::string data_path;
   int64_t epochs = 15;
   int64_t batch_size = 128;
-  double lr = 0.05;
-  double momentum = 0.9;
-  double wd = 5e-4;
-  bool nesterov = false;
-  std::string schedule = "kd";
-  std::vector<double> milestones;
-  double gamma = 0.1;
-  double min_lr = 0.0;
-  double warmup = 0.0;
-  double warmup_start = 0.0;
+  app::OptimArgs opt;
   uint64_t seed = 0;
   std::string device = "auto";
   int threads = 0;
@@ -74,17 +67,7 @@ int run(int argc, char** argv) {
   cli.add_option("--data-path", a.data_path, "dataset directory (empty: Fashion-MNIST from Debian's package)");
   cli.add_option("--epochs", a.epochs, "total epochs (with --resume: up to this many)")->check(CLI::PositiveNumber);
   cli.add_option("--batch-size", a.batch_size)->check(CLI::PositiveNumber);
-  cli.add_option("--lr", a.lr, "base learning rate")->check(CLI::NonNegativeNumber);
-  cli.add_option("--momentum", a.momentum)->check(CLI::NonNegativeNumber);
-  cli.add_option("--wd", a.wd, "weight decay")->check(CLI::NonNegativeNumber);
-  cli.add_flag("--nesterov", a.nesterov);
-  cli.add_option("--schedule", a.schedule,
-                 "kd (x0.1 at 150/180/210 of 240 epochs, scaled to --epochs) | multistep | cosine | constant");
-  cli.add_option("--milestones", a.milestones, "multistep: epochs where the rate drops (default: the kd ones)");
-  cli.add_option("--gamma", a.gamma, "multistep: factor at each milestone");
-  cli.add_option("--min-lr", a.min_lr, "cosine: floor");
-  cli.add_option("--warmup", a.warmup, "linear warm-up epochs in front of the schedule (0 = none)");
-  cli.add_option("--warmup-start", a.warmup_start, "warm-up: starting fraction of the rate");
+  a.opt.add_flags(cli);
   cli.add_option("--seed", a.seed, "weight init, shuffling and augmentation");
   cli.add_option("--device", a.device, "auto | cpu | cuda");
   cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)");
@@ -104,20 +87,15 @@ int run(int argc, char** argv) {
   }
 
   app::apply_threads(a.threads);
-  const Device device = app::choose_device(a.device);
+  const Device device = select_device(a.device, std::cout);
   if (a.out.empty()) a.out = a.model + "_" + a.dataset + ".safetensors";
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");
 
   // ---- data ----
-  auto train_ds = data::open_dataset(a.dataset, a.data_path, "train");
-  auto test_ds = data::open_dataset(a.dataset, a.data_path, "test");
-  ISLKD_CHECK(train_ds->size() > 0, train_ds->source(), ": the train split is empty");
-  ISLKD_CHECK(test_ds->num_classes() == train_ds->num_classes() && test_ds->channels() == train_ds->channels() &&
-                  test_ds->height() == train_ds->height() && test_ds->width() == train_ds->width(),
-              test_ds->source(), ": the test split's classes or image size differ from the train split's");
-  const int64_t n_train = a.limit > 0 ? std::min(a.limit, train_ds->size()) : train_ds->size();
-  const int64_t n_test = a.test_limit > 0 ? std::min(a.test_limit, test_ds->size()) : test_ds->size();
-  const int64_t num_classes = train_ds->num_classes(), in_channels = train_ds->channels();
+  const app::Splits splits = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);
+  const auto& train_ds = splits.train;
+  const int64_t n_train = splits.n_train, n_test = splits.n_test;
+  const int64_t num_classes = splits.num_classes, in_channels = splits.in_channels;
 
   data::TransformConfig tcfg = a.no_augment ? data::eval_transform(*train_ds) : data::train_transform(*train_ds);
   data::LoaderOptions lopt;
@@ -128,9 +106,7 @@ int run(int argc, char** argv) {
   data::Loader train_loader(train_ds,
                             data::Transform(tcfg, train_ds->channels(), train_ds->height(), train_ds->width()),
                             std::make_shared<data::ShuffledSampler>(n_train, a.seed), lopt);
-  data::Loader test_loader(
-      test_ds, data::Transform(data::eval_transform(*test_ds), test_ds->channels(), test_ds->height(), test_ds->width()),
-      std::make_shared<data::SequentialSampler>(n_test), lopt);
+  data::Loader test_loader = app::sequential_loader(splits.test, n_test, lopt);
   const int64_t steps_per_epoch = (n_train + a.batch_size - 1) / a.batch_size;
 
   // ---- model, optimizer, schedule ----
@@ -140,22 +116,8 @@ int run(int argc, char** argv) {
   mcfg.seed = a.seed;
   std::shared_ptr<Module> model = models::create_model(a.model, mcfg);
 
-  ScheduleSpec sspec;
-  sspec.kind = a.schedule;
-  sspec.base_lr = a.lr;
-  sspec.epochs = a.epochs;
-  sspec.milestones = a.milestones;
-  sspec.gamma = a.gamma;
-  sspec.min_lr = a.min_lr;
-  sspec.warmup_epochs = a.warmup;
-  sspec.warmup_start_factor = a.warmup_start;
-  std::unique_ptr<LRSchedule> schedule = make_schedule(sspec);
-
-  SGDConfig ocfg;
-  ocfg.lr = static_cast<float>(a.lr);
-  ocfg.momentum = static_cast<float>(a.momentum);
-  ocfg.weight_decay = static_cast<float>(a.wd);
-  ocfg.nesterov = a.nesterov;
+  std::unique_ptr<LRSchedule> schedule = a.opt.make_schedule(a.epochs);
+  const SGDConfig ocfg = a.opt.sgd();
 
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   nlohmann::json run_config = {{"model", a.model},

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -24,9 +25,11 @@
 #include "data/transforms.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/device.h"
 #include "engine/distill/curriculum.h"
 #include "engine/distill/kd.h"
 #include "engine/lr_schedule.h"
+#include "engine/nn.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "models/registry.h"
@@ -48,18 +51,12 @@ struct Args {
   std::string teacher_model = "resnet20";
   std::string dataset = "fashion-mnist";
   std::string data_path;
-  int64_t epochs = 5;
+  int64_t epochs = 3;
   int64_t batch_size = 128;
-  double lr = 0.05;
-  double momentum = 0.9;
-  double wd = 5e-4;
-  bool nesterov = false;
-  std::string schedule = "kd";
-  std::vector<double> milestones;
-  double gamma = 0.1;
-  double min_lr = 0.0;
-  double warmup = 0.0;
-  double warmup_start = 0.0;
+  app::OptimArgs opt;
+  // Off by default: the main job's short runs do not gain from random crops, and without them the frozen teacher's
+  // logits are a constant per instance, computed once instead of at every step.
+  bool augment = false;
   float temperature = 4.0f;
   float alpha = 0.9f;
   // ISL curriculum (engine/distill/curriculum.h explains each)
@@ -81,6 +78,7 @@ struct Args {
   std::string metrics;
   int64_t limit = 0;
   int64_t test_limit = 0;
+  int64_t eval_every = 0;  // steps between mid-epoch test evaluations (0 = at the end of each epoch only)
   int64_t interrupt_after_steps = 0;  // tests: behave as if Ctrl-C came after this many steps of the run
 };
 
@@ -155,12 +153,13 @@ class CurriculumSampler : public data::Sampler {
 
 // What every method of one invocation shares: the data, the frozen teacher and its cached logits.
 struct Shared {
-  std::shared_ptr<const data::Dataset> train_ds, test_ds;
-  int64_t n_train = 0, n_test = 0, num_classes = 0, in_channels = 0;
+  app::Splits data;
   Device device = Device::CPU;
-  std::shared_ptr<Module> teacher;
+  std::shared_ptr<Module> teacher;  // eval mode, batch norm folded into the convolutions
   double teacher_accuracy = -1.0;
-  std::vector<float> teacher_logits;  // n_train x num_classes on un-augmented instances (isl scoring), lazily
+  // n_train x num_classes on un-augmented instances, computed once on first use: the isl scores, and without
+  // augmentation the kd targets of every step.
+  std::vector<float> teacher_logits;
   double teacher_cache_seconds = 0.0;
 };
 
@@ -172,23 +171,32 @@ std::string path_for_method(const std::string& path, const std::string& method, 
   return path.substr(0, dot) + "_" + method + path.substr(dot);
 }
 
-data::Loader make_eval_loader(const std::shared_ptr<const data::Dataset>& ds, int64_t n, const Args& a,
-                              Device device) {
+data::LoaderOptions loader_options(const Args& a, Device device) {
   data::LoaderOptions o;
   o.batch_size = a.batch_size;
   o.workers = a.workers;
   o.seed = a.seed;
   o.device = device;
-  return data::Loader(ds, data::Transform(data::eval_transform(*ds), ds->channels(), ds->height(), ds->width()),
-                      std::make_shared<data::SequentialSampler>(n), o);
+  return o;
+}
+
+// The cached teacher logits of a batch's instances, as a rows x num_classes tensor on the device.
+Tensor gather_teacher_logits(const Shared& s, const std::vector<int64_t>& indices) {
+  const int64_t rows = static_cast<int64_t>(indices.size()), c = s.data.num_classes;
+  std::vector<float> t(static_cast<size_t>(rows * c));
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(s.teacher_logits.begin() + indices[static_cast<size_t>(r)] * c,
+              s.teacher_logits.begin() + (indices[static_cast<size_t>(r)] + 1) * c, t.begin() + r * c);
+  return Tensor::from_vector(t, {rows, c}, s.device);
 }
 
 // Teacher logits on every un-augmented training instance, computed once (the difficulty scores reuse them).
 void cache_teacher_logits(Shared& s, const Args& a) {
   if (!s.teacher_logits.empty()) return;
   app::Stopwatch clock;
-  data::Loader loader = make_eval_loader(s.train_ds, s.n_train, a, s.device);
-  s.teacher_logits.assign(static_cast<size_t>(s.n_train * s.num_classes), 0.0f);
+  const int64_t c = s.data.num_classes;
+  data::Loader loader = app::sequential_loader(s.data.train, s.data.n_train, loader_options(a, s.device));
+  s.teacher_logits.assign(static_cast<size_t>(s.data.n_train * c), 0.0f);
   NoGradGuard no_grad;
   loader.start_epoch(0);
   data::Batch b;
@@ -196,18 +204,20 @@ void cache_teacher_logits(Shared& s, const Args& a) {
     if (s.device == Device::CUDA) cuda::wait_prefetch();
     std::vector<float> v = (*s.teacher)(b.images).to_vector();
     for (size_t r = 0; r < b.indices.size(); ++r)
-      std::copy(v.begin() + static_cast<int64_t>(r) * s.num_classes,
-                v.begin() + static_cast<int64_t>(r + 1) * s.num_classes,
-                s.teacher_logits.begin() + b.indices[r] * s.num_classes);
+      std::copy(v.begin() + static_cast<int64_t>(r) * c, v.begin() + static_cast<int64_t>(r + 1) * c,
+                s.teacher_logits.begin() + b.indices[r] * c);
   }
   s.teacher_cache_seconds = clock.seconds();
+  std::printf("train_kd: teacher logits of %lld un-augmented training instances cached in %.1fs\n",
+              static_cast<long long>(s.data.n_train), s.teacher_cache_seconds);
+  std::fflush(stdout);
 }
 
 // Scores every training instance with the current student (frozen: eval mode, no grad) and the cached teacher.
 std::vector<float> score_instances(Module& student, Shared& s, const Args& a, const KDLossParams& kdp,
                                    DifficultyMeasure measure) {
-  data::Loader loader = make_eval_loader(s.train_ds, s.n_train, a, s.device);
-  std::vector<float> scores(static_cast<size_t>(s.n_train), 0.0f);
+  data::Loader loader = app::sequential_loader(s.data.train, s.data.n_train, loader_options(a, s.device));
+  std::vector<float> scores(static_cast<size_t>(s.data.n_train), 0.0f);
   NoGradGuard no_grad;
   student.eval();
   loader.start_epoch(0);
@@ -216,12 +226,7 @@ std::vector<float> score_instances(Module& student, Shared& s, const Args& a, co
     if (s.device == Device::CUDA) cuda::wait_prefetch();
     Tensor logits = student(b.images);
     const int64_t rows = static_cast<int64_t>(b.indices.size());
-    std::vector<float> t(static_cast<size_t>(rows * s.num_classes));
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy(s.teacher_logits.begin() + b.indices[static_cast<size_t>(r)] * s.num_classes,
-                s.teacher_logits.begin() + (b.indices[static_cast<size_t>(r)] + 1) * s.num_classes,
-                t.begin() + r * s.num_classes);
-    Tensor teacher = Tensor::from_vector(t, {rows, s.num_classes}, s.device);
+    Tensor teacher = gather_teacher_logits(s, b.indices);
     std::vector<float> sc = ops::difficulty_scores(logits, teacher, b.labels, measure, kdp).to_vector();
     for (int64_t r = 0; r < rows; ++r) scores[static_cast<size_t>(b.indices[static_cast<size_t>(r)])] = sc[static_cast<size_t>(r)];
   }
@@ -243,27 +248,13 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   const std::string metrics_path = a.metrics.empty() ? "" : path_for_method(a.metrics, method, several);
 
   models::ModelConfig mcfg;
-  mcfg.num_classes = s.num_classes;
-  mcfg.in_channels = s.in_channels;
+  mcfg.num_classes = s.data.num_classes;
+  mcfg.in_channels = s.data.in_channels;
   mcfg.seed = a.seed;
   std::shared_ptr<Module> student = models::create_model(a.model, mcfg);
 
-  ScheduleSpec sspec;
-  sspec.kind = a.schedule;
-  sspec.base_lr = a.lr;
-  sspec.epochs = a.epochs;
-  sspec.milestones = a.milestones;
-  sspec.gamma = a.gamma;
-  sspec.min_lr = a.min_lr;
-  sspec.warmup_epochs = a.warmup;
-  sspec.warmup_start_factor = a.warmup_start;
-  std::unique_ptr<LRSchedule> schedule = make_schedule(sspec);
-
-  SGDConfig ocfg;
-  ocfg.lr = static_cast<float>(a.lr);
-  ocfg.momentum = static_cast<float>(a.momentum);
-  ocfg.weight_decay = static_cast<float>(a.wd);
-  ocfg.nesterov = a.nesterov;
+  std::unique_ptr<LRSchedule> schedule = a.opt.make_schedule(a.epochs);
+  const SGDConfig ocfg = a.opt.sgd();
 
   KDLossParams kdp;
   kdp.temperature = a.temperature;
@@ -271,7 +262,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   kdp = distill::kd_params_from_json(distill::kd_params_to_json(kdp));  // validates T and alpha
 
   distill::CurriculumOptions copt;
-  copt.num_instances = s.n_train;
+  copt.num_instances = s.data.n_train;
   copt.seed = a.seed;
   copt.mode = distill::parse_curriculum_mode(a.curriculum_mode);
   copt.warmup_epochs = a.isl_warmup;
@@ -288,11 +279,12 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   nlohmann::json run_config = {{"method", method},
                                {"model", a.model},
                                {"dataset", a.dataset},
-                               {"num_classes", s.num_classes},
-                               {"in_channels", s.in_channels},
-                               {"train_instances", s.n_train},
+                               {"num_classes", s.data.num_classes},
+                               {"in_channels", s.data.in_channels},
+                               {"train_instances", s.data.n_train},
                                {"batch_size", a.batch_size},
                                {"seed", a.seed},
+                               {"augment", a.augment},
                                {"optimizer", ocfg.to_json()},
                                {"schedule", schedule->config()}};
   if (use_teacher) {
@@ -315,7 +307,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     nlohmann::json saved = nlohmann::json::parse(app::meta_get(c.metadata, "config", a.resume, app), nullptr, false);
     ISLKD_CHECK(!saved.is_discarded(), a.resume, ": metadata 'config' is not JSON");
     for (const char* key : {"method", "model", "dataset", "num_classes", "in_channels", "train_instances",
-                            "batch_size", "seed", "curriculum"}) {
+                            "batch_size", "seed", "augment", "curriculum"}) {
       nlohmann::json want = run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
       ISLKD_CHECK(want == got, "--resume ", a.resume, ": it was trained with ", key, " = ", got.dump(),
                   ", this run has ", want.dump());
@@ -337,8 +329,8 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       if (e.name == "curriculum.order") {
         ISLKD_CHECK(e.dtype == safetensors::DType::I64, a.resume, ": 'curriculum.order' is not int64");
         for (int64_t v : e.i64) {
-          ISLKD_CHECK(v >= 0 && v < s.n_train, a.resume, ": 'curriculum.order' holds ", v, ", outside [0, ",
-                      s.n_train, ")");
+          ISLKD_CHECK(v >= 0 && v < s.data.n_train, a.resume, ": 'curriculum.order' holds ", v, ", outside [0, ",
+                      s.data.n_train, ")");
           order.push_back(static_cast<uint32_t>(v));
         }
         continue;
@@ -357,28 +349,28 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   SGD optimizer(student->named_parameters(), ocfg);
   if (!a.resume.empty()) optimizer.load_state(opt_state, opt_steps);
 
-  data::LoaderOptions lopt;
-  lopt.batch_size = a.batch_size;
-  lopt.workers = a.workers;
-  lopt.seed = a.seed;
-  lopt.device = s.device;
+  const data::LoaderOptions lopt = loader_options(a, s.device);
   std::shared_ptr<data::Sampler> sampler;
   if (isl)
     sampler = std::make_shared<CurriculumSampler>(curriculum);
   else
-    sampler = std::make_shared<data::ShuffledSampler>(s.n_train, a.seed);
+    sampler = std::make_shared<data::ShuffledSampler>(s.data.n_train, a.seed);
+  const data::Dataset& train_ds = *s.data.train;
   data::Loader train_loader(
-      s.train_ds,
-      data::Transform(data::train_transform(*s.train_ds), s.train_ds->channels(), s.train_ds->height(),
-                      s.train_ds->width()),
+      s.data.train,
+      data::Transform(a.augment ? data::train_transform(train_ds) : data::eval_transform(train_ds),
+                      train_ds.channels(), train_ds.height(), train_ds.width()),
       sampler, lopt);
-  data::Loader test_loader = make_eval_loader(s.test_ds, s.n_test, a, s.device);
-  const int64_t steps_per_epoch = (s.n_train + a.batch_size - 1) / a.batch_size;
+  data::Loader test_loader = app::sequential_loader(s.data.test, s.data.n_test, lopt);
+  // Without augmentation an instance always looks the same, so the teacher's logits are computed once.
+  const bool cached_targets = use_teacher && !a.augment;
+  if (cached_targets || isl) cache_teacher_logits(s, a);
+  const int64_t steps_per_epoch = (s.data.n_train + a.batch_size - 1) / a.batch_size;
 
   std::printf("train_kd[%s]: student %s (%lld parameters)%s, %lld train / %lld test instances, out %s\n",
               method.c_str(), a.model.c_str(), static_cast<long long>(student->num_parameters()),
               use_teacher ? (", teacher " + a.teacher_model + " " + a.teacher).c_str() : "",
-              static_cast<long long>(s.n_train), static_cast<long long>(s.n_test), out.c_str());
+              static_cast<long long>(s.data.n_train), static_cast<long long>(s.data.n_test), out.c_str());
   std::printf("train_kd[%s]: config %s\n", method.c_str(), run_config.dump().c_str());
   if (!a.resume.empty())
     std::printf("train_kd[%s]: resuming %s at epoch %lld, step %lld of it\n", method.c_str(), a.resume.c_str(),
@@ -435,12 +427,22 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                  {"score_seconds", score_seconds},
                  {"sort_seconds", curriculum->last_sort_seconds()},
                  {"teacher_cache_seconds", s.teacher_cache_seconds}};
+      // The boundary's cost against a training epoch of this run (the mean so far; none yet after a resume).
+      const double boundary_seconds = score_seconds + curriculum->last_sort_seconds();
+      const double epoch_seconds =
+          steps_timed > 0 ? train_seconds / static_cast<double>(steps_timed) * static_cast<double>(steps_per_epoch)
+                          : 0.0;
+      if (epoch_seconds > 0.0) isl_log["boundary_share_of_epoch"] = boundary_seconds / epoch_seconds;
       progress.clear();
       std::printf("train_kd[isl]: phase %d from epoch %lld: easiest %.0f%% (%lld instances); scoring %.2fs, "
-                  "sort %.3f ms (%.3f%% of scoring)\n",
+                  "sort %.3f ms (%.3f%% of scoring)",
                   phase, static_cast<long long>(epoch + 1), 100.0 * curriculum->fraction(phase),
                   static_cast<long long>(curriculum->subset_size(phase)), score_seconds,
                   1e3 * curriculum->last_sort_seconds(), 100.0 * curriculum->last_sort_seconds() / score_seconds);
+      if (epoch_seconds > 0.0)
+        std::printf("; the boundary costs %.1f%% of a training epoch (%.1fs)", 100.0 * boundary_seconds / epoch_seconds,
+                    epoch_seconds);
+      std::printf("\n");
       std::fflush(stdout);
     }
 
@@ -459,6 +461,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       seen = part_seen;
     }
     const int64_t first_step = step;
+    double mid_eval_seconds = 0.0;
     while (train_loader.next(b)) {
       if (s.device == Device::CUDA) cuda::wait_prefetch();
       const double lr = schedule->lr_at_step(epoch, step, steps_per_epoch);
@@ -468,7 +471,9 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       Tensor loss;
       if (use_teacher) {
         Tensor t_logits;
-        {
+        if (cached_targets) {
+          t_logits = gather_teacher_logits(s, b.indices);
+        } else {
           NoGradGuard no_grad;
           t_logits = (*s.teacher)(b.images);
         }
@@ -501,7 +506,18 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
         result.interrupted = true;
         return result;
       }
-      const double t = epoch_clock.seconds();
+      if (a.eval_every > 0 && global_step % a.eval_every == 0 && step < steps_per_epoch) {
+        // A test evaluation inside the epoch (accuracy against iterations); its time is not training time.
+        app::Stopwatch eval_clock;
+        app::EvalResult mid = app::evaluate(*student, test_loader, s.device);
+        mid_eval_seconds += eval_clock.seconds();
+        metrics.append({{"epoch", epoch + 1},
+                        {"step", global_step},
+                        {"epoch_step", step},
+                        {"test_loss", mid.loss},
+                        {"test_accuracy", mid.accuracy}});
+      }
+      const double t = epoch_clock.seconds() - mid_eval_seconds;
       const int64_t timed = steps_timed + (step - first_step);
       const double per_step = timed > 0 ? (train_seconds + t) / static_cast<double>(timed) : 0.0;
       const double remaining =
@@ -514,7 +530,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                       app::fixed(static_cast<double>(seen - part_seen * (epoch == start_epoch)) / t, 0) +
                       " img/s ETA " + app::format_duration(remaining));
     }
-    const double epoch_train_seconds = epoch_clock.seconds();
+    const double epoch_train_seconds = epoch_clock.seconds() - mid_eval_seconds;
     train_seconds += epoch_train_seconds;
     steps_timed += step - first_step;
 
@@ -569,16 +585,12 @@ int run(int argc, char** argv) {
   cli.add_option("--data-path", a.data_path, "dataset directory (empty: Fashion-MNIST from Debian's package)");
   cli.add_option("--epochs", a.epochs)->check(CLI::PositiveNumber);
   cli.add_option("--batch-size", a.batch_size)->check(CLI::PositiveNumber);
-  cli.add_option("--lr", a.lr)->check(CLI::NonNegativeNumber);
-  cli.add_option("--momentum", a.momentum)->check(CLI::NonNegativeNumber);
-  cli.add_option("--wd", a.wd, "weight decay")->check(CLI::NonNegativeNumber);
-  cli.add_flag("--nesterov", a.nesterov);
-  cli.add_option("--schedule", a.schedule, "kd | multistep | cosine | constant");
-  cli.add_option("--milestones", a.milestones);
-  cli.add_option("--gamma", a.gamma);
-  cli.add_option("--min-lr", a.min_lr);
-  cli.add_option("--warmup", a.warmup, "LR warm-up epochs");
-  cli.add_option("--warmup-start", a.warmup_start);
+  a.opt.add_flags(cli);
+  cli.add_flag("--augment,!--no-augment", a.augment,
+               "random crop / flip (off by default; without it the teacher's logits are computed once)");
+  cli.add_option("--eval-every", a.eval_every,
+                 "also evaluate on the test split every N steps, into the metrics file (0 = once per epoch)")
+      ->check(CLI::NonNegativeNumber);
   cli.add_option("-T,--temperature", a.temperature, "KD temperature");
   cli.add_option("--alpha", a.alpha, "KD weight: alpha*KD + (1-alpha)*CE");
   cli.add_option("--isl-warmup", a.isl_warmup, "isl: epochs of plain KD before the first phase");
@@ -630,18 +642,8 @@ int run(int argc, char** argv) {
 
   app::apply_threads(a.threads);
   Shared s;
-  s.device = app::choose_device(a.device);
-  s.train_ds = data::open_dataset(a.dataset, a.data_path, "train");
-  s.test_ds = data::open_dataset(a.dataset, a.data_path, "test");
-  ISLKD_CHECK(s.train_ds->size() > 0, s.train_ds->source(), ": the train split is empty");
-  ISLKD_CHECK(s.test_ds->num_classes() == s.train_ds->num_classes() &&
-                  s.test_ds->channels() == s.train_ds->channels() && s.test_ds->height() == s.train_ds->height() &&
-                  s.test_ds->width() == s.train_ds->width(),
-              s.test_ds->source(), ": the test split's classes or image size differ from the train split's");
-  s.n_train = a.limit > 0 ? std::min(a.limit, s.train_ds->size()) : s.train_ds->size();
-  s.n_test = a.test_limit > 0 ? std::min(a.test_limit, s.test_ds->size()) : s.test_ds->size();
-  s.num_classes = s.train_ds->num_classes();
-  s.in_channels = s.train_ds->channels();
+  s.device = select_device(a.device, std::cout);
+  s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);
 
   const bool need_teacher = std::any_of(methods.begin(), methods.end(), [](const auto& m) { return m != "ce"; });
   if (need_teacher) {
@@ -653,26 +655,30 @@ int run(int argc, char** argv) {
       std::fclose(f);
     }
     models::ModelConfig tc;
-    tc.num_classes = s.num_classes;
-    tc.in_channels = s.in_channels;
+    tc.num_classes = s.data.num_classes;
+    tc.in_channels = s.data.in_channels;
     s.teacher = models::create_model(a.teacher_model, tc);
     try {
       checkpoint::load(a.teacher, *s.teacher);
     } catch (const Error& e) {
-      ISLKD_FAIL("teacher ", a.teacher, " does not fit a ", a.teacher_model, " for ", s.num_classes, " classes x ",
-                 s.in_channels, " channels of ", a.dataset, " (", e.what(), ")");
+      ISLKD_FAIL("teacher ", a.teacher, " does not fit a ", a.teacher_model, " for ", s.data.num_classes, " classes x ",
+                 s.data.in_channels, " channels of ", a.dataset, " (", e.what(), ")");
     }
     s.teacher->to(s.device);
     s.teacher->eval();
-    data::Loader tl = make_eval_loader(s.test_ds, s.n_test, a, s.device);
+    const int folded = nn::fold_batch_norm(*s.teacher);  // frozen: each BN becomes its conv's scale and bias
+    data::Loader tl = app::sequential_loader(s.data.test, s.data.n_test, loader_options(a, s.device));
     s.teacher_accuracy = app::evaluate(*s.teacher, tl, s.device).accuracy;
-    s.teacher->eval();  // evaluate() leaves modules in training mode
+    s.teacher->eval();  // evaluate() leaves modules in training mode, which unfolds the batch norms
+    nn::fold_batch_norm(*s.teacher);
+    std::printf("train_kd: teacher %s: %d batch norms folded into their convolutions\n", a.teacher_model.c_str(),
+                folded);
     std::printf("train_kd: teacher %s %s: test accuracy %.2f%%\n", a.teacher_model.c_str(), a.teacher.c_str(),
                 s.teacher_accuracy);
   }
   std::printf("train_kd: %s, %lld train / %lld test instances, %lld classes, device %s, %d threads\n",
-              s.train_ds->source().c_str(), static_cast<long long>(s.n_train), static_cast<long long>(s.n_test),
-              static_cast<long long>(s.num_classes), device_name(s.device), cpu::num_threads());
+              s.data.train->source().c_str(), static_cast<long long>(s.data.n_train), static_cast<long long>(s.data.n_test),
+              static_cast<long long>(s.data.num_classes), device_name(s.device), cpu::num_threads());
   std::fflush(stdout);
 
   std::signal(SIGINT, on_sigint);

@@ -6,27 +6,18 @@
 #include <set>
 
 #include "engine/autograd.h"
+#include "engine/shortest_decimal.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace islkd {
 
-// The shortest decimal that reads back as the same float, so the log shows 0.05 rather than 0.0500000007.
-static double shortest(float f) {
-  char buf[32];
-  for (int digits = 6; digits <= 9; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(f));
-    if (std::strtof(buf, nullptr) == f) break;
-  }
-  return std::strtod(buf, nullptr);
-}
-
 nlohmann::json SGDConfig::to_json() const {
   return {{"type", "sgd"},
-          {"lr", shortest(lr)},
-          {"momentum", shortest(momentum)},
-          {"weight_decay", shortest(weight_decay)},
-          {"dampening", shortest(dampening)},
+          {"lr", shortest_decimal(lr)},
+          {"momentum", shortest_decimal(momentum)},
+          {"weight_decay", shortest_decimal(weight_decay)},
+          {"dampening", shortest_decimal(dampening)},
           {"nesterov", nesterov}};
 }
 

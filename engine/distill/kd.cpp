@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "engine/shortest_decimal.h"
 #include "kernels/common/error.h"
 
 namespace islkd::distill {
@@ -25,7 +26,9 @@ const char* difficulty_measure_name(DifficultyMeasure m) {
   ISLKD_FAIL("unknown difficulty measure ", static_cast<int>(m));
 }
 
-nlohmann::json kd_params_to_json(const KDLossParams& p) { return {{"temperature", p.temperature}, {"alpha", p.alpha}}; }
+nlohmann::json kd_params_to_json(const KDLossParams& p) {
+  return {{"temperature", shortest_decimal(p.temperature)}, {"alpha", shortest_decimal(p.alpha)}};
+}
 
 KDLossParams kd_params_from_json(const nlohmann::json& j) {
   KDLossParams p;

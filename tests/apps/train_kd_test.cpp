@@ -99,6 +99,54 @@ TEST(TrainKdApp, IslRunResumedAfterAnEpochOrAfterCtrlCMatchesAnUninterruptedRunB
   EXPECT_TRUE(full_bytes == read_text(cut)) << "resumed after Ctrl-C in epoch 2 differs from the uninterrupted run";
 }
 
+// With --augment the teacher runs on every augmented batch (no cached targets); that path resumes bit for bit too.
+TEST(TrainKdApp, AugmentedKdRunResumedAfterCtrlCMatchesAnUninterruptedRunByte4Byte) {
+  const std::string teacher = make_teacher(10);
+  const std::string args = "--method kd --augment --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 64 --test-limit 32 --batch-size 16 --threads 2 "
+                           "--device cpu --seed 7 ";
+  const std::string full = dir() + "/islkd_kdaug_full.safetensors", cut = dir() + "/islkd_kdaug_cut.safetensors";
+  RunResult a = run_kd(args + "--epochs 2 --out " + full, "aug_full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_NE(a.out.find("\"augment\":true"), std::string::npos) << a.out;
+  EXPECT_EQ(a.out.find("teacher logits of"), std::string::npos) << "kd with augmentation must not cache\n" << a.out;
+  RunResult d = run_kd(args + "--epochs 2 --interrupt-after-steps 5 --out " + cut, "aug_cut");
+  ASSERT_EQ(d.exit_code, 130) << d.out << d.err;
+  RunResult e = run_kd(args + "--epochs 2 --resume " + cut + " --out " + cut, "aug_cut_resumed");
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err;
+  EXPECT_TRUE(read_text(full) == read_text(cut)) << "resumed after Ctrl-C differs from the uninterrupted run";
+
+  // The checkpoint records augmentation; resuming it without augmentation is refused, naming the setting.
+  RunResult f = run_kd(args + "--no-augment --epochs 3 --resume " + full + " --out " + dir() + "/islkd_x.safetensors",
+                       "aug_mismatch");
+  EXPECT_EQ(f.exit_code, 1) << f.out << f.err;
+  EXPECT_NE(f.err.find("augment"), std::string::npos) << f.err;
+}
+
+// Without augmentation (the default) kd and isl take the teacher's logits from the cache made once; --eval-every
+// adds mid-epoch test accuracies to the metrics; the ISL boundary reports its cost against a training epoch.
+TEST(TrainKdApp, CachedTeacherTargetsMidEpochEvaluationsAndBoundaryShare) {
+  const std::string teacher = make_teacher(10);
+  const std::string metrics = dir() + "/islkd_kd_eval.jsonl";
+  std::remove((dir() + "/islkd_kd_eval_isl.jsonl").c_str());
+  RunResult r = run_kd("--method kd,isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 96 --test-limit 32 --batch-size 16 --epochs 2 "
+                           "--isl-warmup 1 --phases 1 --eval-every 4 --threads 2 --device cpu --metrics " + metrics +
+                           " --out " + dir() + "/islkd_eval.safetensors",
+                       "eval_every");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"augment\":false"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("teacher logits of 96 un-augmented training instances cached"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("the boundary costs [0-9.]+% of a training epoch"))) << r.out;
+  EXPECT_NE(r.out.find("batch norms folded"), std::string::npos) << r.out;
+  // 6 steps an epoch, an evaluation every 4 steps: mid-epoch at global steps 4 and 8, plus the two epoch ends.
+  const std::string m = read_text(dir() + "/islkd_kd_eval_isl.jsonl");
+  EXPECT_EQ(count_lines(m), 5) << m;
+  EXPECT_NE(m.find("\"epoch_step\":4,\"step\":4"), std::string::npos) << m;
+  EXPECT_NE(m.find("\"epoch_step\":2,\"step\":8"), std::string::npos) << m;
+  EXPECT_NE(m.find("\"boundary_share_of_epoch\""), std::string::npos) << m;
+}
+
 TEST(TrainKdApp, ComparisonPrintsOneAccuracyLinePerMethod) {
   const std::string teacher = make_teacher(10);
   RunResult r = run_kd("--method ce,kd,isl --model resnet8 --teacher " + teacher +

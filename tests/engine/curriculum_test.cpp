@@ -295,4 +295,7 @@ TEST(Curriculum, OptionsRoundTripThroughJson) {
   o.seed = 0xFFFFFFFFFFFFull;
   EXPECT_EQ(CurriculumOptions::from_json(o.to_json()).to_json(), o.to_json());
   EXPECT_EQ(kd_params_to_json(kd_params_from_json({{"temperature", 2.0}})), kd_params_to_json({2.0f, 0.9f}));
+  // Logged as the decimals a user typed, not as the float widened to double (0.8999999761581421).
+  EXPECT_EQ(kd_params_to_json({4.0f, 0.9f}).dump(), R"({"alpha":0.9,"temperature":4.0})");
+  EXPECT_EQ(kd_params_to_json({3.3f, 0.1f}).dump(), R"({"alpha":0.1,"temperature":3.3})");
 }

@@ -11,59 +11,22 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "tests/common/test_util.h"
 #include "tests/kernels/cuda_test_util.h"
+#include "tests/kernels/radix_sort_reference.h"
 
 using namespace islkd;
-using test::DeviceVec;
+using namespace islkd::test;
 
 namespace {
 
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-float from_bits(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-const float kInf = std::numeric_limits<float>::infinity();
-
-// The specified order with float comparisons (not bit tricks): NaN after everything, -0 == +0.
-bool score_less(float a, float b) {
-  if (std::isnan(a)) return false;
-  if (std::isnan(b)) return true;
-  return a < b;
-}
-
-// Scores with many ties (a few hundred distinct values), both signs, and every special value.
-std::vector<float> awkward_scores(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<float> v(n);
-  for (auto& x : v) {
-    const uint32_t r = rng() % 100;
-    if (r < 3) x = -0.0f;
-    else if (r < 6) x = 0.0f;
-    else if (r < 8) x = kInf;
-    else if (r < 10) x = -kInf;
-    else if (r < 12) x = from_bits(0x7FC00000u | (rng() & 0xFFFFu));  // quiet NaNs with payloads
-    else if (r < 13) x = from_bits(0xFF800001u);                         // negative signalling NaN
-    else if (r < 14) x = std::numeric_limits<float>::denorm_min() * ((rng() & 1) ? 1.0f : -1.0f);
-    else x = static_cast<float>(static_cast<int>(rng() % 400) - 200) * 0.37f;
-  }
-  return v;
-}
-
 void check(size_t n, uint32_t seed) {
   SCOPED_TRACE(::testing::Message() << "n=" << n);
-  const auto keys = awkward_scores(n, seed);
+  const auto keys = mixed_keys(n, seed);
   std::vector<uint32_t> values(n);
   std::iota(values.begin(), values.end(), 0u);
   std::reverse(values.begin(), values.end());  // values are not the positions: the sort must carry them
-
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return score_less(keys[a], keys[b]); });
+  std::vector<float> want_k;
+  std::vector<uint32_t> want_v;
+  reference_sort(keys, values, &want_k, &want_v);
 
   DeviceVec<float> dk(keys), dko(n);
   DeviceVec<uint32_t> dv(values), dvo(n);
@@ -72,11 +35,9 @@ void check(size_t n, uint32_t seed) {
   const auto vo = dvo.host();
   size_t bad = 0;
   for (size_t i = 0; i < n && bad < 5; ++i) {
-    const float want = keys[order[i]];
-    const uint32_t want_bits = std::isnan(want) ? 0x7FC00000u : (want == 0.0f ? 0u : bits(want));
-    if (vo[i] != values[order[i]] || bits(ko[i]) != want_bits) {
-      ADD_FAILURE() << "[" << i << "] got key " << ko[i] << " value " << vo[i] << ", expected key " << want
-                    << " value " << values[order[i]];
+    if (vo[i] != want_v[i] || bits(ko[i]) != bits(want_k[i])) {
+      ADD_FAILURE() << "[" << i << "] got key " << ko[i] << " value " << vo[i] << ", expected key " << want_k[i]
+                    << " value " << want_v[i];
       ++bad;
     }
   }
@@ -110,7 +71,7 @@ TEST(RadixSortCuda, NaNKeysSortLastAsCanonicalNaN) {
 }
 
 TEST(RadixSortCuda, SortsInPlace) {
-  auto keys = awkward_scores(3000, 9);
+  auto keys = mixed_keys(3000, 9);
   std::vector<uint32_t> values(keys.size());
   std::iota(values.begin(), values.end(), 0u);
   std::vector<float> cpu_k(keys.size());
