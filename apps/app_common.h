@@ -203,6 +203,25 @@ inline std::string fixed(double v, int digits) {
   return buf;
 }
 
+// Running training loss and accuracy of an epoch. add() takes one step's mean loss and logits; a loss that is not
+// finite stops the run with advice (the rate is too high) instead of training on NaNs.
+struct EpochTally {
+  double loss_sum = 0.0;
+  int64_t correct = 0, seen = 0;
+
+  void add(const Tensor& loss, const Tensor& logits, const Tensor& labels, int64_t epoch, int64_t step) {
+    const int64_t n = logits.size(0);
+    const float value = loss.item();
+    ISLKD_CHECK(std::isfinite(value), "epoch ", epoch + 1, " step ", step + 1, ": the loss is ", value,
+                " (diverged); lower --lr");
+    loss_sum += static_cast<double>(value) * static_cast<double>(n);
+    correct += count_correct(logits.detach(), labels.to_labels());
+    seen += n;
+  }
+  double mean_loss() const { return seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0; }
+  double accuracy() const { return seen > 0 ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0.0; }
+};
+
 struct EvalResult {
   double loss = 0.0, accuracy = 0.0;  // mean cross-entropy, percent right
   int64_t n = 0;

@@ -179,8 +179,8 @@ int run(int argc, char** argv) {
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     app::Stopwatch epoch_clock;
     train_loader.start_epoch(epoch);
-    double loss_sum = 0.0;
-    int64_t correct = 0, seen = 0, step = 0;
+    app::EpochTally tally;
+    int64_t step = 0;
     data::Batch b;
     while (train_loader.next(b)) {
       if (device == Device::CUDA) cuda::wait_prefetch();
@@ -192,13 +192,7 @@ int run(int argc, char** argv) {
       loss.backward();
       optimizer.step();
 
-      const int64_t n = b.images.size(0);
-      const float loss_value = loss.item();
-      ISLKD_CHECK(std::isfinite(loss_value), "epoch ", epoch + 1, " step ", step + 1, ": the loss is ", loss_value,
-                  " (diverged); lower --lr");
-      loss_sum += static_cast<double>(loss_value) * static_cast<double>(n);
-      correct += app::count_correct(logits.detach(), b.labels.to_labels());
-      seen += n;
+      tally.add(loss, logits, b.labels, epoch, step);
       ++step;
       ++global_step;
 
@@ -209,9 +203,8 @@ int run(int argc, char** argv) {
                                eval_seconds_last * static_cast<double>(a.epochs - epoch);
       progress.update("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " [" +
                       std::to_string(step) + "/" + std::to_string(steps_per_epoch) + "] loss " +
-                      fixed(loss_sum / static_cast<double>(seen), 4) + " acc " +
-                      fixed(100.0 * static_cast<double>(correct) / static_cast<double>(seen), 2) + "% lr " +
-                      fixed(lr, 5) + " " + fixed(static_cast<double>(seen) / t, 0) + " img/s ETA " +
+                      fixed(tally.mean_loss(), 4) + " acc " + fixed(tally.accuracy(), 2) + "% lr " + fixed(lr, 5) +
+                      " " + fixed(static_cast<double>(tally.seen) / t, 0) + " img/s ETA " +
                       app::format_duration(remaining));
     }
     const double epoch_train_seconds = epoch_clock.seconds();
@@ -222,8 +215,7 @@ int run(int argc, char** argv) {
     EvalResult test = app::evaluate(*model, test_loader, device);
     eval_seconds_last = eval_clock.seconds();
 
-    const double train_loss = loss_sum / static_cast<double>(seen);
-    const double train_acc = 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
+    const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
     nlohmann::json meta_config = run_config;
     std::map<std::string, std::string> meta = {{"format", kFormat},
                                                {"config", meta_config.dump()},
@@ -244,7 +236,7 @@ int run(int argc, char** argv) {
                 "%.0f img/s  %s (+%s eval)  ETA %s\n",
                 static_cast<long long>(epoch + 1), static_cast<long long>(a.epochs), train_loss, train_acc, test.loss,
                 test.accuracy, schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch),
-                static_cast<double>(seen) / epoch_train_seconds, app::format_duration(epoch_train_seconds).c_str(),
+                static_cast<double>(tally.seen) / epoch_train_seconds, app::format_duration(epoch_train_seconds).c_str(),
                 app::format_duration(eval_seconds_last).c_str(), app::format_duration(remaining).c_str());
     std::fflush(stdout);
 
@@ -257,7 +249,7 @@ int run(int argc, char** argv) {
                     {"test_accuracy", test.accuracy},
                     {"train_seconds", epoch_train_seconds},
                     {"eval_seconds", eval_seconds_last},
-                    {"images_per_second", static_cast<double>(seen) / epoch_train_seconds}});
+                    {"images_per_second", static_cast<double>(tally.seen) / epoch_train_seconds}});
   }
   std::printf("train: done in %s; checkpoint %s\n", app::format_duration(run_clock.seconds()).c_str(),
               a.out.c_str());

@@ -59,10 +59,11 @@ struct Args {
   bool augment = false;
   float temperature = 4.0f;
   float alpha = 0.9f;
-  // ISL curriculum (engine/distill/curriculum.h explains each)
+  // ISL curriculum (engine/distill/curriculum.h explains each). Sized for the 3-epoch main job: 1 epoch of plain
+  // KD, 1 phase on the easiest half, 1 epoch on everything.
   int isl_warmup = 1;
   int phase_epochs = 1;
-  int phases = 3;
+  int phases = 1;
   std::string pacing = "linear";
   double start_fraction = 0.5;
   bool full_at_last_phase = false;
@@ -295,8 +296,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
 
   // ---- resume ----
   int64_t start_epoch = 0, global_step = 0, skip_steps = 0;
-  double part_loss_sum = 0.0;
-  int64_t part_correct = 0, part_seen = 0;
+  app::EpochTally part;  // of the epoch a mid-epoch checkpoint stopped in
   std::map<std::string, Tensor> opt_state;
   int64_t opt_steps = 0;
   if (!a.resume.empty()) {
@@ -316,12 +316,12 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     global_step = app::parse_int(app::meta_get(c.metadata, "step", a.resume, app), a.resume + ": 'step'");
     opt_steps = app::parse_int(app::meta_get(c.metadata, "optimizer.steps", a.resume, app), a.resume + ": steps");
     skip_steps = app::parse_int(app::meta_get(c.metadata, "epoch_step", a.resume, app), a.resume + ": epoch_step");
-    nlohmann::json part = nlohmann::json::parse(app::meta_get(c.metadata, "epoch_partial", a.resume, app), nullptr,
-                                                false);
-    ISLKD_CHECK(part.is_object(), a.resume, ": metadata 'epoch_partial' is not a JSON object");
-    part_loss_sum = part.value("loss_sum", 0.0);
-    part_correct = part.value("correct", int64_t(0));
-    part_seen = part.value("seen", int64_t(0));
+    nlohmann::json pj = nlohmann::json::parse(app::meta_get(c.metadata, "epoch_partial", a.resume, app), nullptr,
+                                              false);
+    ISLKD_CHECK(pj.is_object(), a.resume, ": metadata 'epoch_partial' is not a JSON object");
+    part.loss_sum = pj.value("loss_sum", 0.0);
+    part.correct = pj.value("correct", int64_t(0));
+    part.seen = pj.value("seen", int64_t(0));
     ISLKD_CHECK(start_epoch < a.epochs, "--resume ", a.resume, " has already trained ", start_epoch,
                 " epochs; pass --epochs larger than that to continue");
     std::vector<uint32_t> order;
@@ -379,14 +379,13 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
 
   app::MetricsLog metrics(metrics_path, run_config, start_epoch);
 
-  auto save = [&](int64_t epochs_done, int64_t epoch_step, double loss_sum, int64_t correct, int64_t seen,
-                  double test_acc) {
+  auto save = [&](int64_t epochs_done, int64_t epoch_step, const app::EpochTally& t, double test_acc) {
     std::map<std::string, std::string> meta = {
         {"format", kFormat},
         {"config", run_config.dump()},
         {"epoch", std::to_string(epochs_done)},
         {"epoch_step", std::to_string(epoch_step)},
-        {"epoch_partial", nlohmann::json{{"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen}}.dump()},
+        {"epoch_partial", nlohmann::json{{"loss_sum", t.loss_sum}, {"correct", t.correct}, {"seen", t.seen}}.dump()},
         {"step", std::to_string(global_step)},
         {"optimizer.steps", std::to_string(optimizer.step_count())},
         {"test_accuracy", app::fixed(test_acc, 4)}};
@@ -448,17 +447,15 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
 
     app::Stopwatch epoch_clock;
     train_loader.start_epoch(epoch);
-    double loss_sum = 0.0;
-    int64_t correct = 0, seen = 0, step = 0;
+    app::EpochTally tally;
+    int64_t step = 0;
     data::Batch b;
     if (epoch == start_epoch && skip_steps > 0) {
       // Mid-epoch resume: the loader's batches are a pure function of (seed, epoch, number); skip the done ones.
       while (step < skip_steps && train_loader.next(b)) ++step;
       ISLKD_CHECK(step == skip_steps, a.resume, ": epoch ", epoch + 1, " has only ", step, " steps, checkpoint says ",
                   skip_steps, " were done");
-      loss_sum = part_loss_sum;
-      correct = part_correct;
-      seen = part_seen;
+      tally = part;
     }
     const int64_t first_step = step;
     double mid_eval_seconds = 0.0;
@@ -484,20 +481,14 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       loss.backward();
       optimizer.step();
 
-      const int64_t n = b.images.size(0);
-      const float loss_value = loss.item();
-      ISLKD_CHECK(std::isfinite(loss_value), "epoch ", epoch + 1, " step ", step + 1, ": the loss is ", loss_value,
-                  " (diverged); lower --lr");
-      loss_sum += static_cast<double>(loss_value) * static_cast<double>(n);
-      correct += app::count_correct(logits.detach(), b.labels.to_labels());
-      seen += n;
+      tally.add(loss, logits, b.labels, epoch, step);
       ++step;
       ++global_step;
 
       if (a.interrupt_after_steps > 0 && global_step >= a.interrupt_after_steps) g_interrupted.store(true);
       if (g_interrupted.load()) {
         progress.clear();
-        save(epoch, step, loss_sum, correct, seen, 0.0);
+        save(epoch, step, tally, 0.0);
         std::printf("train_kd[%s]: interrupted in epoch %lld after step %lld; checkpoint %s (continue with "
                     "--resume %s)\n",
                     method.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(step), out.c_str(),
@@ -525,9 +516,8 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
           eval_seconds_last * static_cast<double>(a.epochs - epoch);
       progress.update(method + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " [" +
                       std::to_string(step) + "/" + std::to_string(steps_per_epoch) + "] loss " +
-                      app::fixed(loss_sum / static_cast<double>(seen), 4) + " acc " +
-                      app::fixed(100.0 * static_cast<double>(correct) / static_cast<double>(seen), 2) + "% " +
-                      app::fixed(static_cast<double>(seen - part_seen * (epoch == start_epoch)) / t, 0) +
+                      app::fixed(tally.mean_loss(), 4) + " acc " + app::fixed(tally.accuracy(), 2) + "% " +
+                      app::fixed(static_cast<double>(tally.seen - part.seen * (epoch == start_epoch)) / t, 0) +
                       " img/s ETA " + app::format_duration(remaining));
     }
     const double epoch_train_seconds = epoch_clock.seconds() - mid_eval_seconds;
@@ -539,9 +529,8 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     eval_seconds_last = eval_clock.seconds();
     result.test_accuracy = test.accuracy;
 
-    save(epoch + 1, 0, 0.0, 0, 0, test.accuracy);
-    const double train_loss = loss_sum / static_cast<double>(seen);
-    const double train_acc = 100.0 * static_cast<double>(correct) / static_cast<double>(seen);
+    save(epoch + 1, 0, app::EpochTally{}, test.accuracy);
+    const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
     const double remaining = (steps_timed > 0 ? train_seconds / static_cast<double>(steps_timed) : 0.0) *
                                  static_cast<double>(steps_per_epoch * (a.epochs - epoch - 1)) +
                              eval_seconds_last * static_cast<double>(a.epochs - epoch - 1);

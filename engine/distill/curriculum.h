@@ -46,7 +46,8 @@ struct CurriculumOptions {
   int64_t num_instances = 0;  // training-set size (required)
   uint64_t seed = 0;
   CurriculumMode mode = CurriculumMode::Subset;
-  // Defaults sized for the 5-epoch main job: 1 warm-up epoch, 3 one-epoch phases, 1 epoch on all data.
+  // Defaults sized for a 5-epoch run: 1 warm-up epoch, 3 one-epoch phases, 1 epoch on all data (train_kd's own
+  // defaults fit its 3-epoch main job: 1 phase).
   int warmup_epochs = 1;
   int phase_epochs = 1;
   int num_phases = 3;
