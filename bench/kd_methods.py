@@ -66,18 +66,24 @@ def summarise(args):
         print(f"  {m:4s} {statistics.mean(v):6.2f} +- {sd:4.2f}   ({', '.join(f'{x:.2f}' for x in v)})")
     if "kd" in finals and "isl" in finals:
         target = statistics.mean(finals["kd"])
-        mean_curve = sorted((s, statistics.mean(a)) for s, a in curves["isl"].items() if len(a) == n)
-        reach = next((s for s, a in mean_curve if a >= target), None)
-        total = mean_curve[-1][0] if mean_curve else 0
-        if reach is None:
-            print(f"  isl does not reach kd's final mean {target:.2f}% within {total} iterations "
-                  f"(its final mean: {mean_curve[-1][1]:.2f}%)")
-        else:
-            print(f"  isl reaches kd's final mean {target:.2f}% after {reach} of {total} iterations "
-                  f"({100.0 * reach / total:.0f}%), evaluated every {args.eval_every} steps")
-        kd_curve = sorted((s, statistics.mean(a)) for s, a in curves["kd"].items() if len(a) == n)
-        print("  mean curves (step: kd / isl): " +
-              ", ".join(f"{s}: {k:.2f}/{i:.2f}" for (s, k), (_, i) in zip(kd_curve, mean_curve)))
+        print(f"  iterations isl needs to reach kd's final mean accuracy {target:.2f}%:")
+        # On the evaluation points every seed has (the epoch ends at least), then on the finer points of the seeds
+        # that were run with --eval-every (a run made without it only has the epoch ends).
+        for label, need in (("all seeds", n), ("seeds with mid-epoch evaluations", 1)):
+            curve = sorted((s, statistics.mean(a), len(a)) for s, a in curves["isl"].items() if len(a) >= need)
+            if need == 1:
+                most = max(c for _, _, c in curve)
+                curve = [(s, a, c) for s, a, c in curve if c == most]
+                label = f"the {most} seed(s) with the most evaluation points"
+            total = curve[-1][0]
+            reach = next((s for s, a, _ in curve if a >= target), None)
+            if reach is None:
+                print(f"    {label}: not reached within {total} iterations (isl's final mean {curve[-1][1]:.2f}%)")
+            else:
+                print(f"    {label}: after {reach} of {total} iterations ({100.0 * reach / total:.0f}%)")
+            kd = dict((s, statistics.mean(a)) for s, a in curves["kd"].items())
+            print("      step: kd / isl  " + ", ".join(f"{s}: {kd.get(s, float('nan')):.2f}/{a:.2f}"
+                                                   for s, a, _ in curve))
 
 
 def main():
