@@ -49,15 +49,21 @@ def run_seed(args, seed, threads):
 def summarise(args):
     finals = {m: [] for m in args.methods}
     curves = {m: {} for m in args.methods}  # step -> [accuracy per seed]
+    fine_curves = {m: {} for m in args.methods}  # the same over the seeds run with mid-epoch evaluations
     for seed in args.seeds:
         for m in args.methods:
-            path = os.path.join(args.out, f"seed{seed}", f"metrics_{m}.jsonl")
+            # train_kd adds _<method> to the metrics file's name only when it runs several methods
+            name = f"metrics_{m}.jsonl" if len(args.methods) > 1 else "metrics.jsonl"
+            path = os.path.join(args.out, f"seed{seed}", name)
             if not os.path.exists(path):
                 sys.exit(f"kd_methods: missing {path} (run without --summary-only first)")
             _, points = read_metrics(path)
             finals[m].append(points[-1][1])
+            fine = any(not end for _, _, end in points)
             for step, acc, _ in points:
                 curves[m].setdefault(step, []).append(acc)
+                if fine:
+                    fine_curves[m].setdefault(step, []).append(acc)
     n = len(args.seeds)
     print(f"test accuracy (%) after the full run, mean +- sd over {n} seeds {args.seeds}:")
     for m in args.methods:
@@ -69,21 +75,20 @@ def summarise(args):
         print(f"  iterations isl needs to reach kd's final mean accuracy {target:.2f}%:")
         # On the evaluation points every seed has (the epoch ends at least), then on the finer points of the seeds
         # that were run with --eval-every (a run made without it only has the epoch ends).
-        for label, need in (("all seeds", n), ("seeds with mid-epoch evaluations", 1)):
-            curve = sorted((s, statistics.mean(a), len(a)) for s, a in curves["isl"].items() if len(a) >= need)
-            if need == 1:
-                most = max(c for _, _, c in curve)
-                curve = [(s, a, c) for s, a, c in curve if c == most]
-                label = f"the {most} seed(s) with the most evaluation points"
+        fine_seeds = max((len(a) for a in fine_curves["isl"].values()), default=0)
+        for label, source, need in (("all seeds", curves, n), (f"the {fine_seeds} seed(s) with mid-epoch evaluations",
+                                                               fine_curves, fine_seeds)):
+            if need == 0:
+                continue
+            curve = sorted((s, statistics.mean(a)) for s, a in source["isl"].items() if len(a) == need)
+            kd = dict((s, statistics.mean(a)) for s, a in source["kd"].items() if len(a) == need)
             total = curve[-1][0]
-            reach = next((s for s, a, _ in curve if a >= target), None)
+            reach = next((s for s, a in curve if a >= target), None)
             if reach is None:
                 print(f"    {label}: not reached within {total} iterations (isl's final mean {curve[-1][1]:.2f}%)")
             else:
                 print(f"    {label}: after {reach} of {total} iterations ({100.0 * reach / total:.0f}%)")
-            kd = dict((s, statistics.mean(a)) for s, a in curves["kd"].items())
-            print("      step: kd / isl  " + ", ".join(f"{s}: {kd.get(s, float('nan')):.2f}/{a:.2f}"
-                                                   for s, a, _ in curve))
+            print("      step: kd / isl  " + ", ".join(f"{s}: {kd.get(s, float('nan')):.2f}/{a:.2f}" for s, a in curve))
 
 
 def main():
