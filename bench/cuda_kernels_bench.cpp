@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/conv_bench_shape.h"
 #include "kernels/cuda/cuda_kernels.h"
 
 using namespace islkd;
@@ -149,13 +150,8 @@ void BM_cuda_sgd_update(benchmark::State& st) {
   std::vector<SGDTensor> ts{{p.p, g.p, m.p, n}};
   run(st, [&] { cuda::sgd_update(ts, sp); }, 20.0 * n, false);
 }
-Conv2dShape conv_shape(benchmark::State& st) {
-  Conv2dShape s;
-  s.N = st.range(0), s.C = st.range(1), s.H = s.W = st.range(2), s.K = st.range(3);
-  s.R = s.S = st.range(4), s.stride = st.range(5), s.pad = s.R / 2;
-  return s;
-}
-double conv_flops(const Conv2dShape& s) { return 2.0 * s.N * s.K * s.OH() * s.OW() * s.C * s.R * s.S; }
+using islkd::bench::conv_flops;
+using islkd::bench::conv_shape;
 void BM_cuda_conv2d_forward(benchmark::State& st) {
   const auto s = conv_shape(st);
   DeviceBuffer x(s.N * s.C * s.H * s.W), w(s.K * s.C * s.R * s.S, 0.01f), y(s.N * s.K * s.OH() * s.OW());

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/conv_bench_shape.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 using namespace islkd;
@@ -364,13 +365,8 @@ BENCHMARK(BM_sgd_update)->Arg(278324)->Arg(1233540)->UseRealTime();
 
 // ---- oneDNN convolutions at the models' layer shapes ----
 // Args: N, C, H (square), K, kernel, stride. pad = kernel / 2.
-Conv2dShape conv_shape(benchmark::State& st) {
-  Conv2dShape s;
-  s.N = st.range(0), s.C = st.range(1), s.H = s.W = st.range(2), s.K = st.range(3);
-  s.R = s.S = st.range(4), s.stride = st.range(5), s.pad = s.R / 2;
-  return s;
-}
-double conv_flops(const Conv2dShape& s) { return 2.0 * s.N * s.K * s.OH() * s.OW() * s.C * s.R * s.S; }
+using islkd::bench::conv_flops;
+using islkd::bench::conv_shape;
 
 void BM_conv2d_forward(benchmark::State& st) {
   const auto s = conv_shape(st);

@@ -11,14 +11,9 @@
 using namespace islkd;
 using test::all_close;
 using test::DeviceVec;
+using test::pool;
 
 namespace {
-
-Pool2dShape pool(int64_t N, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, int64_t p) {
-  Pool2dShape sh;
-  sh.N = N, sh.C = C, sh.H = H, sh.W = W, sh.kernel = k, sh.stride = s, sh.pad = p;
-  return sh;
-}
 
 void check(const Pool2dShape& s, std::vector<float> x) {
   SCOPED_TRACE(::testing::Message() << "N=" << s.N << " C=" << s.C << " H=" << s.H << " W=" << s.W << " k="

@@ -62,4 +62,11 @@ inline std::vector<int32_t> random_labels(size_t n, int32_t classes, uint32_t se
   return v;
 }
 
+// A pooling shape in one call (N, C, H, W, kernel, stride, pad), for the CUDA pooling tests.
+inline Pool2dShape pool(int64_t N, int64_t C, int64_t H, int64_t W, int64_t k, int64_t s, int64_t p) {
+  Pool2dShape sh;
+  sh.N = N, sh.C = C, sh.H = H, sh.W = W, sh.kernel = k, sh.stride = s, sh.pad = p;
+  return sh;
+}
+
 }  // namespace islkd::test
