@@ -16,7 +16,7 @@ void set_num_threads(int n) {
 int num_threads() { return omp_get_max_threads(); }
 
 void fill(float* y, float value, int64_t n) {
-#pragma omp parallel for if (n > kParallelMin) schedule(static)
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = value;
 }
 
@@ -25,17 +25,17 @@ void copy(const float* x, float* y, int64_t n) {
 }
 
 void add(const float* a, const float* b, float* y, int64_t n) {
-#pragma omp parallel for if (n > kParallelMin) schedule(static)
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
 void accumulate(const float* x, float* y, int64_t n) {
-#pragma omp parallel for if (n > kParallelMin) schedule(static)
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
 void scale(const float* x, float s, float* y, int64_t n) {
-#pragma omp parallel for if (n > kParallelMin) schedule(static)
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
   for (int64_t i = 0; i < n; ++i) y[i] = s * x[i];
 }
 
