@@ -86,7 +86,7 @@ int run(int argc, char** argv) {
     ISLKD_FAIL(e.what());                             // one line, like every other error
   }
 
-  app::apply_threads(a.threads);
+  app::configure_cpu(a.threads);
   const Device device = select_device(a.device, std::cout);
   if (a.out.empty()) a.out = a.model + "_" + a.dataset + ".safetensors";
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");

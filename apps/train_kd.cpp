@@ -629,7 +629,7 @@ int run(int argc, char** argv) {
   distill::parse_curriculum_mode(a.curriculum_mode);
   distill::parse_difficulty_measure(a.measure);
 
-  app::apply_threads(a.threads);
+  app::configure_cpu(a.threads);
   Shared s;
   s.device = select_device(a.device, std::cout);
   s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);

@@ -48,6 +48,7 @@ struct Options {
   int64_t isl_batch = 500;
   bool smoke = false, table = true;
   bool fold = true;  // fold the frozen teacher's (and snapshot's) BN into its convs
+  bool blocked = true;  // keep the student's CPU activations in nChw8c (ops::set_cpu_blocked_activations)
   Device device = Device::CPU;
 };
 
@@ -143,6 +144,7 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
           {"device", device_name(o.device)},
           {"threads", cpu::num_threads()},
           {"teacher_fold", o.fold},
+          {"blocked_activations", o.blocked},
           {"steps", o.steps},
           {"median_s", med},
           {"min_s", *std::min_element(times.begin(), times.end())},
@@ -219,7 +221,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: kd_step_bench [--smoke] [--pair TEACHER->STUDENT]... [--warmup N] [--steps N] [--threads N]\n"
                "                     [--isl-instances N (0 = skip)] [--device cpu|cuda|auto] [--no-table]\n"
-               "                     [--no-fold (run the teacher's BN unfolded)]\n");
+               "                     [--no-fold (run the teacher's BN unfolded)]\n"
+               "                     [--plain-activations (train the student on plain NCHW activations)]\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -240,6 +243,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--device") device = next();
     else if (a == "--no-table") o.table = false;
     else if (a == "--no-fold") o.fold = false;
+    else if (a == "--plain-activations") o.blocked = false;
     else if (a == "--help" || a == "-h") usage(), std::exit(0);
     else ISLKD_FAIL("kd_step_bench: unknown argument '", a, "' (see --help)");
   }
@@ -260,6 +264,7 @@ int main(int argc, char** argv) {
   try {
     Options o = parse(argc, argv);
     cpu::set_num_threads(o.threads);
+    ops::set_cpu_blocked_activations(o.blocked);
     std::vector<Pair> pairs;
     if (o.pairs.empty()) {
       pairs = o.smoke ? std::vector<Pair>{kSmokePair} : kPairs;

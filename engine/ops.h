@@ -11,6 +11,15 @@
 
 namespace islkd::ops {
 
+// ---- activation layout (CPU training) ----
+// On: CPU convolutions with channel counts divisible by 8 (groups 1) leave their outputs in oneDNN's nChw8c
+// blocked layout also in training, and batch norm, ReLU and add keep it, so no reorder runs around each
+// convolution (forward, backward-data, backward-weights). Other ops convert at their boundary (differentiably).
+// Off (the default): training activations are plain NCHW. Process-wide; train, train_kd and the benchmarks
+// switch it on.
+void set_cpu_blocked_activations(bool on);
+bool cpu_blocked_activations();
+
 // ---- elementwise ----
 Tensor relu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);  // same shape

@@ -12,7 +12,10 @@ using namespace detail;
 
 Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, bool training, float momentum, float eps) {
-  Tensor x = x_in.to_plain();
+  // nChw8c input (CPU training with blocked activations, or a frozen model's blocked inference): normalised in
+  // place of layout, output and gradients nChw8c too. Eval mode with autograd converts to plain.
+  const bool nc8 = is_nc8(x_in) && (training || !needs_grad({&x_in, &gamma, &beta}));
+  Tensor x = nc8 ? x_in : x_in.to_plain();
   check_dim("batch_norm2d", "input", x, 4);
   check_same_device("batch_norm2d", {&x, &gamma, &beta, &running_mean, &running_var});
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
@@ -26,7 +29,9 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
   ISLKD_CHECK(eps > 0.0f, "batch_norm2d: eps must be > 0, got ", eps);
   const bool cuda = x.is_cuda();
   const Device dev = x.device();
-  Tensor y = Tensor::empty(x.shape(), dev);
+  Tensor y = nc8 ? empty_like_blocked(x) : Tensor::empty(x.shape(), dev);
+  const auto* xp = static_cast<const float*>(x.raw_data());
+  auto* yp = static_cast<float*>(y.raw_data());
 
   if (training) {
     ISLKD_CHECK(N * HW > 1, "batch_norm2d: training needs more than one value per channel, got input ",
@@ -35,24 +40,27 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
     // Without running statistics (track_running_stats=False) the update goes to a scratch buffer.
     Tensor rm = running_mean.defined() ? running_mean : Tensor::zeros({C}, dev);
     Tensor rv = running_var.defined() ? running_var : Tensor::full({C}, 1.0f, dev);
+    const int64_t B = nc8 ? 8 : 1;
     if (cuda)
       cuda::batch_norm_forward_train(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), momentum,
                                      eps, y.data(), save_mean.data(), save_invstd.data());
     else
-      cpu::batch_norm_forward_train(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), momentum,
-                                    eps, y.data(), save_mean.data(), save_invstd.data());
+      cpu::batch_norm_forward_train_blocked(N, C, HW, B, xp, gamma.data(), beta.data(), rm.data(), rv.data(),
+                                            momentum, eps, yp, save_mean.data(), save_invstd.data());
     if (needs_grad({&x, &gamma, &beta})) {
       record("batch_norm2d", {x, gamma, beta}, {y},
-             [x, gamma, beta, save_mean, save_invstd, N, C, HW, cuda](const std::vector<Tensor>& g) {
-               const Tensor dy = g[0].to_plain();
-               Tensor dx = Tensor::empty(x.shape(), x.device());
+             [x, gamma, beta, save_mean, save_invstd, N, C, HW, B, cuda](const std::vector<Tensor>& g) {
+               const Tensor dy = g[0].to_layout_of(x);
+               Tensor dx = B > 1 ? empty_like_blocked(x) : Tensor::empty(x.shape(), x.device());
                Tensor dgamma = Tensor::empty({C}, x.device()), dbeta = Tensor::empty({C}, x.device());
                if (cuda)
                  cuda::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), save_mean.data(),
                                            save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
                else
-                 cpu::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), save_mean.data(),
-                                          save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
+                 cpu::batch_norm_backward_blocked(N, C, HW, B, static_cast<const float*>(x.raw_data()),
+                                                  static_cast<const float*>(dy.raw_data()), gamma.data(),
+                                                  save_mean.data(), save_invstd.data(),
+                                                  static_cast<float*>(dx.raw_data()), dgamma.data(), dbeta.data());
                if (x.requires_grad()) accumulate_grad(x, dx);
                if (gamma.requires_grad()) accumulate_grad(gamma, dgamma);
                if (beta.requires_grad()) accumulate_grad(beta, dbeta);
@@ -65,8 +73,8 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
     cuda::batch_norm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                   running_var.data(), eps, y.data());
   else
-    cpu::batch_norm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), running_mean.data(),
-                                 running_var.data(), eps, y.data());
+    cpu::batch_norm_forward_eval_blocked(N, C, HW, nc8 ? 8 : 1, xp, gamma.data(), beta.data(), running_mean.data(),
+                                         running_var.data(), eps, yp);
   if (needs_grad({&x, &gamma, &beta})) {
     // Eval mode is y = (x - rm) * gamma * istd + beta with istd = 1/sqrt(rv + eps), constant statistics:
     // dx = dy * gamma * istd is the eval forward applied to dy with zero mean and beta; dgamma and dbeta are the

@@ -11,6 +11,13 @@ namespace islkd::ops::detail {
 void check_same_device(const char* op, std::initializer_list<const Tensor*> ts);
 void check_shape(const char* op, const char* what, const Tensor& t, const Shape& expected);
 void check_dim(const char* op, const char* what, const Tensor& t, int64_t dim);
+// A CPU tensor in the nChw8c blocked layout (the training layout of ops::set_cpu_blocked_activations).
+bool is_nc8(const Tensor& t);
+// A CPU tensor in any blocked layout, at the start of its storage (elementwise ops run over its whole buffer).
+bool is_blocked_cpu(const Tensor& t);
+// An uninitialised tensor with x's shape and blocked layout.
+Tensor empty_like_blocked(const Tensor& x);
+
 // Checks a pooling input and window (PyTorch's limits) and returns its shape (engine/ops_max_pool2d.cpp).
 Pool2dShape pool_shape(const char* op, const Tensor& x, int64_t kernel, int64_t stride, int64_t pad);
 

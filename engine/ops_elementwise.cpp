@@ -1,4 +1,7 @@
-// Elementwise and shape ops (relu, add, scale, reshape, flatten) and the shared boundary checks.
+// Elementwise and shape ops (relu, add, scale, reshape, flatten), the shared boundary checks and the blocked
+// activation helpers.
+#include <atomic>
+
 #include "engine/ops_common.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -24,32 +27,45 @@ void check_dim(const char* op, const char* what, const Tensor& t, int64_t dim) {
   ISLKD_CHECK(t.defined(), op, ": ", what, " is undefined");
   ISLKD_CHECK(t.dim() == dim, op, ": ", what, " must have ", dim, " dimensions, got shape ", shape_str(t.shape()));
 }
+
+bool is_blocked_cpu(const Tensor& t) {
+  return t.defined() && t.layout() == Layout::DnnlBlocked && !t.is_cuda() && t.impl()->offset_bytes == 0;
+}
+bool is_nc8(const Tensor& t) {
+  return is_blocked_cpu(t) && t.dtype() == DType::F32 &&
+         cpu::channel_block(*static_cast<const cpu::BlockedLayout*>(t.impl()->layout_desc.get())) == 8;
+}
+Tensor empty_like_blocked(const Tensor& x) { return Tensor::empty_blocked(x.shape(), x.impl()->layout_desc); }
 }  // namespace detail
+
+namespace {
+std::atomic<bool> g_cpu_blocked_activations{false};
+}  // namespace
+void set_cpu_blocked_activations(bool on) { g_cpu_blocked_activations = on; }
+bool cpu_blocked_activations() { return g_cpu_blocked_activations; }
 
 using namespace detail;
 
 namespace {
-// Elementwise ops on oneDNN blocked activations (inference): the op runs over the whole buffer, padding included
-// (zero padding stays zero under relu and add); the result keeps the layout.
-Tensor empty_like_blocked(const Tensor& x) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->shape = x.shape();
-  impl->storage = std::make_shared<Storage>(x.storage()->bytes(), Device::CPU);
-  impl->layout = Layout::DnnlBlocked;
-  impl->layout_desc = x.impl()->layout_desc;
-  return Tensor(impl);
-}
+// Elementwise ops on oneDNN blocked activations: the op runs over the whole buffer, padding included (zero
+// padding stays zero under relu and add, and so do their gradients); the result keeps the layout.
 float* blocked_ptr(const Tensor& t) { return static_cast<float*>(t.raw_data()); }
 int64_t blocked_count(const Tensor& t) { return static_cast<int64_t>(t.storage()->bytes() / sizeof(float)); }
-bool blocked_cpu(const Tensor& t) {
-  return t.layout() == Layout::DnnlBlocked && !t.is_cuda() && t.impl()->offset_bytes == 0;
-}
 }  // namespace
 
 Tensor relu(const Tensor& x_in) {
-  if (blocked_cpu(x_in) && !needs_grad({&x_in})) {
+  if (is_blocked_cpu(x_in)) {
     Tensor y = empty_like_blocked(x_in);
     cpu::relu_forward(blocked_ptr(x_in), blocked_ptr(y), blocked_count(x_in));
+    if (needs_grad({&x_in})) {
+      Tensor yd = y.detach();
+      record("relu", {x_in}, {y}, [x_in, yd](const std::vector<Tensor>& g) {
+        const Tensor dy = g[0].to_layout_of(yd);
+        Tensor dx = empty_like_blocked(yd);
+        cpu::relu_backward(blocked_ptr(yd), blocked_ptr(dy), blocked_ptr(dx), blocked_count(yd));
+        accumulate_grad(x_in, dx);
+      });
+    }
     return y;
   }
   Tensor x = x_in.to_plain();
@@ -73,12 +89,16 @@ Tensor relu(const Tensor& x_in) {
 }
 
 Tensor add(const Tensor& a_in, const Tensor& b_in) {
-  if (blocked_cpu(a_in) && blocked_cpu(b_in) && !needs_grad({&a_in, &b_in}) && a_in.shape() == b_in.shape() &&
-      a_in.storage()->bytes() == b_in.storage()->bytes() &&
-      cpu::same_blocked_layout(*static_cast<const cpu::BlockedLayout*>(a_in.impl()->layout_desc.get()),
-                               *static_cast<const cpu::BlockedLayout*>(b_in.impl()->layout_desc.get()))) {
+  if (is_blocked_cpu(a_in) && is_blocked_cpu(b_in) && a_in.shape() == b_in.shape() &&
+      a_in.storage()->bytes() == b_in.storage()->bytes() && same_layout(a_in, b_in)) {
     Tensor y = empty_like_blocked(a_in);
     cpu::add(blocked_ptr(a_in), blocked_ptr(b_in), blocked_ptr(y), blocked_count(a_in));
+    if (needs_grad({&a_in, &b_in})) {
+      record("add", {a_in, b_in}, {y}, [a_in, b_in](const std::vector<Tensor>& g) {
+        if (a_in.requires_grad()) accumulate_grad(a_in, g[0]);
+        if (b_in.requires_grad()) accumulate_grad(b_in, g[0]);
+      });
+    }
     return y;
   }
   Tensor a = a_in.to_plain(), b = b_in.to_plain();

@@ -310,6 +310,52 @@ Tensor Tensor::to_plain() const {
   Tensor t = empty(shape(), Device::CPU);
   cpu::blocked_to_plain(*static_cast<const cpu::BlockedLayout*>(impl_->layout_desc.get()),
                         static_cast<const float*>(raw_data()), t.data());
+  // Ops convert blocked inputs at their boundary: in training the gradient must flow back through that
+  // conversion (accumulate_grad puts it into this tensor's layout).
+  if (needs_grad({this})) {
+    const Tensor src = *this;
+    record("to_plain", {src}, {t}, [src](const std::vector<Tensor>& g) { accumulate_grad(src, g[0]); });
+  }
+  return t;
+}
+
+Tensor Tensor::empty_blocked(const Shape& shape, std::shared_ptr<const void> layout_desc) {
+  ISLKD_CHECK(layout_desc, "empty_blocked: no layout");
+  const auto* l = static_cast<const cpu::BlockedLayout*>(layout_desc.get());
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->storage = std::make_shared<Storage>(cpu::blocked_bytes(*l), Device::CPU);
+  impl->layout = Layout::DnnlBlocked;
+  impl->layout_desc = std::const_pointer_cast<void>(layout_desc);
+  return Tensor(impl);
+}
+
+bool same_layout(const Tensor& a, const Tensor& b) {
+  if (a.layout() != b.layout()) return false;
+  if (a.layout() == Layout::Plain) return true;
+  return cpu::same_blocked_layout(*static_cast<const cpu::BlockedLayout*>(a.impl()->layout_desc.get()),
+                                  *static_cast<const cpu::BlockedLayout*>(b.impl()->layout_desc.get()));
+}
+
+Tensor Tensor::to_layout_of(const Tensor& ref) const {
+  if (same_layout(*this, ref)) return *this;
+  if (ref.layout() == Layout::Plain) return to_plain();
+  ISLKD_CHECK(shape() == ref.shape(), "to_layout_of: shapes differ: ", shape_str(shape()), " and ",
+              shape_str(ref.shape()));
+  return to_blocked(ref.impl()->layout_desc);
+}
+
+Tensor Tensor::to_blocked(const std::shared_ptr<void>& layout_desc) const {
+  if (impl_->layout == Layout::DnnlBlocked &&
+      cpu::same_blocked_layout(*static_cast<const cpu::BlockedLayout*>(impl_->layout_desc.get()),
+                               *static_cast<const cpu::BlockedLayout*>(layout_desc.get())))
+    return *this;
+  ISLKD_CHECK(device() == Device::CPU && dtype() == DType::F32, "to_blocked: blocked layouts are for float32 CPU "
+              "tensors");
+  Tensor plain = to_plain();
+  Tensor t = empty_blocked(shape(), layout_desc);
+  cpu::plain_to_blocked(*static_cast<const cpu::BlockedLayout*>(layout_desc.get()), plain.data(),
+                        static_cast<float*>(t.raw_data()));
   return t;
 }
 
@@ -323,10 +369,29 @@ Tensor Tensor::grad() const { return impl_->grad ? Tensor(impl_->grad) : Tensor(
 void Tensor::set_grad(const Tensor& g) const { impl_->grad = g.impl_ptr(); }
 void Tensor::zero_grad() const { impl_->grad.reset(); }
 
-void accumulate_grad(const Tensor& t, const Tensor& g) {
-  ISLKD_CHECK(t.shape() == g.shape() || t.numel() == g.numel(), "accumulate_grad: gradient shape ",
-              shape_str(g.shape()), " does not match tensor shape ", shape_str(t.shape()));
+void accumulate_grad(const Tensor& t, const Tensor& g_in) {
+  ISLKD_CHECK(t.shape() == g_in.shape() || t.numel() == g_in.numel(), "accumulate_grad: gradient shape ",
+              shape_str(g_in.shape()), " does not match tensor shape ", shape_str(t.shape()));
   TensorImpl* impl = t.impl();
+  // A gradient has its tensor's layout (a blocked activation's gradient is blocked the same way).
+  const Tensor g = g_in.shape() == t.shape() ? g_in.to_layout_of(t) : g_in.to_plain();
+  if (t.layout() == Layout::DnnlBlocked) {
+    if (!impl->grad) {
+      const auto& gi = g.impl_ptr();
+      if (gi.use_count() == 1 && gi->storage.use_count() == 1 && !gi->grad_fn) {
+        impl->grad = gi;
+      } else {
+        Tensor c = Tensor::empty_blocked(t.shape(), t.impl()->layout_desc);
+        std::memcpy(c.raw_data(), g.raw_data(), c.storage()->bytes());
+        impl->grad = c.impl_ptr();
+      }
+      return;
+    }
+    Tensor acc(impl->grad);
+    cpu::accumulate(static_cast<const float*>(g.raw_data()), static_cast<float*>(acc.raw_data()),
+                    static_cast<int64_t>(acc.storage()->bytes() / sizeof(float)));
+    return;
+  }
   if (!impl->grad) {
     // A fresh gradient that nothing else refers to (a backward's local dx) is adopted instead of copied: one
     // read+write pass less per activation gradient.

@@ -97,8 +97,15 @@ class Tensor {
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
-  // Layout: DnnlBlocked tensors carry an opaque backend descriptor; to_plain() converts (identity for Plain).
+  // Layout: DnnlBlocked tensors carry an opaque backend descriptor; to_plain() converts (identity for Plain) and
+  // is differentiable (the gradient goes back into the blocked layout).
   Tensor to_plain() const;
+  // A CPU tensor of `shape` in the blocked layout `layout_desc` (a cpu::BlockedLayout), uninitialised.
+  static Tensor empty_blocked(const Shape& shape, std::shared_ptr<const void> layout_desc);
+  // This tensor's values in ref's layout (itself when they already agree); same shape; no autograd.
+  Tensor to_layout_of(const Tensor& ref) const;
+  // This CPU tensor's values in the blocked layout `layout_desc` (converting from any layout); no autograd.
+  Tensor to_blocked(const std::shared_ptr<void>& layout_desc) const;
 
  private:
   std::shared_ptr<TensorImpl> impl_;
@@ -116,6 +123,9 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;  // null for leaves and for tensors outside the graph
 };
+
+// True when a and b have the same memory layout (both plain, or the same blocked layout).
+bool same_layout(const Tensor& a, const Tensor& b);
 
 // Accumulates g into t's gradient (allocating it on first use). Used by backward functions. When t has no gradient
 // yet and nothing else refers to g (a backward's local result), g itself becomes the gradient: the caller must not

@@ -8,6 +8,7 @@
 // twice and writes dx (20 bytes per element) -- memory-bound.
 #include <cmath>
 
+#include "kernels/common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace islkd::cpu {
@@ -115,6 +116,172 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
       for (int64_t i = 0; i < HW; ++i) dp[i] = fk * gp[i] + fa * (xp[i] - mean) + fb;
     }
   }
+}
+
+// ---- channel-blocked layout [N][C/B][HW][B] ----
+// The same arithmetic per channel as above, with the B channels of a block handled side by side: each plane of a
+// block is HW*B contiguous floats, the lane j of an element is channel cb*B + j, so the inner loop over j is one
+// vector of B floats. Lane sums run in float per plane and are added in double, as in the plain kernels.
+namespace {
+
+template <int B>
+void bn_train_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
+                      float* running_mean, float* running_var, float momentum, float eps, float* y,
+                      float* save_mean, float* save_invstd) {
+  const int64_t CB = C / B, count = N * HW;
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 14))
+  for (int64_t cb = 0; cb < CB; ++cb) {
+    double sum[B] = {}, sq[B] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = x + (n * CB + cb) * HW * B;
+      float s[B] = {};
+      for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+        for (int j = 0; j < B; ++j) s[j] += p[i * B + j];
+      for (int j = 0; j < B; ++j) sum[j] += s[j];
+    }
+    float mean[B];
+    for (int j = 0; j < B; ++j) mean[j] = static_cast<float>(sum[j] / static_cast<double>(count));
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = x + (n * CB + cb) * HW * B;
+      float s[B] = {};
+      for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+        for (int j = 0; j < B; ++j) {
+          const float d = p[i * B + j] - mean[j];
+          s[j] += d * d;
+        }
+      for (int j = 0; j < B; ++j) sq[j] += s[j];
+    }
+    float a[B], b[B];
+    for (int j = 0; j < B; ++j) {
+      const int64_t c = cb * B + j;
+      const double m = sum[j] / static_cast<double>(count);
+      const double var = sq[j] / static_cast<double>(count);
+      const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+      save_mean[c] = static_cast<float>(m);
+      save_invstd[c] = static_cast<float>(invstd);
+      const double unbiased = count > 1 ? sq[j] / static_cast<double>(count - 1) : var;
+      running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * m);
+      running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+      a[j] = static_cast<float>(invstd * gamma[c]);
+      b[j] = beta[c];
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = x + (n * CB + cb) * HW * B;
+      float* q = y + (n * CB + cb) * HW * B;
+      for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+        for (int j = 0; j < B; ++j) q[i * B + j] = (p[i * B + j] - mean[j]) * a[j] + b[j];
+    }
+  }
+}
+
+template <int B>
+void bn_eval_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
+                     const float* running_mean, const float* running_var, float eps, float* y) {
+  const int64_t CB = C / B;
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 14))
+  for (int64_t p = 0; p < N * CB; ++p) {
+    const int64_t cb = p % CB;
+    float m[B], a[B], b[B];
+    for (int j = 0; j < B; ++j) {
+      const int64_t c = cb * B + j;
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps);
+      m[j] = running_mean[c], a[j] = static_cast<float>(invstd * gamma[c]), b[j] = beta[c];
+    }
+    const float* xp = x + p * HW * B;
+    float* yp = y + p * HW * B;
+    for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+      for (int j = 0; j < B; ++j) yp[i * B + j] = (xp[i * B + j] - m[j]) * a[j] + b[j];
+  }
+}
+
+template <int B>
+void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
+                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma, float* dbeta) {
+  const int64_t CB = C / B, count = N * HW;
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 14))
+  for (int64_t cb = 0; cb < CB; ++cb) {
+    float mean[B];
+    for (int j = 0; j < B; ++j) mean[j] = save_mean[cb * B + j];
+    double sum_dy[B] = {}, sum_dy_xc[B] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * CB + cb) * HW * B;
+      const float* gp = dy + (n * CB + cb) * HW * B;
+      float s[B] = {}, sx[B] = {};
+      for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+        for (int j = 0; j < B; ++j) {
+          const float g = gp[i * B + j];
+          s[j] += g;
+          sx[j] += g * (xp[i * B + j] - mean[j]);
+        }
+      for (int j = 0; j < B; ++j) sum_dy[j] += s[j], sum_dy_xc[j] += sx[j];
+    }
+    float fk[B], fa[B], fb[B];
+    for (int j = 0; j < B; ++j) {
+      const int64_t c = cb * B + j;
+      const double invstd = save_invstd[c];
+      dbeta[c] = static_cast<float>(sum_dy[j]);
+      dgamma[c] = static_cast<float>(sum_dy_xc[j] * invstd);
+      const double k = static_cast<double>(gamma[c]) * invstd;
+      const double mdy = sum_dy[j] / static_cast<double>(count);
+      const double proj = sum_dy_xc[j] / static_cast<double>(count) * invstd * invstd;
+      fk[j] = static_cast<float>(k), fa[j] = static_cast<float>(-k * proj), fb[j] = static_cast<float>(-k * mdy);
+    }
+    if (!dx) continue;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * CB + cb) * HW * B;
+      const float* gp = dy + (n * CB + cb) * HW * B;
+      float* dp = dx + (n * CB + cb) * HW * B;
+      for (int64_t i = 0; i < HW; ++i)
+#pragma omp simd
+        for (int j = 0; j < B; ++j)
+          dp[i * B + j] = fk[j] * gp[i * B + j] + fa[j] * (xp[i * B + j] - mean[j]) + fb[j];
+    }
+  }
+}
+
+void check_block(const char* op, int64_t C, int64_t B) {
+  ISLKD_CHECK(B == 1 || B == 8, op, ": channel block must be 1 or 8, got ", B);
+  ISLKD_CHECK(C % B == 0, op, ": ", C, " channels are not a multiple of the channel block ", B);
+}
+
+}  // namespace
+
+void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
+                                      const float* gamma, const float* beta, float* running_mean,
+                                      float* running_var, float momentum, float eps, float* y, float* save_mean,
+                                      float* save_invstd) {
+  check_block("batch_norm_forward_train_blocked", C, B);
+  if (B == 1)
+    batch_norm_forward_train(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
+                             save_invstd);
+  else
+    bn_train_blocked<8>(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
+                        save_invstd);
+}
+
+void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
+                                     const float* gamma, const float* beta, const float* running_mean,
+                                     const float* running_var, float eps, float* y) {
+  check_block("batch_norm_forward_eval_blocked", C, B);
+  if (B == 1)
+    batch_norm_forward_eval(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
+  else
+    bn_eval_blocked<8>(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
+}
+
+void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x, const float* dy,
+                                 const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
+                                 float* dgamma, float* dbeta) {
+  check_block("batch_norm_backward_blocked", C, B);
+  if (B == 1)
+    batch_norm_backward(N, C, HW, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  else
+    bn_backward_blocked<8>(N, C, HW, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
 }
 
 }  // namespace islkd::cpu

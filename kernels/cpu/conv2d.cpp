@@ -10,10 +10,12 @@
 // Layout choice, measured on 2 AVX2 cores (3x3 conv 16->16 on 128x16x32x32, forward + backward-data +
 // backward-weights, 2 threads): letting oneDNN pick blocked formats (format_tag::any -> nChw8c, jit:avx2) and
 // reordering from/to plain NCHW around every call took ~20 ms; forcing plain nchw (oneDNN's im2col + GEMM path)
-// took ~87 ms. The reorders are ~15% of the blocked path; keeping activations blocked between ops (the Tensor
-// layout tag) would remove them. kLetDnnlPickFormats switches between the two for re-measuring.
-// The inference forward (conv2d_forward_blocked, a frozen teacher's) does keep them: its output stays in the
-// primitive's layout and the next convolution reads it as is.
+// took ~87 ms. The reorders are ~15% of the blocked path. kLetDnnlPickFormats switches between the two for
+// re-measuring. Two entry points keep activations blocked between ops instead, so the reorders disappear:
+// the inference forward (conv2d_forward_blocked, a frozen teacher's: its output stays in the primitive's layout
+// and the next convolution reads it as is), and the *_nc8 training functions, whose caller-side activation
+// layout is nChw8c (what jit:avx2 computes in, so user == inner and no reorder runs; on AVX-512 machines oneDNN
+// prefers nChw16c and the plan reorders between the two).
 #include <dnnl.hpp>
 #include <omp.h>
 
@@ -67,10 +69,16 @@ struct Mds {
   memory::dims strides, pad;
 };
 
-Mds plain_mds(const Conv2dShape& s) {
+// The caller's activation layouts of one call: plain NCHW, or nChw8c (training with blocked activations).
+struct ActLayouts {
+  bool x_nc8 = false, y_nc8 = false;
+  int64_t key() const { return int64_t(x_nc8) * 2 + int64_t(y_nc8); }
+};
+
+Mds plain_mds(const Conv2dShape& s, ActLayouts a = {}) {
   Mds m;
-  m.x = memory::desc({s.N, s.C, s.H, s.W}, DT::f32, Tag::nchw);
-  m.y = memory::desc({s.N, s.K, s.OH(), s.OW()}, DT::f32, Tag::nchw);
+  m.x = memory::desc({s.N, s.C, s.H, s.W}, DT::f32, a.x_nc8 ? Tag::nChw8c : Tag::nchw);
+  m.y = memory::desc({s.N, s.K, s.OH(), s.OW()}, DT::f32, a.y_nc8 ? Tag::nChw8c : Tag::nchw);
   if (s.groups == 1)
     m.w = memory::desc({s.K, s.C, s.R, s.S}, DT::f32, Tag::oihw);
   else
@@ -127,8 +135,8 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dShape& s, bool 
   return dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
 }
 
-std::shared_ptr<Plan> build_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu) {
-  Mds p = plain_mds(s), q = query_mds(p);
+std::shared_ptr<Plan> build_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu, ActLayouts act) {
+  Mds p = plain_mds(s, act), q = query_mds(plain_mds(s));
   auto plan = std::make_shared<Plan>();
   if (pass == Pass::Forward) {
     auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference);
@@ -170,18 +178,18 @@ std::string shape_text(const Conv2dShape& s) {
                         ", ", s.S, "], stride ", s.stride, ", pad ", s.pad, ", groups ", s.groups);
 }
 
-Plan& get_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu) {
-  using Key = std::array<int64_t, 14>;
+Plan& get_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu, ActLayouts act) {
+  using Key = std::array<int64_t, 15>;
   static std::mutex mu;
   static std::map<Key, std::shared_ptr<Plan>> cache;
   // oneDNN sizes a primitive's work split for the thread count at creation: a different count needs a new plan.
   const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, static_cast<int64_t>(pass),
-                bias, relu, num_threads()};
+                bias, relu, num_threads(), act.key()};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   try {
-    auto plan = build_plan(s, pass, bias, relu);
+    auto plan = build_plan(s, pass, bias, relu, act);
     return *cache.emplace(key, std::move(plan)).first->second;
   } catch (const dnnl::error& e) {
     ISLKD_FAIL("conv2d: oneDNN cannot create a primitive for ", shape_text(s), ": ", e.what());
@@ -283,11 +291,14 @@ void check_shape(const Conv2dShape& s) {
               "conv2d: invalid shape ", shape_text(s));
 }
 
-void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const std::vector<void*>& ptrs) {
+void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const std::vector<void*>& ptrs,
+                 ActLayouts act = {}) {
   check_shape(s);
+  ISLKD_CHECK((!act.x_nc8 || (s.C % 8 == 0 && s.groups == 1)) && (!act.y_nc8 || (s.K % 8 == 0 && s.groups == 1)),
+              "conv2d: nChw8c activations need channel counts divisible by 8 and groups == 1 (", shape_text(s), ")");
   const double macs = double(s.N) * double(s.K) * double(s.OH() * s.OW()) * double(s.C / s.groups * s.R * s.S);
   SingleThreadScope single(macs < kParallelMinMacs);
-  Plan& plan = get_plan(s, pass, bias, relu);
+  Plan& plan = get_plan(s, pass, bias, relu, act);
   try {
     run_plan(plan, ptrs);
   } catch (const dnnl::error& e) {
@@ -374,6 +385,52 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   std::vector<void*> ptrs{mut(x), mut(dy), dw};
   if (dbias) ptrs.push_back(dbias);
   run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs);
+}
+
+void conv2d_forward_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* w, const float* bias,
+                        float* y) {
+  std::vector<void*> ptrs{mut(x), mut(w)};
+  if (bias) ptrs.push_back(mut(bias));
+  ptrs.push_back(y);
+  run_checked(s, Pass::Forward, bias != nullptr, false, ptrs, {x_nc8, true});
+}
+
+void conv2d_backward_data_nc8(const Conv2dShape& s, const float* dy, const float* w, bool dx_nc8, float* dx) {
+  run_checked(s, Pass::BackwardData, false, false, {mut(dy), mut(w), dx}, {dx_nc8, true});
+}
+
+void conv2d_backward_weights_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* dy, float* dw,
+                                 float* dbias) {
+  std::vector<void*> ptrs{mut(x), mut(dy), dw};
+  if (dbias) ptrs.push_back(dbias);
+  run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs, {x_nc8, true});
+}
+
+std::shared_ptr<const BlockedLayout> nchw8c_layout(int64_t N, int64_t C, int64_t H, int64_t W) {
+  ISLKD_CHECK(N > 0 && C > 0 && H > 0 && W > 0 && C % 8 == 0, "nchw8c_layout: needs positive dims and C % 8 == 0, "
+              "got [", N, ", ", C, ", ", H, ", ", W, "]");
+  return std::make_shared<BlockedLayout>(BlockedLayout{memory::desc({N, C, H, W}, DT::f32, Tag::nChw8c)});
+}
+
+int64_t channel_block(const BlockedLayout& l) {
+  const memory::dims d = l.md.dims();
+  if (d.size() != 4 || d[1] % 8 != 0) return 0;
+  return l.md == memory::desc(d, DT::f32, Tag::nChw8c) ? 8 : 0;
+}
+
+void plain_to_blocked(const BlockedLayout& l, const float* src, float* dst) {
+  const memory::dims d = l.md.dims();
+  ISLKD_CHECK(d.size() == 4, "plain_to_blocked: expected a 4-d activation layout");
+  const memory::desc plain(d, DT::f32, Tag::nchw);
+  auto& eng = cpu_engine();
+  try {
+    memory from(plain, eng, mut(src)), to(l.md, eng, dst);
+    SingleThreadScope small(plain.get_size() < kParallelMinBytes);
+    dnnl::reorder(from, to).execute(thread_stream(), from, to);
+    thread_stream().wait();
+  } catch (const dnnl::error& e) {
+    ISLKD_FAIL("plain_to_blocked: oneDNN reorder failed: ", e.what());
+  }
 }
 
 std::shared_ptr<const BlockedLayout> conv2d_forward_blocked_layout(const Conv2dShape& s, bool bias, bool fuse_relu) {

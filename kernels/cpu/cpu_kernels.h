@@ -45,6 +45,20 @@ bool same_blocked_layout(const BlockedLayout& a, const BlockedLayout& b);
 void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout, const float* x, const float* w,
                             const float* bias /*nullable*/, float* y, bool fuse_relu);
 void blocked_to_plain(const BlockedLayout& l, const float* src, float* dst);  // dst: plain NCHW
+void plain_to_blocked(const BlockedLayout& l, const float* src, float* dst);  // src: plain NCHW
+
+// ---- nChw8c activations for training (CPU only; no CUDA twin) -------------------------------------------
+// oneDNN's nChw8c ([N][C/8][H][W][8]) is the layout its AVX2 convolutions compute in. Training keeps the
+// activations of convolutions with channel counts divisible by 8 in it, so no reorder runs around each
+// convolution; batch norm, ReLU and add read it directly (batch_norm_*_blocked below, elementwise ops as is).
+std::shared_ptr<const BlockedLayout> nchw8c_layout(int64_t N, int64_t C, int64_t H, int64_t W);
+int64_t channel_block(const BlockedLayout& l);  // 8 when l is nChw8c (C % 8 == 0, no padding), else 0
+// groups == 1, K % 8 == 0; y / dy are nChw8c; x (and dx) are nChw8c when x_nc8 (C % 8 == 0), else plain NCHW.
+void conv2d_forward_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* w,
+                        const float* bias /*nullable*/, float* y);
+void conv2d_backward_data_nc8(const Conv2dShape& s, const float* dy, const float* w, bool dx_nc8, float* dx);
+void conv2d_backward_weights_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* dy, float* dw,
+                                 float* dbias /*nullable*/);
 
 // ---- batch norm (NCHW, per-channel over N*H*W) --------------------------------------------------------
 // Training: normalises with batch statistics, saves mean and 1/sqrt(var+eps) for backward, and updates the
@@ -58,6 +72,18 @@ void batch_norm_forward_eval(int64_t N, int64_t C, int64_t HW, const float* x, c
 void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
                          const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                          float* dbeta);
+
+// The same three on channel-blocked activations [N][C/B][HW][B] (B = 8: nChw8c; B = 1 is plain NCHW); C % B == 0.
+void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
+                                      const float* gamma, const float* beta, float* running_mean,
+                                      float* running_var, float momentum, float eps, float* y, float* save_mean,
+                                      float* save_invstd);
+void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
+                                     const float* gamma, const float* beta, const float* running_mean,
+                                     const float* running_var, float eps, float* y);
+void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x, const float* dy,
+                                 const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
+                                 float* dgamma, float* dbeta);
 
 // ---- pooling ---------------------------------------------------------------------------------------
 // Max pool: padding counts as -inf; argmax index (within the input plane) saved for backward.
