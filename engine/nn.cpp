@@ -118,6 +118,16 @@ Tensor Conv2d::forward(const Tensor& x) {
   return ops::conv2d(x, *weight_, bias_ ? *bias_ : Tensor(), stride, padding, groups);
 }
 
+bool Conv2d::can_fuse() const { return folded_weight_.defined() && !is_training() && !grad_enabled(); }
+
+Tensor Conv2d::forward_fused(const Tensor& x, bool relu, const Tensor& residual) {
+  ISLKD_CHECK(can_fuse(), "Conv2d::forward_fused: needs a folded conv in eval mode without autograd "
+                          "(nn::fold_batch_norm, eval(), NoGradGuard)");
+  Tensor y = ops::conv2d_inference(x, folded_weight_, folded_bias_, stride, padding, groups, relu, residual);
+  last_folded_output_ = y.impl_ptr();
+  return y;
+}
+
 void Conv2d::set_folded(Tensor weight, Tensor bias) {
   ISLKD_CHECK(weight.shape() == weight_->shape() && (!bias.defined() || bias.numel() == out_channels),
               "Conv2d::set_folded: weight ", shape_str(weight.shape()), " / bias must match the layer's weight ",

@@ -56,6 +56,11 @@ class Conv2d : public Module {
   bool is_folded() const { return folded_weight_.defined(); }
   // True when x is the output of this conv's last folded forward (the folded BatchNorm2d's input check).
   bool produced(const Tensor& x) const;
+  // The folded forward with what follows the conv in a frozen block fused into the one convolution call:
+  // relu?(conv(x) + bias + residual) (residual optional). Only when can_fuse(): folded, eval mode, no autograd; a
+  // model checks it (and that its BN is folded into this conv) and otherwise runs its layers one by one.
+  bool can_fuse() const;
+  Tensor forward_fused(const Tensor& x, bool relu, const Tensor& residual = Tensor());
 
  protected:
   void on_train(bool on) override;

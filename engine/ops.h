@@ -39,9 +39,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stri
 // Inference only (no autograd; an input that requires grad under grad mode is an error): on the CPU the output
 // stays in oneDNN's blocked layout (Layout::DnnlBlocked; to_plain() converts, ops convert at their boundary, relu
 // and add work on it directly), so a frozen model's consecutive convolutions skip the reorders. Grouped
-// convolutions and CUDA tensors give conv2d's plain output.
+// convolutions and CUDA tensors give conv2d's plain output. A defined residual (the output's shape, any layout) is
+// added before the ReLU: relu?(conv(x) + bias + residual), fused into the convolution on the CPU (a ResNet
+// block's shortcut), a separate add elsewhere.
 Tensor conv2d_inference(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad,
-                        int64_t groups = 1, bool fuse_relu = false);
+                        int64_t groups = 1, bool fuse_relu = false, const Tensor& residual = Tensor());
 // Training mode normalises with batch statistics and updates running_mean / running_var in place.
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f);

@@ -2,6 +2,8 @@
 // for w and the bias). fuse_relu applies ReLU inside the convolution and is for inference only. With
 // set_cpu_blocked_activations on, CPU convolutions whose output channels are a multiple of 8 write nChw8c and
 // read x as it comes (nChw8c or plain), and their backward works in those layouts too.
+#include <cstring>
+
 #include "engine/ops_common.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -87,11 +89,14 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int
 }
 
 Tensor conv2d_inference(const Tensor& x, const Tensor& w_in, const Tensor& bias_in, int64_t stride, int64_t pad,
-                        int64_t groups, bool fuse_relu) {
-  ISLKD_CHECK(!needs_grad({&x, &w_in, &bias_in}), "conv2d_inference: an input requires grad; use conv2d (or a "
-                                                  "NoGradGuard)");
-  if (x.is_cuda() || groups != 1 || x.dim() != 4 || x.dtype() != DType::F32)
-    return conv2d(x, w_in, bias_in, stride, pad, groups, fuse_relu);
+                        int64_t groups, bool fuse_relu, const Tensor& residual) {
+  ISLKD_CHECK(!needs_grad({&x, &w_in, &bias_in, &residual}), "conv2d_inference: an input requires grad; use conv2d "
+                                                             "(or a NoGradGuard)");
+  if (x.is_cuda() || groups != 1 || x.dim() != 4 || x.dtype() != DType::F32) {
+    if (!residual.defined()) return conv2d(x, w_in, bias_in, stride, pad, groups, fuse_relu);
+    Tensor y = add(conv2d(x, w_in, bias_in, stride, pad, groups), residual);
+    return fuse_relu ? relu(y) : y;
+  }
   Tensor w = w_in.to_plain();
   Tensor bias = bias_in.defined() ? bias_in.to_plain() : Tensor();
   check_dim("conv2d_inference", "weight", w, 4);
@@ -111,15 +116,26 @@ Tensor conv2d_inference(const Tensor& x, const Tensor& w_in, const Tensor& bias_
       x.layout() == Layout::DnnlBlocked ? static_cast<const cpu::BlockedLayout*>(x.impl()->layout_desc.get())
                                         : nullptr;
   auto layout = cpu::conv2d_forward_blocked_layout(s, bias.defined(), fuse_relu);
-  auto impl = std::make_shared<TensorImpl>();
-  impl->shape = {s.N, s.K, s.OH(), s.OW()};
-  impl->storage = std::make_shared<Storage>(cpu::blocked_bytes(*layout), Device::CPU);
-  impl->layout = Layout::DnnlBlocked;
-  impl->layout_desc = std::const_pointer_cast<cpu::BlockedLayout>(layout);
+  const Shape y_shape{s.N, s.K, s.OH(), s.OW()};
+  Tensor y;
+  if (residual.defined()) {
+    // The sum post-op accumulates into the output buffer: start it as a copy of the residual in y's layout.
+    check_same_device("conv2d_inference", {&x, &residual});
+    check_shape("conv2d_inference", "residual", residual, y_shape);
+    auto desc = std::const_pointer_cast<void>(std::static_pointer_cast<const void>(layout));
+    y = residual.to_blocked(desc);
+    if (y.impl() == residual.impl()) {
+      Tensor copy = Tensor::empty_blocked(y_shape, desc);
+      std::memcpy(copy.raw_data(), y.raw_data(), copy.storage()->bytes());
+      y = copy;
+    }
+  } else {
+    y = Tensor::empty_blocked(y_shape, layout);
+  }
   cpu::conv2d_forward_blocked(s, x_layout, static_cast<const float*>(x.raw_data()), w.data(),
-                              bias.defined() ? bias.data() : nullptr, static_cast<float*>(impl->storage->data()),
-                              fuse_relu);
-  return Tensor(impl);
+                              bias.defined() ? bias.data() : nullptr, static_cast<float*>(y.raw_data()), fuse_relu,
+                              residual.defined());
+  return y;
 }
 
 }  // namespace islkd::ops

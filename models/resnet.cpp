@@ -23,6 +23,12 @@ class BasicBlock : public Module {
     }
   }
   Tensor forward(const Tensor& x) override {
+    if (conv1_->can_fuse() && conv2_->can_fuse() && bn1_->folded_into == conv1_.get() &&
+        bn2_->folded_into == conv2_.get()) {
+      // Frozen and folded (a KD teacher): conv+ReLU, then conv + shortcut + ReLU, one oneDNN call each.
+      Tensor residual = downsample_ ? (*downsample_)(x) : x;
+      return conv2_->forward_fused(conv1_->forward_fused(x, true), true, residual);
+    }
     Tensor out = ops::relu((*bn1_)((*conv1_)(x)));
     out = (*bn2_)((*conv2_)(out));
     Tensor residual = downsample_ ? (*downsample_)(x) : x;
@@ -57,7 +63,8 @@ class ResNet : public Module {
     detail::init_convs_fan_out(*this, rng, false);
   }
   Tensor forward(const Tensor& x) override {
-    Tensor out = ops::relu((*bn1_)((*conv1_)(x)));
+    Tensor out = conv1_->can_fuse() && bn1_->folded_into == conv1_.get() ? conv1_->forward_fused(x, true)
+                                                                          : ops::relu((*bn1_)((*conv1_)(x)));
     for (auto& layer : layers_) out = (*layer)(out);
     return (*fc_)(detail::final_avg_pool(out, 8));
   }

@@ -120,18 +120,17 @@ dnnl::primitive_attr scratch_attr() {
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dShape& s, bool bias, bool relu,
-                                                     dnnl::prop_kind kind) {
+                                                     dnnl::prop_kind kind, bool sum = false) {
   Mds p = plain_mds(s), q = query_mds(p);
   auto d = bias ? dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, q.x, q.w, p.b, q.y,
                                                   q.strides, q.pad, q.pad)
                 : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, q.x, q.w, q.y,
                                                   q.strides, q.pad, q.pad);
   dnnl::primitive_attr attr = scratch_attr();
-  if (relu) {
-    dnnl::post_ops po;
-    po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(po);
-  }
+  dnnl::post_ops po;
+  if (sum) po.append_sum(1.0f);  // dst += the values dst holds before the call (the residual)
+  if (relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  if (sum || relu) attr.set_post_ops(po);
   return dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
 }
 
@@ -338,16 +337,16 @@ struct BlockedLayout {
 
 namespace {
 
-BlockedPlan& get_blocked_plan(const Conv2dShape& s, bool bias, bool relu) {
-  using Key = std::array<int64_t, 13>;
+BlockedPlan& get_blocked_plan(const Conv2dShape& s, bool bias, bool relu, bool sum) {
+  using Key = std::array<int64_t, 14>;
   static std::mutex mu;
   static std::map<Key, std::unique_ptr<BlockedPlan>> cache;
-  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, bias, relu, num_threads()};
+  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, bias, relu, num_threads(), sum};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   try {
-    auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference);
+    auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference, sum);
     auto plan = std::make_unique<BlockedPlan>();
     plan->prim = dnnl::convolution_forward(pd);
     plan->src = pd.src_desc();
@@ -436,7 +435,7 @@ void plain_to_blocked(const BlockedLayout& l, const float* src, float* dst) {
 std::shared_ptr<const BlockedLayout> conv2d_forward_blocked_layout(const Conv2dShape& s, bool bias, bool fuse_relu) {
   check_shape(s);
   ISLKD_CHECK(s.groups == 1, "conv2d_forward_blocked: grouped convolutions are not supported (", shape_text(s), ")");
-  return get_blocked_plan(s, bias, fuse_relu).dst_layout;
+  return get_blocked_plan(s, bias, fuse_relu, false).dst_layout;
 }
 
 size_t blocked_bytes(const BlockedLayout& l) { return l.md.get_size(); }
@@ -444,12 +443,15 @@ size_t blocked_bytes(const BlockedLayout& l) { return l.md.get_size(); }
 bool same_blocked_layout(const BlockedLayout& a, const BlockedLayout& b) { return &a == &b || a.md == b.md; }
 
 void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout, const float* x, const float* w,
-                            const float* bias, float* y, bool fuse_relu) {
+                            const float* bias, float* y, bool fuse_relu, bool add_to_y) {
   check_shape(s);
   ISLKD_CHECK(s.groups == 1, "conv2d_forward_blocked: grouped convolutions are not supported (", shape_text(s), ")");
   const double macs = double(s.N) * double(s.K) * double(s.OH() * s.OW()) * double(s.C * s.R * s.S);
   SingleThreadScope single(macs < kParallelMinMacs);
-  BlockedPlan& plan = get_blocked_plan(s, bias != nullptr, fuse_relu);
+  BlockedPlan& plan = get_blocked_plan(s, bias != nullptr, fuse_relu, add_to_y);
+  // A sum post-op keeps the primitive's own output layout (the same desc as without it).
+  ISLKD_CHECK(!add_to_y || plan.dst == get_blocked_plan(s, bias != nullptr, fuse_relu, false).dst,
+              "conv2d_forward_blocked: the residual-sum plan changed the output layout for ", shape_text(s));
   const memory::desc x_md = x_layout ? x_layout->md : plain_mds(s).x;
   ISLKD_CHECK(x_md.dims() == plan.src.dims(), "conv2d_forward_blocked: input layout does not match ", shape_text(s));
   try {

@@ -171,3 +171,47 @@ TEST(Conv2dInference, InputThatRequiresGradIsAnError) {
 }
 
 }  // namespace
+
+// The residual-sum fusion (a frozen ResNet block's conv2 + shortcut + ReLU in one call) against conv -> add ->
+// relu on the plain path: residual already in the output's layout (copied, the caller's tensor untouched), plain,
+// with and without the ReLU, and the grouped-conv fallback (separate ops).
+TEST(Conv2dInference, ResidualSumIsFusedIntoTheConvolution) {
+  NoGradGuard ng;
+  const Tensor x = test::random_tensor({3, 16, 7, 5}, 1);
+  const Tensor w = test::random_tensor({16, 16, 3, 3}, 2, -0.3f, 0.3f), b = test::random_tensor({16}, 3);
+  const Tensor r_plain = test::random_tensor({3, 16, 7, 5}, 4);
+  const Tensor r_blocked = ops::conv2d_inference(x, w, Tensor(), 1, 1);  // in the output's layout
+  ASSERT_EQ(r_blocked.layout(), Layout::DnnlBlocked);
+  const std::vector<float> r_blocked_before = r_blocked.to_vector();
+  for (const Tensor* r : {&r_plain, &r_blocked}) {
+    for (bool relu : {false, true}) {
+      Tensor ref = ops::add(ops::conv2d(x, w, b, 1, 1), r->to_plain());
+      if (relu) ref = ops::relu(ref);
+      Tensor y = ops::conv2d_inference(x, w, b, 1, 1, 1, relu, *r);
+      EXPECT_EQ(y.layout(), Layout::DnnlBlocked);
+      EXPECT_TRUE(test::all_close(y.to_vector(), ref.to_vector(), 1e-5f, 1e-5f)) << "relu " << relu;
+    }
+  }
+  EXPECT_EQ(r_blocked.to_vector(), r_blocked_before);
+  // Grouped: the fallback composes conv2d, add and relu.
+  const Tensor wg = test::random_tensor({16, 8, 3, 3}, 5, -0.3f, 0.3f);
+  Tensor ref = ops::relu(ops::add(ops::conv2d(x, wg, b, 1, 1, 2), r_plain));
+  EXPECT_TRUE(test::all_close(ops::conv2d_inference(x, wg, b, 1, 1, 2, true, r_plain).to_vector(), ref.to_vector(),
+                              1e-5f, 1e-5f));
+  EXPECT_THROW(ops::conv2d_inference(x, w, b, 1, 1, 1, true, test::random_tensor({3, 16, 7, 4}, 6)), Error);
+}
+
+// The fused block path is what a folded, frozen ResNet / WRN runs; it must give the layer-by-layer eval logits.
+TEST(FoldBatchNormModes, FusedBlocksGiveTheLayerByLayerLogits) {
+  for (const char* name : {"resnet20", "wrn_16_2"}) {
+    models::ModelConfig cfg;
+    cfg.num_classes = 10;
+    auto m = models::create_model(name, cfg);
+    randomise_batch_norms(*m);
+    m->eval();
+    const Tensor x = test::random_tensor({2, 3, 32, 32}, 7);
+    const std::vector<float> ref = eval_logits(*m, x);
+    ASSERT_GT(nn::fold_batch_norm(*m), 0);
+    EXPECT_TRUE(test::all_close(eval_logits(*m, x), ref, 1e-4f, 1e-4f)) << name;
+  }
+}
