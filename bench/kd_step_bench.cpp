@@ -148,6 +148,7 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
           {"steps", o.steps},
           {"median_s", med},
           {"min_s", *std::min_element(times.begin(), times.end())},
+          {"step_s", times},
           {"images_per_s", double(pr.batch) / med},
           {"teacher_share", t_teacher / (t_teacher + t_student)},
           {"loss", loss}};

@@ -77,6 +77,8 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   // Training: batch statistics, running stats updated with `momentum`, num_batches_tracked += 1. Eval: running stats.
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)), with the ReLU fused into the normalisation pass where the backend can (ops::batch_norm2d).
+  Tensor forward_relu(const Tensor& x);
   Tensor& weight() { return *weight_; }
   Tensor& bias() { return *bias_; }
   Tensor& running_mean() { return *running_mean_; }

@@ -11,10 +11,13 @@ namespace islkd::ops {
 using namespace detail;
 
 Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                    const Tensor& running_var, bool training, float momentum, float eps) {
+                    const Tensor& running_var, bool training, float momentum, float eps, bool fuse_relu) {
   // nChw8c input (CPU training with blocked activations, or a frozen model's blocked inference): normalised in
-  // place of layout, output and gradients nChw8c too. Eval mode with autograd converts to plain.
+  // place of layout, output and gradients nChw8c too, with a requested ReLU in the same pass. Eval mode with
+  // autograd converts to plain. Elsewhere a requested ReLU is a separate op.
   const bool nc8 = is_nc8(x_in) && (training || !needs_grad({&x_in, &gamma, &beta}));
+  if (fuse_relu && !nc8)
+    return relu(batch_norm2d(x_in, gamma, beta, running_mean, running_var, training, momentum, eps, false));
   Tensor x = nc8 ? x_in : x_in.to_plain();
   check_dim("batch_norm2d", "input", x, 4);
   check_same_device("batch_norm2d", {&x, &gamma, &beta, &running_mean, &running_var});
@@ -46,10 +49,11 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
                                      eps, y.data(), save_mean.data(), save_invstd.data());
     else
       cpu::batch_norm_forward_train_blocked(N, C, HW, B, xp, gamma.data(), beta.data(), rm.data(), rv.data(),
-                                            momentum, eps, yp, save_mean.data(), save_invstd.data());
+                                            momentum, eps, yp, save_mean.data(), save_invstd.data(), fuse_relu);
     if (needs_grad({&x, &gamma, &beta})) {
-      record("batch_norm2d", {x, gamma, beta}, {y},
-             [x, gamma, beta, save_mean, save_invstd, N, C, HW, B, cuda](const std::vector<Tensor>& g) {
+      const Tensor relu_y = fuse_relu ? y.detach() : Tensor();  // the mask of the fused ReLU
+      record(fuse_relu ? "batch_norm2d_relu" : "batch_norm2d", {x, gamma, beta}, {y},
+             [x, gamma, beta, save_mean, save_invstd, N, C, HW, B, cuda, relu_y](const std::vector<Tensor>& g) {
                const Tensor dy = g[0].to_layout_of(x);
                Tensor dx = B > 1 ? empty_like_blocked(x) : Tensor::empty(x.shape(), x.device());
                Tensor dgamma = Tensor::empty({C}, x.device()), dbeta = Tensor::empty({C}, x.device());
@@ -57,10 +61,11 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
                  cuda::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), save_mean.data(),
                                            save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
                else
-                 cpu::batch_norm_backward_blocked(N, C, HW, B, static_cast<const float*>(x.raw_data()),
-                                                  static_cast<const float*>(dy.raw_data()), gamma.data(),
-                                                  save_mean.data(), save_invstd.data(),
-                                                  static_cast<float*>(dx.raw_data()), dgamma.data(), dbeta.data());
+                 cpu::batch_norm_backward_blocked(
+                     N, C, HW, B, static_cast<const float*>(x.raw_data()), static_cast<const float*>(dy.raw_data()),
+                     gamma.data(), save_mean.data(), save_invstd.data(), static_cast<float*>(dx.raw_data()),
+                     dgamma.data(), dbeta.data(),
+                     relu_y.defined() ? static_cast<const float*>(relu_y.raw_data()) : nullptr);
                if (x.requires_grad()) accumulate_grad(x, dx);
                if (gamma.requires_grad()) accumulate_grad(gamma, dgamma);
                if (beta.requires_grad()) accumulate_grad(beta, dbeta);
@@ -74,7 +79,7 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
                                   running_var.data(), eps, y.data());
   else
     cpu::batch_norm_forward_eval_blocked(N, C, HW, nc8 ? 8 : 1, xp, gamma.data(), beta.data(), running_mean.data(),
-                                         running_var.data(), eps, yp);
+                                         running_var.data(), eps, yp, fuse_relu);
   if (needs_grad({&x, &gamma, &beta})) {
     // Eval mode is y = (x - rm) * gamma * istd + beta with istd = 1/sqrt(rv + eps), constant statistics:
     // dx = dy * gamma * istd is the eval forward applied to dy with zero mean and beta; dgamma and dbeta are the

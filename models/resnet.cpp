@@ -29,7 +29,7 @@ class BasicBlock : public Module {
       Tensor residual = downsample_ ? (*downsample_)(x) : x;
       return conv2_->forward_fused(conv1_->forward_fused(x, true), true, residual);
     }
-    Tensor out = ops::relu((*bn1_)((*conv1_)(x)));
+    Tensor out = bn1_->forward_relu((*conv1_)(x));
     out = (*bn2_)((*conv2_)(out));
     Tensor residual = downsample_ ? (*downsample_)(x) : x;
     return ops::relu(ops::add(out, residual));
@@ -64,7 +64,7 @@ class ResNet : public Module {
   }
   Tensor forward(const Tensor& x) override {
     Tensor out = conv1_->can_fuse() && bn1_->folded_into == conv1_.get() ? conv1_->forward_fused(x, true)
-                                                                          : ops::relu((*bn1_)((*conv1_)(x)));
+                                                                          : bn1_->forward_relu((*conv1_)(x));
     for (auto& layer : layers_) out = (*layer)(out);
     return (*fc_)(detail::final_avg_pool(out, 8));
   }

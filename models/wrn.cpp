@@ -23,13 +23,13 @@ class WideBasicBlock : public Module {
   }
   Tensor forward(const Tensor& x) override {
     // As in wrn.py: with a width change the shortcut sees the pre-activated input, otherwise the raw input.
-    Tensor act = ops::relu((*bn1_)(x));
+    Tensor act = bn1_->forward_relu(x);
     if (conv1_->can_fuse() && conv2_->can_fuse() && bn2_->folded_into == conv1_.get()) {
       // Frozen and folded (a KD teacher): conv+ReLU, then conv + shortcut, one oneDNN call each.
       Tensor shortcut = equal_in_out_ ? x : (*shortcut_)(act);
       return conv2_->forward_fused(conv1_->forward_fused(act, true), false, shortcut);
     }
-    Tensor out = ops::relu((*bn2_)((*conv1_)(act)));
+    Tensor out = bn2_->forward_relu((*conv1_)(act));
     out = (*conv2_)(out);
     return ops::add(equal_in_out_ ? x : (*shortcut_)(act), out);
   }
@@ -74,7 +74,7 @@ class WideResNet : public Module {
   Tensor forward(const Tensor& x) override {
     Tensor out = (*conv1_)(x);
     for (auto& b : blocks_) out = (*b)(out);
-    out = ops::relu((*bn1_)(out));
+    out = bn1_->forward_relu(out);
     return (*fc_)(detail::final_avg_pool(out, 8));
   }
 

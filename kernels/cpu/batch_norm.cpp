@@ -124,7 +124,9 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
 // vector of B floats. Lane sums run in float per plane and are added in double, as in the plain kernels.
 namespace {
 
-template <int B>
+// RELU: y = max(0, BN(x)) in the same pass (a BN followed by a ReLU); the backward then takes that output and
+// applies its mask (dy where y > 0) while reading dy, so the ReLU costs no pass of its own either way.
+template <int B, bool RELU>
 void bn_train_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
                       float* running_mean, float* running_var, float momentum, float eps, float* y,
                       float* save_mean, float* save_invstd) {
@@ -172,12 +174,15 @@ void bn_train_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const fl
       float* q = y + (n * CB + cb) * HW * B;
       for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-        for (int j = 0; j < B; ++j) q[i * B + j] = (p[i * B + j] - mean[j]) * a[j] + b[j];
+        for (int j = 0; j < B; ++j) {
+          const float v = (p[i * B + j] - mean[j]) * a[j] + b[j];
+          q[i * B + j] = RELU ? (v > 0.0f ? v : 0.0f) : v;
+        }
     }
   }
 }
 
-template <int B>
+template <int B, bool RELU>
 void bn_eval_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
                      const float* running_mean, const float* running_var, float eps, float* y) {
   const int64_t CB = C / B;
@@ -194,13 +199,18 @@ void bn_eval_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const flo
     float* yp = y + p * HW * B;
     for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-      for (int j = 0; j < B; ++j) yp[i * B + j] = (xp[i * B + j] - m[j]) * a[j] + b[j];
+      for (int j = 0; j < B; ++j) {
+        const float v = (xp[i * B + j] - m[j]) * a[j] + b[j];
+        yp[i * B + j] = RELU ? (v > 0.0f ? v : 0.0f) : v;
+      }
   }
 }
 
-template <int B>
-void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
-                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma, float* dbeta) {
+// RELU: relu_y is the fused forward's output; the gradient reaching the BN is dy where relu_y > 0, else 0.
+template <int B, bool RELU>
+void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* relu_y,
+                         const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
+                         float* dgamma, float* dbeta) {
   const int64_t CB = C / B, count = N * HW;
 #pragma omp parallel for schedule(static) if (N * C * HW > (1 << 14))
   for (int64_t cb = 0; cb < CB; ++cb) {
@@ -210,11 +220,13 @@ void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const
     for (int64_t n = 0; n < N; ++n) {
       const float* xp = x + (n * CB + cb) * HW * B;
       const float* gp = dy + (n * CB + cb) * HW * B;
+      const float* rp = RELU ? relu_y + (n * CB + cb) * HW * B : nullptr;
       float s[B] = {}, sx[B] = {};
       for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
         for (int j = 0; j < B; ++j) {
-          const float g = gp[i * B + j];
+          const float g0 = gp[i * B + j];
+          const float g = RELU ? (rp[i * B + j] > 0.0f ? g0 : 0.0f) : g0;
           s[j] += g;
           sx[j] += g * (xp[i * B + j] - mean[j]);
         }
@@ -235,18 +247,23 @@ void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const
     for (int64_t n = 0; n < N; ++n) {
       const float* xp = x + (n * CB + cb) * HW * B;
       const float* gp = dy + (n * CB + cb) * HW * B;
+      const float* rp = RELU ? relu_y + (n * CB + cb) * HW * B : nullptr;
       float* dp = dx + (n * CB + cb) * HW * B;
       for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-        for (int j = 0; j < B; ++j)
-          dp[i * B + j] = fk[j] * gp[i * B + j] + fa[j] * (xp[i * B + j] - mean[j]) + fb[j];
+        for (int j = 0; j < B; ++j) {
+          const float g0 = gp[i * B + j];
+          const float g = RELU ? (rp[i * B + j] > 0.0f ? g0 : 0.0f) : g0;
+          dp[i * B + j] = fk[j] * g + fa[j] * (xp[i * B + j] - mean[j]) + fb[j];
+        }
     }
   }
 }
 
-void check_block(const char* op, int64_t C, int64_t B) {
+void check_block(const char* op, int64_t C, int64_t B, bool relu) {
   ISLKD_CHECK(B == 1 || B == 8, op, ": channel block must be 1 or 8, got ", B);
   ISLKD_CHECK(C % B == 0, op, ": ", C, " channels are not a multiple of the channel block ", B);
+  ISLKD_CHECK(!relu || B == 8, op, ": the fused ReLU is for channel block 8 (plain NCHW runs BN, then ReLU)");
 }
 
 }  // namespace
@@ -254,34 +271,41 @@ void check_block(const char* op, int64_t C, int64_t B) {
 void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                       const float* gamma, const float* beta, float* running_mean,
                                       float* running_var, float momentum, float eps, float* y, float* save_mean,
-                                      float* save_invstd) {
-  check_block("batch_norm_forward_train_blocked", C, B);
+                                      float* save_invstd, bool relu) {
+  check_block("batch_norm_forward_train_blocked", C, B, relu);
   if (B == 1)
     batch_norm_forward_train(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
                              save_invstd);
+  else if (relu)
+    bn_train_blocked<8, true>(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
+                              save_invstd);
   else
-    bn_train_blocked<8>(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
-                        save_invstd);
+    bn_train_blocked<8, false>(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
+                               save_invstd);
 }
 
 void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                      const float* gamma, const float* beta, const float* running_mean,
-                                     const float* running_var, float eps, float* y) {
-  check_block("batch_norm_forward_eval_blocked", C, B);
+                                     const float* running_var, float eps, float* y, bool relu) {
+  check_block("batch_norm_forward_eval_blocked", C, B, relu);
   if (B == 1)
     batch_norm_forward_eval(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
+  else if (relu)
+    bn_eval_blocked<8, true>(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
   else
-    bn_eval_blocked<8>(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
+    bn_eval_blocked<8, false>(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
 }
 
 void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x, const float* dy,
                                  const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                                 float* dgamma, float* dbeta) {
-  check_block("batch_norm_backward_blocked", C, B);
+                                 float* dgamma, float* dbeta, const float* relu_y) {
+  check_block("batch_norm_backward_blocked", C, B, relu_y != nullptr);
   if (B == 1)
     batch_norm_backward(N, C, HW, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  else if (relu_y)
+    bn_backward_blocked<8, true>(N, C, HW, x, dy, relu_y, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
   else
-    bn_backward_blocked<8>(N, C, HW, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+    bn_backward_blocked<8, false>(N, C, HW, x, dy, nullptr, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
 }
 
 }  // namespace islkd::cpu

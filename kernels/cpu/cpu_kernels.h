@@ -75,16 +75,18 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
                          float* dbeta);
 
 // The same three on channel-blocked activations [N][C/B][HW][B] (B = 8: nChw8c; B = 1 is plain NCHW); C % B == 0.
+// relu (B = 8 only): y = max(0, BN(x)) in the same pass; the backward of that fused op passes its output as
+// relu_y and uses dy only where relu_y > 0 (no separate ReLU pass forward or backward).
 void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                       const float* gamma, const float* beta, float* running_mean,
                                       float* running_var, float momentum, float eps, float* y, float* save_mean,
-                                      float* save_invstd);
+                                      float* save_invstd, bool relu = false);
 void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                      const float* gamma, const float* beta, const float* running_mean,
-                                     const float* running_var, float eps, float* y);
+                                     const float* running_var, float eps, float* y, bool relu = false);
 void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x, const float* dy,
                                  const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                                 float* dgamma, float* dbeta);
+                                 float* dgamma, float* dbeta, const float* relu_y = nullptr);
 
 // ---- pooling ---------------------------------------------------------------------------------------
 // Max pool: padding counts as -inf; argmax index (within the input plane) saved for backward.

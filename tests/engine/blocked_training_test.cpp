@@ -4,6 +4,7 @@
 // step on blocked activations gives the plain step's loss, logits, every parameter gradient and BN statistics.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -76,11 +77,58 @@ TEST_P(BlockedBatchNorm, MatchesThePlainKernels) {
   EXPECT_TRUE(test::all_close(dg8, dg, 1e-4f, 1e-4f));
   EXPECT_TRUE(test::all_close(db8, db, 1e-4f, 1e-4f));
   EXPECT_TRUE(test::all_close(ye8, to_nc8(ye, N, C, HW), 1e-5f, 1e-5f));
+
+  // Fused ReLU: forward = max(0, BN(x)); backward = the BN backward of dy masked by that output.
+  std::vector<float> yr(n), dym(n), dxr(n), dgr(C), dbr(C), yer(n);
+  for (size_t i = 0; i < n; ++i) yr[i] = std::max(y[i], 0.0f), dym[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  cpu::batch_norm_backward(N, C, HW, x.data(), dym.data(), gamma.data(), mean.data(), invstd.data(), dxr.data(),
+                           dgr.data(), dbr.data());
+  std::vector<float> rm8r(C, 0.1f), rv8r(C, 0.9f), y8r(n), dx8r(n), dg8r(C), db8r(C), ye8r(n);
+  cpu::batch_norm_forward_train_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8r.data(), rv8r.data(),
+                                        0.1f, 1e-5f, y8r.data(), mean8.data(), invstd8.data(), true);
+  cpu::batch_norm_backward_blocked(N, C, HW, 8, xb.data(), dyb.data(), gamma.data(), mean8.data(), invstd8.data(),
+                                   dx8r.data(), dg8r.data(), db8r.data(), y8r.data());
+  cpu::batch_norm_forward_eval_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
+                                       1e-5f, ye8r.data(), true);
+  for (size_t i = 0; i < n; ++i) yer[i] = std::max(ye[i], 0.0f);
+  EXPECT_TRUE(test::all_close(y8r, to_nc8(yr, N, C, HW), 1e-5f, 1e-4f));
+  EXPECT_TRUE(test::all_close(dx8r, to_nc8(dxr, N, C, HW), 1e-4f, 1e-3f));
+  EXPECT_TRUE(test::all_close(dg8r, dgr, 1e-4f, 1e-4f));
+  EXPECT_TRUE(test::all_close(db8r, dbr, 1e-4f, 1e-4f));
+  EXPECT_TRUE(test::all_close(ye8r, to_nc8(yer, N, C, HW), 1e-5f, 1e-5f));
 }
 
 INSTANTIATE_TEST_SUITE_P(AwkwardSizes, BlockedBatchNorm,
                          ::testing::Values(BnCase{1, 8, 2}, BnCase{3, 8, 1}, BnCase{2, 16, 31}, BnCase{1, 24, 33},
                                            BnCase{5, 8, 1000}, BnCase{2, 64, 49}));
+
+// ops::batch_norm2d(fuse_relu) on nChw8c (one fused pass) against relu(batch_norm2d) on the plain path, with the
+// gradients of x, gamma and beta (training mode), and in eval mode without autograd.
+TEST(BlockedActivations, FusedBatchNormReluGivesBatchNormThenRelu) {
+  const Tensor xp = test::random_tensor({3, 16, 5, 7}, 1, -2.0f, 2.0f);
+  const std::vector<float> r = test::random_vector(3 * 16 * 5 * 7, 9);
+  auto run = [&](bool fused) {
+    Tensor gamma = test::random_tensor({16}, 2, 0.5f, 1.5f), beta = test::random_tensor({16}, 3);
+    gamma.set_requires_grad(true), beta.set_requires_grad(true);
+    Tensor x = fused ? xp.to_blocked(std::const_pointer_cast<void>(
+                           std::static_pointer_cast<const void>(cpu::nchw8c_layout(3, 16, 5, 7))))
+                     : xp.clone();
+    x.set_requires_grad(true);
+    Tensor rm = Tensor::zeros({16}), rv = Tensor::full({16}, 1.0f);
+    Tensor y = fused ? ops::batch_norm2d(x, gamma, beta, rm, rv, true, 0.1f, 1e-5f, true)
+                     : ops::relu(ops::batch_norm2d(x, gamma, beta, rm, rv, true));
+    EXPECT_EQ(y.layout(), fused ? Layout::DnnlBlocked : Layout::Plain);
+    test::weighted_sum(y, r).backward();
+    NoGradGuard ng;
+    Tensor ye = fused ? ops::batch_norm2d(x, gamma, beta, rm, rv, false, 0.1f, 1e-5f, true)
+                      : ops::relu(ops::batch_norm2d(x, gamma, beta, rm, rv, false));
+    return std::vector<std::vector<float>>{y.to_vector(),          x.grad().to_vector(), gamma.grad().to_vector(),
+                                           beta.grad().to_vector(), rm.to_vector(),      rv.to_vector(),
+                                           ye.to_vector()};
+  };
+  const auto plain = run(false), fused = run(true);
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(test::all_close(fused[i], plain[i], 1e-5f, 1e-4f)) << i;
+}
 
 TEST(BlockedBatchNorm, RejectsABlockThatDoesNotDivideTheChannels) {
   std::vector<float> v(12 * 4), c(12);
