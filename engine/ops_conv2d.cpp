@@ -2,8 +2,6 @@
 // for w and the bias). fuse_relu applies ReLU inside the convolution and is for inference only. With
 // set_cpu_blocked_activations on, CPU convolutions whose output channels are a multiple of 8 write nChw8c and
 // read x as it comes (nChw8c or plain), and their backward works in those layouts too.
-#include <cstring>
-
 #include "engine/ops_common.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -117,24 +115,16 @@ Tensor conv2d_inference(const Tensor& x, const Tensor& w_in, const Tensor& bias_
                                         : nullptr;
   auto layout = cpu::conv2d_forward_blocked_layout(s, bias.defined(), fuse_relu);
   const Shape y_shape{s.N, s.K, s.OH(), s.OW()};
-  Tensor y;
+  Tensor r;  // the residual in y's layout (itself when it already is, e.g. the previous block's output)
   if (residual.defined()) {
-    // The sum post-op accumulates into the output buffer: start it as a copy of the residual in y's layout.
     check_same_device("conv2d_inference", {&x, &residual});
     check_shape("conv2d_inference", "residual", residual, y_shape);
-    auto desc = std::const_pointer_cast<void>(std::static_pointer_cast<const void>(layout));
-    y = residual.to_blocked(desc);
-    if (y.impl() == residual.impl()) {
-      Tensor copy = Tensor::empty_blocked(y_shape, desc);
-      std::memcpy(copy.raw_data(), y.raw_data(), copy.storage()->bytes());
-      y = copy;
-    }
-  } else {
-    y = Tensor::empty_blocked(y_shape, layout);
+    r = residual.to_blocked(std::const_pointer_cast<void>(std::static_pointer_cast<const void>(layout)));
   }
+  Tensor y = Tensor::empty_blocked(y_shape, layout);
   cpu::conv2d_forward_blocked(s, x_layout, static_cast<const float*>(x.raw_data()), w.data(),
                               bias.defined() ? bias.data() : nullptr, static_cast<float*>(y.raw_data()), fuse_relu,
-                              residual.defined());
+                              r.defined() ? static_cast<const float*>(r.raw_data()) : nullptr);
   return y;
 }
 

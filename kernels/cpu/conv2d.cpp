@@ -120,7 +120,8 @@ dnnl::primitive_attr scratch_attr() {
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dShape& s, bool bias, bool relu,
-                                                     dnnl::prop_kind kind, bool sum = false) {
+                                                     dnnl::prop_kind kind,
+                                                     const memory::desc* residual = nullptr) {
   Mds p = plain_mds(s), q = query_mds(p);
   auto d = bias ? dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, q.x, q.w, p.b, q.y,
                                                   q.strides, q.pad, q.pad)
@@ -128,9 +129,10 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dShape& s, bool 
                                                   q.strides, q.pad, q.pad);
   dnnl::primitive_attr attr = scratch_attr();
   dnnl::post_ops po;
-  if (sum) po.append_sum(1.0f);  // dst += the values dst holds before the call (the residual)
+  // dst = conv + residual (a separate tensor in dst's layout, read by the kernel: no copy into dst first).
+  if (residual) po.append_binary(dnnl::algorithm::binary_add, *residual);
   if (relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-  if (sum || relu) attr.set_post_ops(po);
+  if (residual || relu) attr.set_post_ops(po);
   return dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
 }
 
@@ -337,16 +339,24 @@ struct BlockedLayout {
 
 namespace {
 
-BlockedPlan& get_blocked_plan(const Conv2dShape& s, bool bias, bool relu, bool sum) {
+BlockedPlan& get_blocked_plan(const Conv2dShape& s, bool bias, bool relu, bool residual) {
   using Key = std::array<int64_t, 14>;
   static std::mutex mu;
   static std::map<Key, std::unique_ptr<BlockedPlan>> cache;
-  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, bias, relu, num_threads(), sum};
+  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, bias, relu, num_threads(), residual};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   try {
-    auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference, sum);
+    auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference);
+    if (residual) {
+      // The residual comes in the layout the plain plan writes (what the previous block's output has); the plan
+      // with the add must keep that output layout too.
+      const memory::desc out = pd.dst_desc();
+      pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference, &out);
+      ISLKD_CHECK(pd.dst_desc() == out, "conv2d: the residual-add plan changed the output layout for ",
+                  shape_text(s));
+    }
     auto plan = std::make_unique<BlockedPlan>();
     plan->prim = dnnl::convolution_forward(pd);
     plan->src = pd.src_desc();
@@ -443,15 +453,12 @@ size_t blocked_bytes(const BlockedLayout& l) { return l.md.get_size(); }
 bool same_blocked_layout(const BlockedLayout& a, const BlockedLayout& b) { return &a == &b || a.md == b.md; }
 
 void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout, const float* x, const float* w,
-                            const float* bias, float* y, bool fuse_relu, bool add_to_y) {
+                            const float* bias, float* y, bool fuse_relu, const float* residual) {
   check_shape(s);
   ISLKD_CHECK(s.groups == 1, "conv2d_forward_blocked: grouped convolutions are not supported (", shape_text(s), ")");
   const double macs = double(s.N) * double(s.K) * double(s.OH() * s.OW()) * double(s.C * s.R * s.S);
   SingleThreadScope single(macs < kParallelMinMacs);
-  BlockedPlan& plan = get_blocked_plan(s, bias != nullptr, fuse_relu, add_to_y);
-  // A sum post-op keeps the primitive's own output layout (the same desc as without it).
-  ISLKD_CHECK(!add_to_y || plan.dst == get_blocked_plan(s, bias != nullptr, fuse_relu, false).dst,
-              "conv2d_forward_blocked: the residual-sum plan changed the output layout for ", shape_text(s));
+  BlockedPlan& plan = get_blocked_plan(s, bias != nullptr, fuse_relu, residual != nullptr);
   const memory::desc x_md = x_layout ? x_layout->md : plain_mds(s).x;
   ISLKD_CHECK(x_md.dims() == plan.src.dims(), "conv2d_forward_blocked: input layout does not match ", shape_text(s));
   try {
@@ -479,6 +486,8 @@ void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout,
     }
     if (bias) args.emplace(DNNL_ARG_BIAS, memory(memory::desc({s.K}, DT::f32, Tag::x), eng, mut(bias)));
     args.emplace(DNNL_ARG_DST, memory(plan.dst, eng, y));
+    if (residual)
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(plan.dst, eng, mut(residual)));
     args.emplace(DNNL_ARG_SCRATCHPAD, memory(plan.scratch, eng, arena.get(0, plan.scratch.get_size())));
     plan.prim.execute(strm, args);
     strm.wait();

@@ -41,10 +41,11 @@ size_t blocked_bytes(const BlockedLayout& l);  // buffer size (channel padding i
 bool same_blocked_layout(const BlockedLayout& a, const BlockedLayout& b);
 // conv2d_forward (groups == 1) reading x in layout x_layout (null = plain NCHW) and leaving y in
 // conv2d_forward_blocked_layout(s, bias != null, fuse_relu): no reorder of the activations when consecutive
-// convolutions agree on the layout. add_to_y: y holds a residual on entry (same layout) and the result is
-// relu?(conv + bias + residual), one pass (oneDNN's sum post-op) instead of a separate add and ReLU.
+// convolutions agree on the layout. residual (nullable, in y's layout): y = relu?(conv + bias + residual) in the
+// same call (oneDNN's binary-add post-op) instead of a separate add and ReLU.
 void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout, const float* x, const float* w,
-                            const float* bias /*nullable*/, float* y, bool fuse_relu, bool add_to_y = false);
+                            const float* bias /*nullable*/, float* y, bool fuse_relu,
+                            const float* residual = nullptr);
 void blocked_to_plain(const BlockedLayout& l, const float* src, float* dst);  // dst: plain NCHW
 void plain_to_blocked(const BlockedLayout& l, const float* src, float* dst);  // src: plain NCHW
 

@@ -173,7 +173,7 @@ TEST(Conv2dInference, InputThatRequiresGradIsAnError) {
 }  // namespace
 
 // The residual-sum fusion (a frozen ResNet block's conv2 + shortcut + ReLU in one call) against conv -> add ->
-// relu on the plain path: residual already in the output's layout (copied, the caller's tensor untouched), plain,
+// relu on the plain path: residual already in the output's layout (read as is, left untouched), plain,
 // with and without the ReLU, and the grouped-conv fallback (separate ops).
 TEST(Conv2dInference, ResidualSumIsFusedIntoTheConvolution) {
   NoGradGuard ng;
