@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/conv_bench_shape.h"
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 using namespace islkd;
@@ -417,6 +418,40 @@ void BM_conv2d_backward_weights(benchmark::State& st) {
 BENCHMARK(BM_conv2d_forward) CONV_SHAPES;
 BENCHMARK(BM_conv2d_backward_data) CONV_SHAPES;
 BENCHMARK(BM_conv2d_backward_weights) CONV_SHAPES;
+
+// 3x3 stride-1 forward on nChw8c activations: oneDNN's direct kernel (no reorder: the layout it computes in)
+// against our Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp). GFLOP/s counts the direct convolution's
+// FLOPs for both, so the rates compare times. These decide kWinogradMinChannels.
+void BM_conv2d_forward_nc8_direct(benchmark::State& st) {
+  const auto s = conv_shape(st);
+  auto x = randn(s.N * s.C * s.H * s.W), w = randn(s.K * s.C * s.R * s.S, 2);
+  std::vector<float> y(s.N * s.K * s.OH() * s.OW());
+  Rate rate;
+  for (auto _ : st) cpu::conv2d_forward_nc8(s, true, x.data(), w.data(), nullptr, y.data());
+  rate.flops(st, conv_flops(s));
+}
+void BM_conv2d_forward_winograd(benchmark::State& st) {
+  const auto s = conv_shape(st);
+  auto x = randn(s.N * s.C * s.H * s.W), w = randn(s.K * s.C * s.R * s.S, 2);
+  std::vector<float> y(s.N * s.K * s.OH() * s.OW());
+  Rate rate;
+  for (auto _ : st) cpu::conv2d_forward_winograd_nc8(s, x.data(), w.data(), nullptr, nullptr, false, y.data());
+  rate.flops(st, conv_flops(s));
+}
+#define WINOGRAD_SHAPES                                                                                          \
+  ->ArgNames({"N", "C", "H", "K", "k", "s"})                                                                     \
+      ->Args({128, 16, 32, 16, 3, 1})                                                                            \
+      ->Args({128, 32, 16, 32, 3, 1})                                                                            \
+      ->Args({128, 64, 8, 64, 3, 1})                                                                             \
+      ->Args({64, 32, 32, 32, 3, 1})                                                                             \
+      ->Args({64, 64, 32, 64, 3, 1})                                                                             \
+      ->Args({64, 64, 16, 64, 3, 1})                                                                             \
+      ->Args({64, 128, 16, 128, 3, 1})                                                                           \
+      ->Args({64, 128, 8, 128, 3, 1})                                                                            \
+      ->Args({64, 256, 8, 256, 3, 1})                                                                            \
+      ->UseRealTime()
+BENCHMARK(BM_conv2d_forward_nc8_direct) WINOGRAD_SHAPES;
+BENCHMARK(BM_conv2d_forward_winograd) WINOGRAD_SHAPES;
 
 }  // namespace
 

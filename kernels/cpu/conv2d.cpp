@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "kernels/common/error.h"
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace islkd::cpu {
@@ -461,19 +462,28 @@ void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout,
   BlockedPlan& plan = get_blocked_plan(s, bias != nullptr, fuse_relu, residual != nullptr);
   const memory::desc x_md = x_layout ? x_layout->md : plain_mds(s).x;
   ISLKD_CHECK(x_md.dims() == plan.src.dims(), "conv2d_forward_blocked: input layout does not match ", shape_text(s));
+  const memory::desc nc8_x(plan.src.dims(), DT::f32, Tag::nChw8c), nc8_y(plan.dst.dims(), DT::f32, Tag::nChw8c);
+  const bool winograd = winograd_applicable(s) && plan.src == nc8_x && plan.dst == nc8_y;
   try {
     auto& eng = cpu_engine();
     dnnl::stream& strm = thread_stream();
     ThreadArena& arena = thread_arena();
     std::unordered_map<int, memory> args;
     memory x_mem(x_md, eng, mut(x));
+    const void* src = x;
     if (const dnnl::reorder* r = plan.src_convert(x_md)) {
       memory inner(plan.src, eng, arena.get(1, plan.src.get_size()));
       SingleThreadScope small(x_md.get_size() < kParallelMinBytes);
       r->execute(strm, x_mem, inner);
       args.emplace(DNNL_ARG_SRC, inner);
+      src = inner.get_data_handle();
     } else {
       args.emplace(DNNL_ARG_SRC, x_mem);
+    }
+    if (winograd) {
+      strm.wait();
+      conv2d_forward_winograd_nc8(s, static_cast<const float*>(src), w, bias, residual, fuse_relu, y);
+      return;
     }
     memory w_mem(plan.wei_user, eng, mut(w));
     if (plan.wei_convert) {

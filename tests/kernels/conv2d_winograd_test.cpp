@@ -1,0 +1,78 @@
+// Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp) against oneDNN's direct convolution on the same nChw8c
+// buffers, at awkward sizes: one image, odd and tiny maps (partial 2x2 tiles at the right and bottom edges),
+// channel counts that are not powers of two, and enough tiles for several chunks with a partial last one; with
+// bias, residual and ReLU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/conv2d_winograd.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "tests/common/test_util.h"
+
+using namespace islkd;
+
+namespace {
+
+struct WinoCase {
+  int64_t N, C, K, H, W;
+};
+
+class Winograd : public ::testing::TestWithParam<WinoCase> {};
+
+TEST_P(Winograd, MatchesTheDirectConvolution) {
+  const auto [N, C, K, H, W] = GetParam();
+  Conv2dShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W, s.K = K, s.R = s.S = 3, s.stride = 1, s.pad = 1, s.groups = 1;
+  // nChw8c buffers are plain float arrays of the same size; the values' order does not matter to either kernel.
+  const std::vector<float> x = test::random_vector(static_cast<size_t>(N * C * H * W), 1);
+  const std::vector<float> w = test::random_vector(static_cast<size_t>(K * C * 9), 2, -0.3f, 0.3f);
+  const std::vector<float> bias = test::random_vector(static_cast<size_t>(K), 3);
+  const std::vector<float> res = test::random_vector(static_cast<size_t>(N * K * H * W), 4);
+  std::vector<float> direct(static_cast<size_t>(N * K * H * W));
+  cpu::conv2d_forward_nc8(s, true, x.data(), w.data(), bias.data(), direct.data());
+  for (bool with_res : {false, true}) {
+    for (bool relu : {false, true}) {
+      std::vector<float> ref = direct;
+      for (size_t i = 0; i < ref.size(); ++i) {
+        if (with_res) ref[i] += res[i];
+        if (relu) ref[i] = std::max(ref[i], 0.0f);
+      }
+      std::vector<float> y(ref.size(), -7.0f);
+      cpu::conv2d_forward_winograd_nc8(s, x.data(), w.data(), bias.data(), with_res ? res.data() : nullptr, relu,
+                                       y.data());
+      EXPECT_TRUE(test::all_close(y, ref, 1e-4f, 1e-4f)) << "residual " << with_res << " relu " << relu;
+    }
+  }
+  // Without bias.
+  std::vector<float> d0(direct.size()), y0(direct.size());
+  cpu::conv2d_forward_nc8(s, true, x.data(), w.data(), nullptr, d0.data());
+  cpu::conv2d_forward_winograd_nc8(s, x.data(), w.data(), nullptr, nullptr, false, y0.data());
+  EXPECT_TRUE(test::all_close(y0, d0, 1e-4f, 1e-4f));
+}
+
+INSTANTIATE_TEST_SUITE_P(AwkwardSizes, Winograd,
+                         ::testing::Values(WinoCase{1, 8, 8, 1, 1}, WinoCase{1, 8, 16, 2, 2}, WinoCase{2, 16, 8, 5, 7},
+                                           WinoCase{1, 8, 8, 31, 33}, WinoCase{3, 72, 72, 33, 33},
+                                           WinoCase{2, 64, 128, 8, 8}, WinoCase{1, 128, 64, 3, 1}));
+
+TEST(WinogradShape, OnlyThreeByThreeStrideOnePadOneWithEnoughChannels) {
+  Conv2dShape s;
+  s.N = 2, s.C = 64, s.H = s.W = 8, s.K = 64, s.R = s.S = 3, s.stride = 1, s.pad = 1, s.groups = 1;
+  EXPECT_TRUE(cpu::winograd_applicable(s));
+  Conv2dShape t = s;
+  t.stride = 2;
+  EXPECT_FALSE(cpu::winograd_applicable(t));
+  t = s, t.R = t.S = 1, t.pad = 0;
+  EXPECT_FALSE(cpu::winograd_applicable(t));
+  t = s, t.C = t.K = 32;
+  EXPECT_FALSE(cpu::winograd_applicable(t));  // below kWinogradMinChannels: the direct kernel is faster
+  t = s, t.C = 68;
+  EXPECT_FALSE(cpu::winograd_applicable(t));
+  std::vector<float> v(16);
+  t = s, t.stride = 2;
+  EXPECT_THROW(cpu::conv2d_forward_winograd_nc8(t, v.data(), v.data(), nullptr, nullptr, false, v.data()), Error);
+}
+
+}  // namespace
