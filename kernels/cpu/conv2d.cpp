@@ -397,8 +397,16 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs);
 }
 
+// Training on nChw8c: the forward and the backward-data of 3x3 stride-1 layers with enough channels run as
+// Winograd (the backward-data is the forward convolution of dy with the filters transposed to [C][K] and rotated
+// by 180 degrees); the backward-weights stays oneDNN's direct kernel.
 void conv2d_forward_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* w, const float* bias,
                         float* y) {
+  if (x_nc8 && s.C % 8 == 0 && s.K % 8 == 0 && winograd_applicable(s)) {
+    check_shape(s);
+    conv2d_forward_winograd_nc8(s, x, w, bias, nullptr, false, y);
+    return;
+  }
   std::vector<void*> ptrs{mut(x), mut(w)};
   if (bias) ptrs.push_back(mut(bias));
   ptrs.push_back(y);
@@ -406,6 +414,17 @@ void conv2d_forward_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const 
 }
 
 void conv2d_backward_data_nc8(const Conv2dShape& s, const float* dy, const float* w, bool dx_nc8, float* dx) {
+  Conv2dShape t = s;  // dx = conv(dy, w^T rotated): K input channels, C output channels
+  t.C = s.K, t.K = s.C;
+  if (dx_nc8 && s.C % 8 == 0 && s.K % 8 == 0 && winograd_applicable(t)) {
+    check_shape(s);
+    float* wt = static_cast<float*>(thread_arena().get(8, sizeof(float) * size_t(s.K * s.C * 9)));
+    for (int64_t k = 0; k < s.K; ++k)
+      for (int64_t c = 0; c < s.C; ++c)
+        for (int r = 0; r < 9; ++r) wt[(c * s.K + k) * 9 + r] = w[(k * s.C + c) * 9 + (8 - r)];
+    conv2d_forward_winograd_nc8(t, dy, wt, nullptr, nullptr, false, dx);
+    return;
+  }
   run_checked(s, Pass::BackwardData, false, false, {mut(dy), mut(w), dx}, {dx_nc8, true});
 }
 

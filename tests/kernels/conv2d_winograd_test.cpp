@@ -57,6 +57,38 @@ INSTANTIATE_TEST_SUITE_P(AwkwardSizes, Winograd,
                                            WinoCase{1, 8, 8, 31, 33}, WinoCase{3, 72, 72, 33, 33},
                                            WinoCase{2, 64, 128, 8, 8}, WinoCase{1, 128, 64, 3, 1}));
 
+std::vector<float> nchw_to_nc8(const std::vector<float>& x, int64_t N, int64_t C, int64_t HW) {
+  std::vector<float> y(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) y[((n * (C / 8) + c / 8) * HW + p) * 8 + c % 8] = x[(n * C + c) * HW + p];
+  return y;
+}
+
+// The training entry points on nChw8c take the Winograd route for these shapes: forward and backward-data (the
+// rotated, transposed filters) against oneDNN's plain-layout kernels.
+TEST(WinogradTraining, ForwardAndBackwardDataMatchThePlainKernels) {
+  for (const WinoCase& wc : {WinoCase{2, 64, 128, 7, 5}, WinoCase{1, 128, 64, 8, 8}}) {
+    Conv2dShape s;
+    s.N = wc.N, s.C = wc.C, s.H = wc.H, s.W = wc.W, s.K = wc.K, s.R = s.S = 3, s.stride = 1, s.pad = 1, s.groups = 1;
+    Conv2dShape t = s;
+    t.C = s.K, t.K = s.C;
+    ASSERT_TRUE(cpu::winograd_applicable(s) && cpu::winograd_applicable(t));
+    const int64_t HW = s.H * s.W;
+    const std::vector<float> x = test::random_vector(static_cast<size_t>(s.N * s.C * HW), 1);
+    const std::vector<float> dy = test::random_vector(static_cast<size_t>(s.N * s.K * HW), 2);
+    const std::vector<float> w = test::random_vector(static_cast<size_t>(s.K * s.C * 9), 3, -0.3f, 0.3f);
+    const std::vector<float> b = test::random_vector(static_cast<size_t>(s.K), 4);
+    std::vector<float> y(dy.size()), dx(x.size()), y8(dy.size()), dx8(x.size());
+    cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+    cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+    cpu::conv2d_forward_nc8(s, true, nchw_to_nc8(x, s.N, s.C, HW).data(), w.data(), b.data(), y8.data());
+    cpu::conv2d_backward_data_nc8(s, nchw_to_nc8(dy, s.N, s.K, HW).data(), w.data(), true, dx8.data());
+    EXPECT_TRUE(test::all_close(y8, nchw_to_nc8(y, s.N, s.K, HW), 1e-4f, 1e-4f)) << "forward C " << s.C;
+    EXPECT_TRUE(test::all_close(dx8, nchw_to_nc8(dx, s.N, s.C, HW), 1e-4f, 1e-4f)) << "backward-data C " << s.C;
+  }
+}
+
 TEST(WinogradShape, OnlyThreeByThreeStrideOnePadOneWithEnoughChannels) {
   Conv2dShape s;
   s.N = 2, s.C = 64, s.H = s.W = 8, s.K = 64, s.R = s.S = 3, s.stride = 1, s.pad = 1, s.groups = 1;
