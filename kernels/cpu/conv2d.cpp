@@ -447,19 +447,26 @@ int64_t channel_block(const BlockedLayout& l) {
   return l.md == memory::desc(d, DT::f32, Tag::nChw8c) ? 8 : 0;
 }
 
-void plain_to_blocked(const BlockedLayout& l, const float* src, float* dst) {
+namespace {
+// One activation reorder between a blocked layout and plain NCHW (either direction).
+void reorder_activation(const char* what, const BlockedLayout& l, bool to_blocked, const float* src, float* dst) {
   const memory::dims d = l.md.dims();
-  ISLKD_CHECK(d.size() == 4, "plain_to_blocked: expected a 4-d activation layout");
+  ISLKD_CHECK(d.size() == 4, what, ": expected a 4-d activation layout");
   const memory::desc plain(d, DT::f32, Tag::nchw);
   auto& eng = cpu_engine();
   try {
-    memory from(plain, eng, mut(src)), to(l.md, eng, dst);
+    memory from(to_blocked ? plain : l.md, eng, mut(src)), to(to_blocked ? l.md : plain, eng, dst);
     SingleThreadScope small(plain.get_size() < kParallelMinBytes);
     dnnl::reorder(from, to).execute(thread_stream(), from, to);
     thread_stream().wait();
   } catch (const dnnl::error& e) {
-    ISLKD_FAIL("plain_to_blocked: oneDNN reorder failed: ", e.what());
+    ISLKD_FAIL(what, ": oneDNN reorder failed: ", e.what());
   }
+}
+}  // namespace
+
+void plain_to_blocked(const BlockedLayout& l, const float* src, float* dst) {
+  reorder_activation("plain_to_blocked", l, true, src, dst);
 }
 
 std::shared_ptr<const BlockedLayout> conv2d_forward_blocked_layout(const Conv2dShape& s, bool bias, bool fuse_relu) {
@@ -526,18 +533,7 @@ void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout,
 }
 
 void blocked_to_plain(const BlockedLayout& l, const float* src, float* dst) {
-  const memory::dims d = l.md.dims();
-  ISLKD_CHECK(d.size() == 4, "blocked_to_plain: expected a 4-d activation layout");
-  const memory::desc plain(d, DT::f32, Tag::nchw);
-  auto& eng = cpu_engine();
-  try {
-    memory from(l.md, eng, mut(src)), to(plain, eng, dst);
-    SingleThreadScope small(plain.get_size() < kParallelMinBytes);
-    dnnl::reorder(from, to).execute(thread_stream(), from, to);
-    thread_stream().wait();
-  } catch (const dnnl::error& e) {
-    ISLKD_FAIL("blocked_to_plain: oneDNN reorder failed: ", e.what());
-  }
+  reorder_activation("blocked_to_plain", l, false, src, dst);
 }
 
 }  // namespace islkd::cpu

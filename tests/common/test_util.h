@@ -48,6 +48,15 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0
   return v;
 }
 
+// NCHW -> nChw8c ([N][C/8][HW][8], oneDNN's aBcd8b) by index arithmetic, independent of oneDNN's reorders.
+inline std::vector<float> nchw_to_nc8(const std::vector<float>& x, int64_t N, int64_t C, int64_t HW) {
+  std::vector<float> y(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) y[((n * (C / 8) + c / 8) * HW + p) * 8 + c % 8] = x[(n * C + c) * HW + p];
+  return y;
+}
+
 inline Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f,
                             Device device = Device::CPU) {
   return Tensor::from_vector(random_vector(static_cast<size_t>(shape_numel(shape)), seed, lo, hi), shape, device);

@@ -31,15 +31,6 @@ class BlockedScope {
   bool prev_;
 };
 
-// NCHW -> [N][C/8][HW][8] by index arithmetic (independent of oneDNN's reorders).
-std::vector<float> to_nc8(const std::vector<float>& x, int64_t N, int64_t C, int64_t HW) {
-  std::vector<float> y(x.size());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < HW; ++p) y[((n * (C / 8) + c / 8) * HW + p) * 8 + c % 8] = x[(n * C + c) * HW + p];
-  return y;
-}
-
 struct BnCase {
   int64_t N, C, HW;
 };
@@ -60,7 +51,7 @@ TEST_P(BlockedBatchNorm, MatchesThePlainKernels) {
   cpu::batch_norm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
                                ye.data());
   // Blocked.
-  const std::vector<float> xb = to_nc8(x, N, C, HW), dyb = to_nc8(dy, N, C, HW);
+  const std::vector<float> xb = test::nchw_to_nc8(x, N, C, HW), dyb = test::nchw_to_nc8(dy, N, C, HW);
   std::vector<float> rm8(C, 0.1f), rv8(C, 0.9f), y8(n), mean8(C), invstd8(C), dx8(n), dg8(C), db8(C), ye8(n);
   cpu::batch_norm_forward_train_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
                                         0.1f, 1e-5f, y8.data(), mean8.data(), invstd8.data());
@@ -68,15 +59,15 @@ TEST_P(BlockedBatchNorm, MatchesThePlainKernels) {
                                    dx8.data(), dg8.data(), db8.data());
   cpu::batch_norm_forward_eval_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
                                        1e-5f, ye8.data());
-  EXPECT_TRUE(test::all_close(y8, to_nc8(y, N, C, HW), 1e-5f, 1e-4f));
+  EXPECT_TRUE(test::all_close(y8, test::nchw_to_nc8(y, N, C, HW), 1e-5f, 1e-4f));
   EXPECT_TRUE(test::all_close(mean8, mean, 1e-6f, 1e-5f));
   EXPECT_TRUE(test::all_close(invstd8, invstd, 1e-6f, 1e-5f));
   EXPECT_TRUE(test::all_close(rm8, rm, 1e-6f, 1e-5f));
   EXPECT_TRUE(test::all_close(rv8, rv, 1e-6f, 1e-5f));
-  EXPECT_TRUE(test::all_close(dx8, to_nc8(dx, N, C, HW), 1e-4f, 1e-3f));
+  EXPECT_TRUE(test::all_close(dx8, test::nchw_to_nc8(dx, N, C, HW), 1e-4f, 1e-3f));
   EXPECT_TRUE(test::all_close(dg8, dg, 1e-4f, 1e-4f));
   EXPECT_TRUE(test::all_close(db8, db, 1e-4f, 1e-4f));
-  EXPECT_TRUE(test::all_close(ye8, to_nc8(ye, N, C, HW), 1e-5f, 1e-5f));
+  EXPECT_TRUE(test::all_close(ye8, test::nchw_to_nc8(ye, N, C, HW), 1e-5f, 1e-5f));
 
   // Fused ReLU: forward = max(0, BN(x)); backward = the BN backward of dy masked by that output.
   std::vector<float> yr(n), dym(n), dxr(n), dgr(C), dbr(C), yer(n);
@@ -91,11 +82,11 @@ TEST_P(BlockedBatchNorm, MatchesThePlainKernels) {
   cpu::batch_norm_forward_eval_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
                                        1e-5f, ye8r.data(), true);
   for (size_t i = 0; i < n; ++i) yer[i] = std::max(ye[i], 0.0f);
-  EXPECT_TRUE(test::all_close(y8r, to_nc8(yr, N, C, HW), 1e-5f, 1e-4f));
-  EXPECT_TRUE(test::all_close(dx8r, to_nc8(dxr, N, C, HW), 1e-4f, 1e-3f));
+  EXPECT_TRUE(test::all_close(y8r, test::nchw_to_nc8(yr, N, C, HW), 1e-5f, 1e-4f));
+  EXPECT_TRUE(test::all_close(dx8r, test::nchw_to_nc8(dxr, N, C, HW), 1e-4f, 1e-3f));
   EXPECT_TRUE(test::all_close(dg8r, dgr, 1e-4f, 1e-4f));
   EXPECT_TRUE(test::all_close(db8r, dbr, 1e-4f, 1e-4f));
-  EXPECT_TRUE(test::all_close(ye8r, to_nc8(yer, N, C, HW), 1e-5f, 1e-5f));
+  EXPECT_TRUE(test::all_close(ye8r, test::nchw_to_nc8(yer, N, C, HW), 1e-5f, 1e-5f));
 }
 
 INSTANTIATE_TEST_SUITE_P(AwkwardSizes, BlockedBatchNorm,

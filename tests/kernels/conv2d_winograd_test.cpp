@@ -1,7 +1,7 @@
-// Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp) against oneDNN's direct convolution on the same nChw8c
-// buffers, at awkward sizes: one image, odd and tiny maps (partial 2x2 tiles at the right and bottom edges),
-// channel counts that are not powers of two, and enough tiles for several chunks with a partial last one; with
-// bias, residual and ReLU.
+// Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp) against oneDNN's direct convolution (run on plain
+// NCHW and converted to nChw8c), at awkward sizes: one image, odd and tiny maps (partial 2x2 tiles at the right
+// and bottom edges), channel counts that are not powers of two, and enough tiles for several chunks with a
+// partial last one; with bias, residual and ReLU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -25,13 +25,16 @@ TEST_P(Winograd, MatchesTheDirectConvolution) {
   const auto [N, C, K, H, W] = GetParam();
   Conv2dShape s;
   s.N = N, s.C = C, s.H = H, s.W = W, s.K = K, s.R = s.S = 3, s.stride = 1, s.pad = 1, s.groups = 1;
-  // nChw8c buffers are plain float arrays of the same size; the values' order does not matter to either kernel.
-  const std::vector<float> x = test::random_vector(static_cast<size_t>(N * C * H * W), 1);
+  // The reference is oneDNN's direct kernel on plain NCHW (conv2d_forward; the nChw8c entry points would take the
+  // Winograd route themselves at these sizes), converted to nChw8c by index arithmetic.
+  const std::vector<float> xp = test::random_vector(static_cast<size_t>(N * C * H * W), 1);
+  const std::vector<float> x = test::nchw_to_nc8(xp, N, C, H * W);
   const std::vector<float> w = test::random_vector(static_cast<size_t>(K * C * 9), 2, -0.3f, 0.3f);
   const std::vector<float> bias = test::random_vector(static_cast<size_t>(K), 3);
   const std::vector<float> res = test::random_vector(static_cast<size_t>(N * K * H * W), 4);
   std::vector<float> direct(static_cast<size_t>(N * K * H * W));
-  cpu::conv2d_forward_nc8(s, true, x.data(), w.data(), bias.data(), direct.data());
+  cpu::conv2d_forward(s, xp.data(), w.data(), bias.data(), direct.data());
+  direct = test::nchw_to_nc8(direct, N, K, H * W);
   for (bool with_res : {false, true}) {
     for (bool relu : {false, true}) {
       std::vector<float> ref = direct;
@@ -47,7 +50,8 @@ TEST_P(Winograd, MatchesTheDirectConvolution) {
   }
   // Without bias.
   std::vector<float> d0(direct.size()), y0(direct.size());
-  cpu::conv2d_forward_nc8(s, true, x.data(), w.data(), nullptr, d0.data());
+  cpu::conv2d_forward(s, xp.data(), w.data(), nullptr, d0.data());
+  d0 = test::nchw_to_nc8(d0, N, K, H * W);
   cpu::conv2d_forward_winograd_nc8(s, x.data(), w.data(), nullptr, nullptr, false, y0.data());
   EXPECT_TRUE(test::all_close(y0, d0, 1e-4f, 1e-4f));
 }
@@ -57,13 +61,6 @@ INSTANTIATE_TEST_SUITE_P(AwkwardSizes, Winograd,
                                            WinoCase{1, 8, 8, 31, 33}, WinoCase{3, 72, 72, 33, 33},
                                            WinoCase{2, 64, 128, 8, 8}, WinoCase{1, 128, 64, 3, 1}));
 
-std::vector<float> nchw_to_nc8(const std::vector<float>& x, int64_t N, int64_t C, int64_t HW) {
-  std::vector<float> y(x.size());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < HW; ++p) y[((n * (C / 8) + c / 8) * HW + p) * 8 + c % 8] = x[(n * C + c) * HW + p];
-  return y;
-}
 
 // The training entry points on nChw8c take the Winograd route for these shapes: forward and backward-data (the
 // rotated, transposed filters) against oneDNN's plain-layout kernels.
@@ -82,10 +79,10 @@ TEST(WinogradTraining, ForwardAndBackwardDataMatchThePlainKernels) {
     std::vector<float> y(dy.size()), dx(x.size()), y8(dy.size()), dx8(x.size());
     cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
     cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
-    cpu::conv2d_forward_nc8(s, true, nchw_to_nc8(x, s.N, s.C, HW).data(), w.data(), b.data(), y8.data());
-    cpu::conv2d_backward_data_nc8(s, nchw_to_nc8(dy, s.N, s.K, HW).data(), w.data(), true, dx8.data());
-    EXPECT_TRUE(test::all_close(y8, nchw_to_nc8(y, s.N, s.K, HW), 1e-4f, 1e-4f)) << "forward C " << s.C;
-    EXPECT_TRUE(test::all_close(dx8, nchw_to_nc8(dx, s.N, s.C, HW), 1e-4f, 1e-4f)) << "backward-data C " << s.C;
+    cpu::conv2d_forward_nc8(s, true, test::nchw_to_nc8(x, s.N, s.C, HW).data(), w.data(), b.data(), y8.data());
+    cpu::conv2d_backward_data_nc8(s, test::nchw_to_nc8(dy, s.N, s.K, HW).data(), w.data(), true, dx8.data());
+    EXPECT_TRUE(test::all_close(y8, test::nchw_to_nc8(y, s.N, s.K, HW), 1e-4f, 1e-4f)) << "forward C " << s.C;
+    EXPECT_TRUE(test::all_close(dx8, test::nchw_to_nc8(dx, s.N, s.C, HW), 1e-4f, 1e-4f)) << "backward-data C " << s.C;
   }
 }
 
