@@ -159,29 +159,21 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps, float momentum) : channels
   num_batches_tracked_ = &register_counter("num_batches_tracked", 0);
 }
 
-namespace {
-Tensor batch_norm_module(BatchNorm2d& bn, Tensor* w, Tensor* b, Tensor* rm, Tensor* rv, int64_t* tracked,
-                         const Tensor& x, bool relu) {
-  const bool training = bn.is_training();
-  if (bn.folded_into && !training && !grad_enabled()) {
-    ISLKD_CHECK(bn.folded_into->produced(x), "BatchNorm2d: folded into the Conv2d before it (fold_batch_norm), but "
-                                             "its input is not that convolution's output; call unfold_batch_norm on "
-                                             "this model (its forward does not apply BN right after the conv)");
+Tensor BatchNorm2d::run(const Tensor& x, bool relu) {
+  const bool training = is_training();
+  if (folded_into && !training && !grad_enabled()) {
+    ISLKD_CHECK(folded_into->produced(x), "BatchNorm2d: folded into the Conv2d before it (fold_batch_norm), but its "
+                                          "input is not that convolution's output; call unfold_batch_norm on this "
+                                          "model (its forward does not apply BN right after the conv)");
     return relu ? ops::relu(x) : x;
   }
-  Tensor y = ops::batch_norm2d(x, *w, *b, *rm, *rv, training, bn.momentum, bn.eps, relu);
-  if (training) ++*tracked;
+  Tensor y = ops::batch_norm2d(x, *weight_, *bias_, *running_mean_, *running_var_, training, momentum, eps, relu);
+  if (training) ++*num_batches_tracked_;
   return y;
 }
-}  // namespace
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
-  return batch_norm_module(*this, weight_, bias_, running_mean_, running_var_, num_batches_tracked_, x, false);
-}
-
-Tensor BatchNorm2d::forward_relu(const Tensor& x) {
-  return batch_norm_module(*this, weight_, bias_, running_mean_, running_var_, num_batches_tracked_, x, true);
-}
+Tensor BatchNorm2d::forward(const Tensor& x) { return run(x, false); }
+Tensor BatchNorm2d::forward_relu(const Tensor& x) { return run(x, true); }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias, InitRng& rng)
     : in_features(in_features), out_features(out_features) {

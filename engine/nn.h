@@ -95,6 +95,7 @@ class BatchNorm2d : public Module {
  private:
   Tensor *weight_, *bias_, *running_mean_, *running_var_;
   int64_t* num_batches_tracked_;
+  Tensor run(const Tensor& x, bool relu);  // forward / forward_relu
 };
 
 class Linear : public Module {

@@ -335,7 +335,16 @@ struct BlockedPlan {
 }  // namespace
 
 struct BlockedLayout {
+  explicit BlockedLayout(const memory::desc& d) : md(d), block(nc8_block(d)) {}
   memory::desc md;
+  int64_t block;  // 8 when md is nChw8c (no channel padding), else 0: decided once, read on every op
+
+ private:
+  static int64_t nc8_block(const memory::desc& d) {
+    const memory::dims dims = d.dims();
+    if (dims.size() != 4 || dims[1] % 8 != 0) return 0;
+    return d == memory::desc(dims, DT::f32, Tag::nChw8c) ? 8 : 0;
+  }
 };
 
 namespace {
@@ -369,7 +378,7 @@ BlockedPlan& get_blocked_plan(const Conv2dShape& s, bool bias, bool relu, bool r
     }
     plan->dst = pd.dst_desc();
     plan->scratch = pd.scratchpad_desc();
-    plan->dst_layout = std::make_shared<BlockedLayout>(BlockedLayout{plan->dst});
+    plan->dst_layout = std::make_shared<BlockedLayout>(plan->dst);
     plan->src_converts.reserve(16);
     return *cache.emplace(key, std::move(plan)).first->second;
   } catch (const dnnl::error& e) {
@@ -438,14 +447,10 @@ void conv2d_backward_weights_nc8(const Conv2dShape& s, bool x_nc8, const float* 
 std::shared_ptr<const BlockedLayout> nchw8c_layout(int64_t N, int64_t C, int64_t H, int64_t W) {
   ISLKD_CHECK(N > 0 && C > 0 && H > 0 && W > 0 && C % 8 == 0, "nchw8c_layout: needs positive dims and C % 8 == 0, "
               "got [", N, ", ", C, ", ", H, ", ", W, "]");
-  return std::make_shared<BlockedLayout>(BlockedLayout{memory::desc({N, C, H, W}, DT::f32, Tag::nChw8c)});
+  return std::make_shared<BlockedLayout>(memory::desc({N, C, H, W}, DT::f32, Tag::nChw8c));
 }
 
-int64_t channel_block(const BlockedLayout& l) {
-  const memory::dims d = l.md.dims();
-  if (d.size() != 4 || d[1] % 8 != 0) return 0;
-  return l.md == memory::desc(d, DT::f32, Tag::nChw8c) ? 8 : 0;
-}
+int64_t channel_block(const BlockedLayout& l) { return l.block; }
 
 namespace {
 // One activation reorder between a blocked layout and plain NCHW (either direction).
