@@ -192,11 +192,13 @@ class ProgressLine {
 };
 
 // The CPU backend's settings for training: --threads (0 = OMP_NUM_THREADS or the library default), and the
-// student's activations kept in oneDNN's nChw8c layout (ops::set_cpu_blocked_activations; same results as plain
-// NCHW within float rounding, no reorder around each convolution).
+// student's activations kept in oneDNN's blocked layout nChw<B>c (ops::set_cpu_blocked_activations; B = 8 on AVX2,
+// 16 on AVX-512, or ISLKD_CPU_CHANNEL_BLOCK; same results as plain NCHW within float rounding, no reorder around
+// each convolution). The block is resolved here, so a bad ISLKD_CPU_CHANNEL_BLOCK stops the app before any work.
 inline void configure_cpu(int threads) {
   ISLKD_CHECK(threads >= 0, "--threads must be >= 0, got ", threads);
   cpu::set_num_threads(threads);
+  cpu::activation_block();
   ops::set_cpu_blocked_activations(true);
 }
 

@@ -48,7 +48,7 @@ struct Options {
   int64_t isl_batch = 500;
   bool smoke = false, table = true;
   bool fold = true;  // fold the frozen teacher's (and snapshot's) BN into its convs
-  bool blocked = true;  // keep the student's CPU activations in nChw8c (ops::set_cpu_blocked_activations)
+  bool blocked = true;  // keep the student's CPU activations in nChw<B>c (ops::set_cpu_blocked_activations)
   Device device = Device::CPU;
 };
 

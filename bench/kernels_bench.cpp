@@ -419,15 +419,16 @@ BENCHMARK(BM_conv2d_forward) CONV_SHAPES;
 BENCHMARK(BM_conv2d_backward_data) CONV_SHAPES;
 BENCHMARK(BM_conv2d_backward_weights) CONV_SHAPES;
 
-// 3x3 stride-1 forward on nChw8c activations: oneDNN's direct kernel (no reorder: the layout it computes in)
+// 3x3 stride-1 forward on nChw<B>c activations (B = cpu::activation_block()): oneDNN's direct kernel (no reorder
+// at the native block: the layout it computes in)
 // against our Winograd F(2x2, 3x3) (kernels/cpu/conv2d_winograd.cpp). GFLOP/s counts the direct convolution's
 // FLOPs for both, so the rates compare times. These decide kWinogradMinChannels.
-void BM_conv2d_forward_nc8_direct(benchmark::State& st) {
+void BM_conv2d_forward_blocked_direct(benchmark::State& st) {
   const auto s = conv_shape(st);
   auto x = randn(s.N * s.C * s.H * s.W), w = randn(s.K * s.C * s.R * s.S, 2);
   std::vector<float> y(s.N * s.K * s.OH() * s.OW());
   Rate rate;
-  for (auto _ : st) cpu::conv2d_forward_nc8(s, true, x.data(), w.data(), nullptr, y.data());
+  for (auto _ : st) cpu::conv2d_forward_cb(s, true, x.data(), w.data(), nullptr, y.data());
   rate.flops(st, conv_flops(s));
 }
 void BM_conv2d_forward_winograd(benchmark::State& st) {
@@ -435,7 +436,7 @@ void BM_conv2d_forward_winograd(benchmark::State& st) {
   auto x = randn(s.N * s.C * s.H * s.W), w = randn(s.K * s.C * s.R * s.S, 2);
   std::vector<float> y(s.N * s.K * s.OH() * s.OW());
   Rate rate;
-  for (auto _ : st) cpu::conv2d_forward_winograd_nc8(s, x.data(), w.data(), nullptr, nullptr, false, y.data());
+  for (auto _ : st) cpu::conv2d_forward_winograd_blocked(s, cpu::activation_block(), x.data(), w.data(), nullptr, nullptr, false, y.data());
   rate.flops(st, conv_flops(s));
 }
 #define WINOGRAD_SHAPES                                                                                          \
@@ -450,7 +451,7 @@ void BM_conv2d_forward_winograd(benchmark::State& st) {
       ->Args({64, 128, 8, 128, 3, 1})                                                                            \
       ->Args({64, 256, 8, 256, 3, 1})                                                                            \
       ->UseRealTime()
-BENCHMARK(BM_conv2d_forward_nc8_direct) WINOGRAD_SHAPES;
+BENCHMARK(BM_conv2d_forward_blocked_direct) WINOGRAD_SHAPES;
 BENCHMARK(BM_conv2d_forward_winograd) WINOGRAD_SHAPES;
 
 }  // namespace

@@ -12,8 +12,9 @@
 namespace islkd::ops {
 
 // ---- activation layout (CPU training) ----
-// On: CPU convolutions with channel counts divisible by 8 (groups 1) leave their outputs in oneDNN's nChw8c
-// blocked layout also in training, and batch norm, ReLU and add keep it, so no reorder runs around each
+// On: CPU convolutions with channel counts divisible by the activation block B (groups 1) leave their outputs in
+// oneDNN's nChw<B>c blocked layout also in training (B = 8 on AVX2, 16 on AVX-512: what oneDNN's convolution picks
+// on the machine; ISLKD_CPU_CHANNEL_BLOCK=8|16 forces one, see kernels/cpu/cpu_kernels.h), and batch norm, ReLU and add keep it, so no reorder runs around each
 // convolution (forward, backward-data, backward-weights). Other ops convert at their boundary (differentiably).
 // Off (the default): training activations are plain NCHW. Process-wide; train, train_kd and the benchmarks
 // switch it on.
@@ -45,7 +46,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stri
 Tensor conv2d_inference(const Tensor& x, const Tensor& w, const Tensor& bias, int64_t stride, int64_t pad,
                         int64_t groups = 1, bool fuse_relu = false, const Tensor& residual = Tensor());
 // Training mode normalises with batch statistics and updates running_mean / running_var in place. fuse_relu gives
-// relu(batch_norm2d(x)), in one pass forward and backward on nChw8c activations (ops::relu after it elsewhere).
+// relu(batch_norm2d(x)), in one pass forward and backward on nChw<B>c activations (ops::relu after it elsewhere).
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f,
                     bool fuse_relu = false);

@@ -12,13 +12,14 @@ using namespace detail;
 
 Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, bool training, float momentum, float eps, bool fuse_relu) {
-  // nChw8c input (CPU training with blocked activations, or a frozen model's blocked inference): normalised in
-  // place of layout, output and gradients nChw8c too, with a requested ReLU in the same pass. Eval mode with
+  // nChw<B>c input (CPU training with blocked activations, or a frozen model's blocked inference): normalised in
+  // place of layout, output and gradients nChw<B>c too, with a requested ReLU in the same pass. Eval mode with
   // autograd converts to plain. Elsewhere a requested ReLU is a separate op.
-  const bool nc8 = is_nc8(x_in) && (training || !needs_grad({&x_in, &gamma, &beta}));
-  if (fuse_relu && !nc8)
+  const int64_t block = channel_block_of(x_in);
+  const bool blk = block > 0 && (training || !needs_grad({&x_in, &gamma, &beta}));
+  if (fuse_relu && !blk)
     return relu(batch_norm2d(x_in, gamma, beta, running_mean, running_var, training, momentum, eps, false));
-  Tensor x = nc8 ? x_in : x_in.to_plain();
+  Tensor x = blk ? x_in : x_in.to_plain();
   check_dim("batch_norm2d", "input", x, 4);
   check_same_device("batch_norm2d", {&x, &gamma, &beta, &running_mean, &running_var});
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
@@ -32,7 +33,7 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
   ISLKD_CHECK(eps > 0.0f, "batch_norm2d: eps must be > 0, got ", eps);
   const bool cuda = x.is_cuda();
   const Device dev = x.device();
-  Tensor y = nc8 ? empty_like_blocked(x) : Tensor::empty(x.shape(), dev);
+  Tensor y = blk ? empty_like_blocked(x) : Tensor::empty(x.shape(), dev);
   const auto* xp = static_cast<const float*>(x.raw_data());
   auto* yp = static_cast<float*>(y.raw_data());
 
@@ -43,7 +44,7 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
     // Without running statistics (track_running_stats=False) the update goes to a scratch buffer.
     Tensor rm = running_mean.defined() ? running_mean : Tensor::zeros({C}, dev);
     Tensor rv = running_var.defined() ? running_var : Tensor::full({C}, 1.0f, dev);
-    const int64_t B = nc8 ? 8 : 1;
+    const int64_t B = blk ? block : 1;
     if (cuda)
       cuda::batch_norm_forward_train(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), momentum,
                                      eps, y.data(), save_mean.data(), save_invstd.data());
@@ -78,7 +79,7 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
     cuda::batch_norm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), running_mean.data(),
                                   running_var.data(), eps, y.data());
   else
-    cpu::batch_norm_forward_eval_blocked(N, C, HW, nc8 ? 8 : 1, xp, gamma.data(), beta.data(), running_mean.data(),
+    cpu::batch_norm_forward_eval_blocked(N, C, HW, blk ? block : 1, xp, gamma.data(), beta.data(), running_mean.data(),
                                          running_var.data(), eps, yp, fuse_relu);
   if (needs_grad({&x, &gamma, &beta})) {
     // Eval mode is y = (x - rm) * gamma * istd + beta with istd = 1/sqrt(rv + eps), constant statistics:

@@ -11,8 +11,9 @@ namespace islkd::ops::detail {
 void check_same_device(const char* op, std::initializer_list<const Tensor*> ts);
 void check_shape(const char* op, const char* what, const Tensor& t, const Shape& expected);
 void check_dim(const char* op, const char* what, const Tensor& t, int64_t dim);
-// A CPU tensor in the nChw8c blocked layout (the training layout of ops::set_cpu_blocked_activations).
-bool is_nc8(const Tensor& t);
+// The channel block B of a CPU tensor in the activation layout nChw<B>c (8 or 16; cpu::activation_block() for
+// tensors the ops make), else 0.
+int64_t channel_block_of(const Tensor& t);
 // A CPU tensor in any blocked layout, at the start of its storage (elementwise ops run over its whole buffer).
 bool is_blocked_cpu(const Tensor& t);
 // An uninitialised tensor with x's shape and blocked layout.

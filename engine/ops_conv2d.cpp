@@ -1,7 +1,8 @@
 // ops::conv2d: boundary checks, device dispatch, and the autograd node (backward-data for x, backward-weights
 // for w and the bias). fuse_relu applies ReLU inside the convolution and is for inference only. With
-// set_cpu_blocked_activations on, CPU convolutions whose output channels are a multiple of 8 write nChw8c and
-// read x as it comes (nChw8c or plain), and their backward works in those layouts too.
+// set_cpu_blocked_activations on, CPU convolutions whose output channels are a multiple of the activation block B
+// (cpu::activation_block(): 8 or 16) write nChw<B>c and read x as it comes (nChw<B>c or plain), and their
+// backward works in those layouts too.
 #include "engine/ops_common.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -34,19 +35,20 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int
   const bool grad = needs_grad({&x, &w, &bias});
   ISLKD_CHECK(!(fuse_relu && grad), "conv2d: fuse_relu is for inference only; an input requires grad (use "
                                     "NoGradGuard, or conv2d without fuse_relu followed by relu)");
-  const bool nc8 = !x.is_cuda() && cpu_blocked_activations() && groups == 1 && !fuse_relu && s.K % 8 == 0 &&
-                   (is_nc8(x) || x.layout() == Layout::Plain);
-  const bool x_nc8 = nc8 && is_nc8(x);
-  if (!x_nc8) x = x.to_plain();
+  const bool use_blk = !x.is_cuda() && cpu_blocked_activations() && groups == 1 && !fuse_relu;
+  const int64_t B = use_blk ? cpu::activation_block() : 0;
+  const bool blk = use_blk && s.K % B == 0 && (channel_block_of(x) == B || x.layout() == Layout::Plain);
+  const bool x_blk = blk && channel_block_of(x) == B;
+  if (!x_blk) x = x.to_plain();
   const Shape y_shape{s.N, s.K, s.OH(), s.OW()};
-  Tensor y = nc8 ? Tensor::empty_blocked(y_shape, cpu::nchw8c_layout(s.N, s.K, s.OH(), s.OW()))
+  Tensor y = blk ? Tensor::empty_blocked(y_shape, cpu::activation_layout(s.N, s.K, s.OH(), s.OW()))
                  : Tensor::empty(y_shape, x.device());
   const float* bp = bias.defined() ? bias.data() : nullptr;
   const auto* xp = static_cast<const float*>(x.raw_data());
   if (x.is_cuda())
     cuda::conv2d_forward(s, x.data(), w.data(), bp, y.data(), fuse_relu);
-  else if (nc8)
-    cpu::conv2d_forward_nc8(s, x_nc8, xp, w.data(), bp, static_cast<float*>(y.raw_data()));
+  else if (blk)
+    cpu::conv2d_forward_cb(s, x_blk, xp, w.data(), bp, static_cast<float*>(y.raw_data()));
   else
     cpu::conv2d_forward(s, x.data(), w.data(), bp, y.data(), fuse_relu);
 
@@ -54,15 +56,15 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int
     std::vector<Tensor> inputs{x, w};
     if (bias.defined()) inputs.push_back(bias);
     std::shared_ptr<void> y_layout = y.impl()->layout_desc;  // null when y is plain
-    record("conv2d", inputs, {y}, [x, w, bias, s, nc8, x_nc8, y_layout](const std::vector<Tensor>& g) {
-      const Tensor dy = nc8 ? g[0].to_blocked(y_layout) : g[0].to_plain();
+    record("conv2d", inputs, {y}, [x, w, bias, s, blk, x_blk, y_layout](const std::vector<Tensor>& g) {
+      const Tensor dy = blk ? g[0].to_blocked(y_layout) : g[0].to_plain();
       const auto* dyp = static_cast<const float*>(dy.raw_data());
       if (x.requires_grad()) {
-        Tensor dx = x_nc8 ? empty_like_blocked(x) : Tensor::empty(x.shape(), x.device());
+        Tensor dx = x_blk ? empty_like_blocked(x) : Tensor::empty(x.shape(), x.device());
         if (x.is_cuda())
           cuda::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
-        else if (nc8)
-          cpu::conv2d_backward_data_nc8(s, dyp, w.data(), x_nc8, static_cast<float*>(dx.raw_data()));
+        else if (blk)
+          cpu::conv2d_backward_data_cb(s, dyp, w.data(), x_blk, static_cast<float*>(dx.raw_data()));
         else
           cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
         accumulate_grad(x, dx);
@@ -74,8 +76,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in, int
         float* dbp = want_db ? db.data() : nullptr;
         if (x.is_cuda())
           cuda::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), dbp);
-        else if (nc8)
-          cpu::conv2d_backward_weights_nc8(s, x_nc8, static_cast<const float*>(x.raw_data()), dyp, dw.data(), dbp);
+        else if (blk)
+          cpu::conv2d_backward_weights_cb(s, x_blk, static_cast<const float*>(x.raw_data()), dyp, dw.data(), dbp);
         else
           cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), dbp);
         if (w.requires_grad()) accumulate_grad(w, dw);

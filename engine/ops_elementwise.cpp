@@ -31,9 +31,9 @@ void check_dim(const char* op, const char* what, const Tensor& t, int64_t dim) {
 bool is_blocked_cpu(const Tensor& t) {
   return t.defined() && t.layout() == Layout::DnnlBlocked && !t.is_cuda() && t.impl()->offset_bytes == 0;
 }
-bool is_nc8(const Tensor& t) {
-  return is_blocked_cpu(t) && t.dtype() == DType::F32 &&
-         cpu::channel_block(*static_cast<const cpu::BlockedLayout*>(t.impl()->layout_desc.get())) == 8;
+int64_t channel_block_of(const Tensor& t) {
+  if (!is_blocked_cpu(t) || t.dtype() != DType::F32) return 0;
+  return cpu::channel_block(*static_cast<const cpu::BlockedLayout*>(t.impl()->layout_desc.get()));
 }
 Tensor empty_like_blocked(const Tensor& x) { return Tensor::empty_blocked(x.shape(), x.impl()->layout_desc); }
 }  // namespace detail

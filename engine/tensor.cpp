@@ -375,10 +375,16 @@ void accumulate_grad(const Tensor& t, const Tensor& g_in) {
   TensorImpl* impl = t.impl();
   // A gradient has its tensor's layout (a blocked activation's gradient is blocked the same way).
   const Tensor g = g_in.shape() == t.shape() ? g_in.to_layout_of(t) : g_in.to_plain();
+  // A fresh gradient that nothing else refers to (a backward's local dx) is adopted instead of copied: one
+  // read+write pass less per activation gradient. The owners we know of: the caller's tensor behind g_in, and g
+  // itself when the layout conversion was a no-op (then g is a second handle on the same impl).
+  const auto& gi = g.impl_ptr();
+  const long known_owners = gi.get() == g_in.impl() ? 2 : 1;
+  const bool adoptable = gi.use_count() <= known_owners && gi->storage.use_count() == 1 && !gi->grad_fn &&
+                         gi->offset_bytes == 0 && g.dtype() == t.dtype() && g.device() == t.device();
   if (t.layout() == Layout::DnnlBlocked) {
     if (!impl->grad) {
-      const auto& gi = g.impl_ptr();
-      if (gi.use_count() == 1 && gi->storage.use_count() == 1 && !gi->grad_fn) {
+      if (adoptable) {
         impl->grad = gi;
       } else {
         Tensor c = Tensor::empty_blocked(t.shape(), t.impl()->layout_desc);
@@ -393,12 +399,7 @@ void accumulate_grad(const Tensor& t, const Tensor& g_in) {
     return;
   }
   if (!impl->grad) {
-    // A fresh gradient that nothing else refers to (a backward's local dx) is adopted instead of copied: one
-    // read+write pass less per activation gradient.
-    const auto& gi = g.impl_ptr();
-    if (gi.use_count() == 1 && gi->storage.use_count() == 1 && !gi->grad_fn && gi->offset_bytes == 0 &&
-        gi->layout == Layout::Plain && g.shape() == t.shape() && g.dtype() == t.dtype() &&
-        g.device() == t.device()) {
+    if (adoptable && gi->layout == Layout::Plain && g.shape() == t.shape()) {
       impl->grad = gi;
       return;
     }

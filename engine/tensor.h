@@ -128,8 +128,8 @@ struct TensorImpl {
 bool same_layout(const Tensor& a, const Tensor& b);
 
 // Accumulates g into t's gradient (allocating it on first use). Used by backward functions. When t has no gradient
-// yet and nothing else refers to g (a backward's local result), g itself becomes the gradient: the caller must not
-// use g afterwards.
+// yet and nothing but the caller's handle refers to g (a backward's local result), g's storage becomes the
+// gradient without a copy: the caller must not write to g afterwards.
 void accumulate_grad(const Tensor& t, const Tensor& g);
 
 }  // namespace islkd

@@ -260,10 +260,35 @@ void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const
   }
 }
 
+template <int B, bool RELU>
+struct BnTrain {
+  template <typename... A>
+  static void run(A... a) { bn_train_blocked<B, RELU>(a...); }
+};
+template <int B, bool RELU>
+struct BnEval {
+  template <typename... A>
+  static void run(A... a) { bn_eval_blocked<B, RELU>(a...); }
+};
+template <int B, bool RELU>
+struct BnBackward {
+  template <typename... A>
+  static void run(A... a) { bn_backward_blocked<B, RELU>(a...); }
+};
+
 void check_block(const char* op, int64_t C, int64_t B, bool relu) {
-  ISLKD_CHECK(B == 1 || B == 8, op, ": channel block must be 1 or 8, got ", B);
+  ISLKD_CHECK(B == 1 || B == 8 || B == 16, op, ": channel block must be 1, 8 or 16 (nChw8c, nChw16c), got ", B);
   ISLKD_CHECK(C % B == 0, op, ": ", C, " channels are not a multiple of the channel block ", B);
-  ISLKD_CHECK(!relu || B == 8, op, ": the fused ReLU is for channel block 8 (plain NCHW runs BN, then ReLU)");
+  ISLKD_CHECK(!relu || B > 1, op, ": the fused ReLU is for blocked layouts (plain NCHW runs BN, then ReLU)");
+}
+
+// Calls F<B, RELU>::run(args...) for the runtime block B (8 or 16) and relu flag.
+template <template <int, bool> class F, typename... Args>
+void dispatch_block(int64_t B, bool relu, Args&&... args) {
+  if (B == 16)
+    relu ? F<16, true>::run(args...) : F<16, false>::run(args...);
+  else
+    relu ? F<8, true>::run(args...) : F<8, false>::run(args...);
 }
 
 }  // namespace
@@ -276,12 +301,9 @@ void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t 
   if (B == 1)
     batch_norm_forward_train(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
                              save_invstd);
-  else if (relu)
-    bn_train_blocked<8, true>(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
-                              save_invstd);
   else
-    bn_train_blocked<8, false>(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
-                               save_invstd);
+    dispatch_block<BnTrain>(B, relu, N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y,
+                            save_mean, save_invstd);
 }
 
 void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
@@ -290,10 +312,8 @@ void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B
   check_block("batch_norm_forward_eval_blocked", C, B, relu);
   if (B == 1)
     batch_norm_forward_eval(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
-  else if (relu)
-    bn_eval_blocked<8, true>(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
   else
-    bn_eval_blocked<8, false>(N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
+    dispatch_block<BnEval>(B, relu, N, C, HW, x, gamma, beta, running_mean, running_var, eps, y);
 }
 
 void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x, const float* dy,
@@ -302,10 +322,9 @@ void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, co
   check_block("batch_norm_backward_blocked", C, B, relu_y != nullptr);
   if (B == 1)
     batch_norm_backward(N, C, HW, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
-  else if (relu_y)
-    bn_backward_blocked<8, true>(N, C, HW, x, dy, relu_y, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
   else
-    bn_backward_blocked<8, false>(N, C, HW, x, dy, nullptr, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+    dispatch_block<BnBackward>(B, relu_y != nullptr, N, C, HW, x, dy, relu_y, gamma, save_mean, save_invstd, dx,
+                               dgamma, dbeta);
 }
 
 }  // namespace islkd::cpu

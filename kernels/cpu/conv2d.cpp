@@ -12,15 +12,18 @@
 // reordering from/to plain NCHW around every call took ~20 ms; forcing plain nchw (oneDNN's im2col + GEMM path)
 // took ~87 ms. The reorders are ~15% of the blocked path. kLetDnnlPickFormats switches between the two for
 // re-measuring. Two entry points keep activations blocked between ops instead, so the reorders disappear:
-// the inference forward (conv2d_forward_blocked, a frozen teacher's: its output stays in the primitive's layout
-// and the next convolution reads it as is), and the *_nc8 training functions, whose caller-side activation
-// layout is nChw8c (what jit:avx2 computes in, so user == inner and no reorder runs; on AVX-512 machines oneDNN
-// prefers nChw16c and the plan reorders between the two).
+// the inference forward (conv2d_forward_blocked, a frozen teacher's) and the *_cb training functions. Both keep
+// activations in nChw<B>c with B = activation_block(): the channel block oneDNN's direct training convolution
+// computes in on this machine, read from its primitive descriptor (8 with jit:avx2, 16 with jit:avx512_core),
+// or the block forced by ISLKD_CPU_CHANNEL_BLOCK. Primitives are created with `any` layouts (or, for inference,
+// with nChw<B>c asked for, falling back to `any` when oneDNN would answer with a reference kernel), so a forced
+// block never lands on oneDNN's ref:any: the plan reorders at its boundary to what the jit kernel wants.
 #include <dnnl.hpp>
 #include <omp.h>
 
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,6 +64,7 @@ struct Slot {
 
 struct Plan {
   dnnl::primitive prim;
+  std::string impl;         // oneDNN's implementation name (jit:avx2, jit:avx512_core, ...)
   std::vector<Slot> slots;  // in the order the run_plan() pointers are given
   memory::desc scratch;
 };
@@ -70,16 +74,19 @@ struct Mds {
   memory::dims strides, pad;
 };
 
-// The caller's activation layouts of one call: plain NCHW, or nChw8c (training with blocked activations).
+Tag block_tag(int64_t B) { return B == 16 ? Tag::nChw16c : Tag::nChw8c; }
+
+// The caller's activation layouts of one call: plain NCHW, or nChw<B>c (training with blocked activations).
 struct ActLayouts {
-  bool x_nc8 = false, y_nc8 = false;
-  int64_t key() const { return int64_t(x_nc8) * 2 + int64_t(y_nc8); }
+  bool x_blk = false, y_blk = false;
+  int64_t block = 0;  // B when x_blk or y_blk
+  int64_t key() const { return (int64_t(x_blk) * 2 + int64_t(y_blk)) * 64 + block; }
 };
 
 Mds plain_mds(const Conv2dShape& s, ActLayouts a = {}) {
   Mds m;
-  m.x = memory::desc({s.N, s.C, s.H, s.W}, DT::f32, a.x_nc8 ? Tag::nChw8c : Tag::nchw);
-  m.y = memory::desc({s.N, s.K, s.OH(), s.OW()}, DT::f32, a.y_nc8 ? Tag::nChw8c : Tag::nchw);
+  m.x = memory::desc({s.N, s.C, s.H, s.W}, DT::f32, a.x_blk ? block_tag(a.block) : Tag::nchw);
+  m.y = memory::desc({s.N, s.K, s.OH(), s.OW()}, DT::f32, a.y_blk ? block_tag(a.block) : Tag::nchw);
   if (s.groups == 1)
     m.w = memory::desc({s.K, s.C, s.R, s.S}, DT::f32, Tag::oihw);
   else
@@ -122,8 +129,10 @@ dnnl::primitive_attr scratch_attr() {
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dShape& s, bool bias, bool relu,
                                                      dnnl::prop_kind kind,
-                                                     const memory::desc* residual = nullptr) {
+                                                     const memory::desc* residual = nullptr,
+                                                     const memory::desc* dst = nullptr) {
   Mds p = plain_mds(s), q = query_mds(p);
+  if (dst) q.y = *dst;
   auto d = bias ? dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, q.x, q.w, p.b, q.y,
                                                   q.strides, q.pad, q.pad)
                 : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct, q.x, q.w, q.y,
@@ -148,6 +157,7 @@ std::shared_ptr<Plan> build_plan(const Conv2dShape& s, Pass pass, bool bias, boo
     if (bias) plan->slots.push_back(make_slot(DNNL_ARG_BIAS, p.b, pd.bias_desc(), false));
     plan->slots.push_back(make_slot(DNNL_ARG_DST, p.y, pd.dst_desc(), true));
     plan->scratch = pd.scratchpad_desc();
+    plan->impl = pd.impl_info_str();
   } else if (pass == Pass::BackwardData) {
     auto hint = forward_pd(s, false, false, dnnl::prop_kind::forward_training);
     dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, q.x, q.w, q.y, q.strides, q.pad,
@@ -158,6 +168,7 @@ std::shared_ptr<Plan> build_plan(const Conv2dShape& s, Pass pass, bool bias, boo
     plan->slots.push_back(make_slot(DNNL_ARG_WEIGHTS, p.w, pd.weights_desc(), false));
     plan->slots.push_back(make_slot(DNNL_ARG_DIFF_SRC, p.x, pd.diff_src_desc(), true));
     plan->scratch = pd.scratchpad_desc();
+    plan->impl = pd.impl_info_str();
   } else {
     auto hint = forward_pd(s, bias, false, dnnl::prop_kind::forward_training);
     auto d = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, q.x, q.w, p.b, q.y,
@@ -171,6 +182,7 @@ std::shared_ptr<Plan> build_plan(const Conv2dShape& s, Pass pass, bool bias, boo
     plan->slots.push_back(make_slot(DNNL_ARG_DIFF_WEIGHTS, p.w, pd.diff_weights_desc(), true));
     if (bias) plan->slots.push_back(make_slot(DNNL_ARG_DIFF_BIAS, p.b, pd.diff_bias_desc(), true));
     plan->scratch = pd.scratchpad_desc();
+    plan->impl = pd.impl_info_str();
   }
   return plan;
 }
@@ -183,7 +195,7 @@ std::string shape_text(const Conv2dShape& s) {
 Plan& get_plan(const Conv2dShape& s, Pass pass, bool bias, bool relu, ActLayouts act) {
   using Key = std::array<int64_t, 15>;
   static std::mutex mu;
-  static std::map<Key, std::shared_ptr<Plan>> cache;
+  static std::map<Key, std::shared_ptr<Plan>> cache;  // act.key() holds the block: 8 and 16 plans coexist
   // oneDNN sizes a primitive's work split for the thread count at creation: a different count needs a new plan.
   const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups, static_cast<int64_t>(pass),
                 bias, relu, num_threads(), act.key()};
@@ -296,8 +308,10 @@ void check_shape(const Conv2dShape& s) {
 void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const std::vector<void*>& ptrs,
                  ActLayouts act = {}) {
   check_shape(s);
-  ISLKD_CHECK((!act.x_nc8 || (s.C % 8 == 0 && s.groups == 1)) && (!act.y_nc8 || (s.K % 8 == 0 && s.groups == 1)),
-              "conv2d: nChw8c activations need channel counts divisible by 8 and groups == 1 (", shape_text(s), ")");
+  ISLKD_CHECK((!act.x_blk || (s.C % act.block == 0 && s.groups == 1)) &&
+                  (!act.y_blk || (s.K % act.block == 0 && s.groups == 1)),
+              "conv2d: nChw", act.block, "c activations need channel counts divisible by ", act.block,
+              " and groups == 1 (", shape_text(s), ")");
   const double macs = double(s.N) * double(s.K) * double(s.OH() * s.OW()) * double(s.C / s.groups * s.R * s.S);
   SingleThreadScope single(macs < kParallelMinMacs);
   Plan& plan = get_plan(s, pass, bias, relu, act);
@@ -310,14 +324,20 @@ void run_checked(const Conv2dShape& s, Pass pass, bool bias, bool relu, const st
 
 void* mut(const float* p) { return const_cast<float*>(p); }  // oneDNN memory objects take void* for inputs too
 
+bool is_reference(const std::string& impl) { return impl.rfind("ref", 0) == 0; }
+
 // ---- blocked inference forward ----
-// The destination stays in the primitive's layout (no output reorder); the source is taken in whatever layout the
-// previous layer left it, with a reorder only when that differs from what this primitive wants (the first conv's
-// plain input, a layout change between shapes). Reorders from each source layout seen are cached in the plan.
+// The output stays in the activation layout nChw<B>c (no reorder to plain); the source is taken in whatever layout
+// the previous layer left it, with a reorder only when that differs from what this primitive wants (the first
+// conv's plain input). Reorders from each source layout seen are cached in the plan. When oneDNN computes in
+// another layout than the one the output carries (a forced block: jit:avx512_core cannot write nChw8c with
+// every post-op, jit:avx2 cannot write nChw16c at all), the primitive writes a scratch buffer in its own layout
+// and a reorder moves it into the output; the residual takes the opposite way.
 struct BlockedPlan {
   dnnl::primitive prim;
-  memory::desc src, wei_user, wei, dst, scratch;
-  std::optional<dnnl::reorder> wei_convert;
+  std::string impl;
+  memory::desc src, wei_user, wei, dst, out, scratch;  // dst: what the primitive writes; out: the output's layout
+  std::optional<dnnl::reorder> wei_convert, dst_convert /* dst -> out */, res_convert /* out -> dst */;
   std::shared_ptr<const BlockedLayout> dst_layout;
   std::mutex mu;
   std::vector<std::pair<memory::desc, dnnl::reorder>> src_converts;
@@ -332,20 +352,77 @@ struct BlockedPlan {
   }
 };
 
+// The channel block of a dense nChw8c / nChw16c descriptor (channels a multiple of the block), else 0.
+int64_t block_of(const memory::desc& d) {
+  const memory::dims dims = d.dims();
+  if (dims.size() != 4) return 0;
+  for (int64_t B : {int64_t(16), int64_t(8)})
+    if (dims[1] % B == 0 && d == memory::desc(dims, DT::f32, block_tag(B))) return B;
+  return 0;
+}
+
+memory::desc activation_md(int64_t N, int64_t C, int64_t H, int64_t W) {
+  return memory::desc({N, C, H, W}, DT::f32, block_tag(activation_block()));
+}
+
 }  // namespace
 
 struct BlockedLayout {
-  explicit BlockedLayout(const memory::desc& d) : md(d), block(nc8_block(d)) {}
+  explicit BlockedLayout(const memory::desc& d) : md(d), block(block_of(d)) {}
   memory::desc md;
-  int64_t block;  // 8 when md is nChw8c (no channel padding), else 0: decided once, read on every op
-
- private:
-  static int64_t nc8_block(const memory::desc& d) {
-    const memory::dims dims = d.dims();
-    if (dims.size() != 4 || dims[1] % 8 != 0) return 0;
-    return d == memory::desc(dims, DT::f32, Tag::nChw8c) ? 8 : 0;
-  }
+  int64_t block;  // 8 / 16 when md is nChw8c / nChw16c (no channel padding), else 0: decided once, read on every op
 };
+
+int64_t parse_channel_block(const char* value) {
+  if (!value || !*value) return 0;
+  const std::string v(value);
+  if (v == "8") return 8;
+  if (v == "16") return 16;
+  ISLKD_FAIL("ISLKD_CPU_CHANNEL_BLOCK=", v, ": the CPU backend has no kernels for the layout nChw", v,
+             "c; supported: 8 (nChw8c), 16 (nChw16c), or unset (what oneDNN picks on this machine)");
+}
+
+int64_t native_activation_block() {
+  static const int64_t block = [] {
+    Conv2dShape s;  // a middle layer of a CIFAR ResNet: what oneDNN's direct training convolution computes in
+    s.N = 32, s.C = 64, s.H = 16, s.W = 16, s.K = 64, s.R = 3, s.S = 3, s.stride = 1, s.pad = 1;
+    try {
+      return block_of(forward_pd(s, false, false, dnnl::prop_kind::forward_training).dst_desc());
+    } catch (const dnnl::error& e) {
+      ISLKD_FAIL("conv2d: oneDNN cannot create the convolution that sets the activation layout: ", e.what());
+    }
+  }();
+  return block;
+}
+
+int64_t activation_block() {
+  // Read once: tensors made with one block must not meet kernels that expect another within a process.
+  static const int64_t block = [] {
+    const int64_t forced = parse_channel_block(std::getenv("ISLKD_CPU_CHANNEL_BLOCK"));
+    if (forced) return forced;
+    const int64_t native = native_activation_block();
+    return native ? native : int64_t(8);  // oneDNN computes in neither (nhwc, ...): nChw8c with reorders
+  }();
+  return block;
+}
+
+std::string activation_layout_name() { return detail::concat("nChw", activation_block(), "c"); }
+
+std::string onednn_isa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+  }
+}
 
 namespace {
 
@@ -358,27 +435,40 @@ BlockedPlan& get_blocked_plan(const Conv2dShape& s, bool bias, bool relu, bool r
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   try {
-    auto pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference);
-    if (residual) {
-      // The residual comes in the layout the plain plan writes (what the previous block's output has); the plan
-      // with the add must keep that output layout too.
-      const memory::desc out = pd.dst_desc();
-      pd = forward_pd(s, bias, relu, dnnl::prop_kind::forward_inference, &out);
-      ISLKD_CHECK(pd.dst_desc() == out, "conv2d: the residual-add plan changed the output layout for ",
-                  shape_text(s));
+    const auto kind = dnnl::prop_kind::forward_inference;
+    // The output carries the activation layout when its channels allow; oneDNN is asked for it first (with `any`
+    // alone it picks brgconv's nhwc on AVX-512 for inference, and another layout again with a residual post-op).
+    const bool act_out = s.K % activation_block() == 0;
+    const memory::desc out_act = activation_md(s.N, s.K, s.OH(), s.OW());
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    if (act_out) {
+      pd = forward_pd(s, bias, relu, kind, residual ? &out_act : nullptr, &out_act);
+      if (is_reference(pd->impl_info_str())) pd.reset();
+    }
+    if (!pd) {  // oneDNN's own choice; the residual post-op then reads in that layout
+      pd = forward_pd(s, bias, relu, kind);
+      if (residual) {
+        const memory::desc d = pd->dst_desc();
+        pd = forward_pd(s, bias, relu, kind, &d, &d);
+      }
     }
     auto plan = std::make_unique<BlockedPlan>();
-    plan->prim = dnnl::convolution_forward(pd);
-    plan->src = pd.src_desc();
+    plan->prim = dnnl::convolution_forward(*pd);
+    plan->impl = pd->impl_info_str();
+    plan->src = pd->src_desc();
     plan->wei_user = plain_mds(s).w;
-    plan->wei = pd.weights_desc();
-    if (plan->wei != plan->wei_user) {
-      auto& e = cpu_engine();
+    plan->wei = pd->weights_desc();
+    auto& e = cpu_engine();
+    if (plan->wei != plan->wei_user)
       plan->wei_convert = dnnl::reorder(dnnl::reorder::primitive_desc(e, plan->wei_user, e, plan->wei));
+    plan->dst = pd->dst_desc();
+    plan->out = act_out ? out_act : plan->dst;
+    if (plan->out != plan->dst) {
+      plan->dst_convert = dnnl::reorder(dnnl::reorder::primitive_desc(e, plan->dst, e, plan->out));
+      if (residual) plan->res_convert = dnnl::reorder(dnnl::reorder::primitive_desc(e, plan->out, e, plan->dst));
     }
-    plan->dst = pd.dst_desc();
-    plan->scratch = pd.scratchpad_desc();
-    plan->dst_layout = std::make_shared<BlockedLayout>(plan->dst);
+    plan->scratch = pd->scratchpad_desc();
+    plan->dst_layout = std::make_shared<BlockedLayout>(plan->out);
     plan->src_converts.reserve(16);
     return *cache.emplace(key, std::move(plan)).first->second;
   } catch (const dnnl::error& e) {
@@ -406,48 +496,62 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs);
 }
 
-// Training on nChw8c: the forward and the backward-data of 3x3 stride-1 layers with enough channels run as
+// Training on nChw<B>c: the forward and the backward-data of 3x3 stride-1 layers with enough channels run as
 // Winograd (the backward-data is the forward convolution of dy with the filters transposed to [C][K] and rotated
 // by 180 degrees); the backward-weights stays oneDNN's direct kernel.
-void conv2d_forward_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* w, const float* bias,
-                        float* y) {
-  if (x_nc8 && s.C % 8 == 0 && s.K % 8 == 0 && winograd_applicable(s)) {
+void conv2d_forward_cb(const Conv2dShape& s, bool x_blk, const float* x, const float* w, const float* bias,
+                       float* y) {
+  const int64_t B = activation_block();
+  if (x_blk && s.C % B == 0 && s.K % B == 0 && winograd_applicable(s)) {
     check_shape(s);
-    conv2d_forward_winograd_nc8(s, x, w, bias, nullptr, false, y);
+    conv2d_forward_winograd_blocked(s, B, x, w, bias, nullptr, false, y);
     return;
   }
   std::vector<void*> ptrs{mut(x), mut(w)};
   if (bias) ptrs.push_back(mut(bias));
   ptrs.push_back(y);
-  run_checked(s, Pass::Forward, bias != nullptr, false, ptrs, {x_nc8, true});
+  run_checked(s, Pass::Forward, bias != nullptr, false, ptrs, {x_blk, true, B});
 }
 
-void conv2d_backward_data_nc8(const Conv2dShape& s, const float* dy, const float* w, bool dx_nc8, float* dx) {
+void conv2d_backward_data_cb(const Conv2dShape& s, const float* dy, const float* w, bool dx_blk, float* dx) {
+  const int64_t B = activation_block();
   Conv2dShape t = s;  // dx = conv(dy, w^T rotated): K input channels, C output channels
   t.C = s.K, t.K = s.C;
-  if (dx_nc8 && s.C % 8 == 0 && s.K % 8 == 0 && winograd_applicable(t)) {
+  if (dx_blk && s.C % B == 0 && s.K % B == 0 && winograd_applicable(t)) {
     check_shape(s);
     float* wt = static_cast<float*>(thread_arena().get(8, sizeof(float) * size_t(s.K * s.C * 9)));
     for (int64_t k = 0; k < s.K; ++k)
       for (int64_t c = 0; c < s.C; ++c)
         for (int r = 0; r < 9; ++r) wt[(c * s.K + k) * 9 + r] = w[(k * s.C + c) * 9 + (8 - r)];
-    conv2d_forward_winograd_nc8(t, dy, wt, nullptr, nullptr, false, dx);
+    conv2d_forward_winograd_blocked(t, B, dy, wt, nullptr, nullptr, false, dx);
     return;
   }
-  run_checked(s, Pass::BackwardData, false, false, {mut(dy), mut(w), dx}, {dx_nc8, true});
+  run_checked(s, Pass::BackwardData, false, false, {mut(dy), mut(w), dx}, {dx_blk, true, B});
 }
 
-void conv2d_backward_weights_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* dy, float* dw,
-                                 float* dbias) {
+void conv2d_backward_weights_cb(const Conv2dShape& s, bool x_blk, const float* x, const float* dy, float* dw,
+                                float* dbias) {
   std::vector<void*> ptrs{mut(x), mut(dy), dw};
   if (dbias) ptrs.push_back(dbias);
-  run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs, {x_nc8, true});
+  run_checked(s, Pass::BackwardWeights, dbias != nullptr, false, ptrs, {x_blk, true, activation_block()});
 }
 
-std::shared_ptr<const BlockedLayout> nchw8c_layout(int64_t N, int64_t C, int64_t H, int64_t W) {
-  ISLKD_CHECK(N > 0 && C > 0 && H > 0 && W > 0 && C % 8 == 0, "nchw8c_layout: needs positive dims and C % 8 == 0, "
-              "got [", N, ", ", C, ", ", H, ", ", W, "]");
-  return std::make_shared<BlockedLayout>(memory::desc({N, C, H, W}, DT::f32, Tag::nChw8c));
+std::string conv2d_cb_impl(const Conv2dShape& s, int pass, bool x_blk) {
+  check_shape(s);
+  ISLKD_CHECK(pass >= 0 && pass <= 2, "conv2d_cb_impl: pass must be 0, 1 or 2, got ", pass);
+  return get_plan(s, static_cast<Pass>(pass), false, false, {x_blk, true, activation_block()}).impl;
+}
+
+std::string conv2d_forward_blocked_impl(const Conv2dShape& s, bool bias, bool fuse_relu, bool residual) {
+  check_shape(s);
+  return get_blocked_plan(s, bias, fuse_relu, residual).impl;
+}
+
+std::shared_ptr<const BlockedLayout> activation_layout(int64_t N, int64_t C, int64_t H, int64_t W) {
+  const int64_t B = activation_block();
+  ISLKD_CHECK(N > 0 && C > 0 && H > 0 && W > 0 && C % B == 0, "activation_layout: nChw", B, "c needs positive dims "
+              "and channels divisible by ", B, ", got [", N, ", ", C, ", ", H, ", ", W, "]");
+  return std::make_shared<BlockedLayout>(activation_md(N, C, H, W));
 }
 
 int64_t channel_block(const BlockedLayout& l) { return l.block; }
@@ -493,28 +597,34 @@ void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout,
   BlockedPlan& plan = get_blocked_plan(s, bias != nullptr, fuse_relu, residual != nullptr);
   const memory::desc x_md = x_layout ? x_layout->md : plain_mds(s).x;
   ISLKD_CHECK(x_md.dims() == plan.src.dims(), "conv2d_forward_blocked: input layout does not match ", shape_text(s));
-  const memory::desc nc8_x(plan.src.dims(), DT::f32, Tag::nChw8c), nc8_y(plan.dst.dims(), DT::f32, Tag::nChw8c);
-  const bool winograd = winograd_applicable(s) && plan.src == nc8_x && plan.dst == nc8_y;
+  const int64_t B = activation_block();
+  const bool winograd = winograd_applicable(s) && s.C % B == 0 && block_of(plan.out) == B;
   try {
     auto& eng = cpu_engine();
     dnnl::stream& strm = thread_stream();
     ThreadArena& arena = thread_arena();
-    std::unordered_map<int, memory> args;
     memory x_mem(x_md, eng, mut(x));
-    const void* src = x;
+    if (winograd) {  // our own kernel, in the activation layout on both sides
+      const memory::desc x_act = activation_md(s.N, s.C, s.H, s.W);
+      const float* src = x;
+      if (x_md != x_act) {
+        memory inner(x_act, eng, arena.get(1, x_act.get_size()));
+        SingleThreadScope small(x_md.get_size() < kParallelMinBytes);
+        dnnl::reorder(x_mem, inner).execute(strm, x_mem, inner);
+        strm.wait();
+        src = static_cast<const float*>(inner.get_data_handle());
+      }
+      conv2d_forward_winograd_blocked(s, B, src, w, bias, residual, fuse_relu, y);
+      return;
+    }
+    std::unordered_map<int, memory> args;
     if (const dnnl::reorder* r = plan.src_convert(x_md)) {
       memory inner(plan.src, eng, arena.get(1, plan.src.get_size()));
       SingleThreadScope small(x_md.get_size() < kParallelMinBytes);
       r->execute(strm, x_mem, inner);
       args.emplace(DNNL_ARG_SRC, inner);
-      src = inner.get_data_handle();
     } else {
       args.emplace(DNNL_ARG_SRC, x_mem);
-    }
-    if (winograd) {
-      strm.wait();
-      conv2d_forward_winograd_nc8(s, static_cast<const float*>(src), w, bias, residual, fuse_relu, y);
-      return;
     }
     memory w_mem(plan.wei_user, eng, mut(w));
     if (plan.wei_convert) {
@@ -526,11 +636,21 @@ void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout,
       args.emplace(DNNL_ARG_WEIGHTS, w_mem);
     }
     if (bias) args.emplace(DNNL_ARG_BIAS, memory(memory::desc({s.K}, DT::f32, Tag::x), eng, mut(bias)));
-    args.emplace(DNNL_ARG_DST, memory(plan.dst, eng, y));
-    if (residual)
-      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(plan.dst, eng, mut(residual)));
+    memory out_mem(plan.out, eng, y);
+    memory dst_mem = plan.dst_convert ? memory(plan.dst, eng, arena.get(3, plan.dst.get_size())) : out_mem;
+    args.emplace(DNNL_ARG_DST, dst_mem);
+    if (residual) {
+      memory res_mem(plan.out, eng, mut(residual));
+      if (plan.res_convert) {
+        memory inner(plan.dst, eng, arena.get(4, plan.dst.get_size()));
+        plan.res_convert->execute(strm, res_mem, inner);
+        res_mem = inner;
+      }
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, res_mem);
+    }
     args.emplace(DNNL_ARG_SCRATCHPAD, memory(plan.scratch, eng, arena.get(0, plan.scratch.get_size())));
     plan.prim.execute(strm, args);
+    if (plan.dst_convert) plan.dst_convert->execute(strm, dst_mem, out_mem);
     strm.wait();
   } catch (const dnnl::error& e) {
     ISLKD_FAIL("conv2d: oneDNN failed to execute for ", shape_text(s), ": ", e.what());

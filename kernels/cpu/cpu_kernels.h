@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/common/shapes.h"
@@ -49,18 +50,34 @@ void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout,
 void blocked_to_plain(const BlockedLayout& l, const float* src, float* dst);  // dst: plain NCHW
 void plain_to_blocked(const BlockedLayout& l, const float* src, float* dst);  // src: plain NCHW
 
-// ---- nChw8c activations for training (CPU only; no CUDA twin) -------------------------------------------
-// oneDNN's nChw8c ([N][C/8][H][W][8]) is the layout its AVX2 convolutions compute in. Training keeps the
-// activations of convolutions with channel counts divisible by 8 in it, so no reorder runs around each
-// convolution; batch norm, ReLU and add read it directly (batch_norm_*_blocked below, elementwise ops as is).
-std::shared_ptr<const BlockedLayout> nchw8c_layout(int64_t N, int64_t C, int64_t H, int64_t W);
-int64_t channel_block(const BlockedLayout& l);  // 8 when l is nChw8c (C % 8 == 0, no padding), else 0
-// groups == 1, K % 8 == 0; y / dy are nChw8c; x (and dx) are nChw8c when x_nc8 (C % 8 == 0), else plain NCHW.
-void conv2d_forward_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* w,
-                        const float* bias /*nullable*/, float* y);
-void conv2d_backward_data_nc8(const Conv2dShape& s, const float* dy, const float* w, bool dx_nc8, float* dx);
-void conv2d_backward_weights_nc8(const Conv2dShape& s, bool x_nc8, const float* x, const float* dy, float* dw,
-                                 float* dbias /*nullable*/);
+// ---- channel-blocked activations nChw<B>c (CPU only; no CUDA twin) ----------------------------------
+// oneDNN's nChw<B>c ([N][C/B][H][W][B]) is the layout its direct convolutions compute in: B = 8 with jit:avx2,
+// 16 with jit:avx512_core. Training and the blocked inference keep activations of convolutions with channel counts
+// divisible by B in it, so no reorder runs around each convolution; batch norm, ReLU and add read it directly
+// (batch_norm_*_blocked below, elementwise ops as is). B is the same for the whole process:
+//   activation_block()         B: ISLKD_CPU_CHANNEL_BLOCK (8 or 16) when set, else native_activation_block(),
+//                              else 8. Read once; an unsupported forced value is an islkd::Error naming the layout.
+//   native_activation_block()  the block of the destination oneDNN's forward-training convolution picks on this
+//                              machine (read from its primitive descriptor; 0 when neither 8 nor 16).
+int64_t activation_block();
+int64_t native_activation_block();
+std::string activation_layout_name();              // "nChw16c", ...
+std::string onednn_isa();  // the instruction set oneDNN dispatches to here (avx2, avx512_core, ...; ONEDNN_MAX_CPU_ISA caps it)
+int64_t parse_channel_block(const char* value);    // ISLKD_CPU_CHANNEL_BLOCK's parser: 0 when unset; throws
+std::shared_ptr<const BlockedLayout> activation_layout(int64_t N, int64_t C, int64_t H, int64_t W);  // C % B == 0
+int64_t channel_block(const BlockedLayout& l);  // 8 / 16 when l is nChw8c / nChw16c (C % block == 0), else 0
+// groups == 1, K % B == 0; y / dy are nChw<B>c; x (and dx) are nChw<B>c when x_blk (C % B == 0), else plain NCHW.
+// A forced B that the machine's jit kernels do not compute in is reordered at the convolution's boundary.
+void conv2d_forward_cb(const Conv2dShape& s, bool x_blk, const float* x, const float* w,
+                       const float* bias /*nullable*/, float* y);
+void conv2d_backward_data_cb(const Conv2dShape& s, const float* dy, const float* w, bool dx_blk, float* dx);
+void conv2d_backward_weights_cb(const Conv2dShape& s, bool x_blk, const float* x, const float* dy, float* dw,
+                                float* dbias /*nullable*/);
+// oneDNN's implementation name (jit:avx2, jit:avx512_core, ref:any, ...) behind a call, for tests and benchmarks:
+// the training plan of conv2d_*_cb (pass 0 forward, 1 backward-data, 2 backward-weights; without bias), and the
+// inference plan of conv2d_forward_blocked.
+std::string conv2d_cb_impl(const Conv2dShape& s, int pass, bool x_blk);
+std::string conv2d_forward_blocked_impl(const Conv2dShape& s, bool bias, bool fuse_relu, bool residual);
 
 // ---- batch norm (NCHW, per-channel over N*H*W) --------------------------------------------------------
 // Training: normalises with batch statistics, saves mean and 1/sqrt(var+eps) for backward, and updates the
@@ -75,8 +92,8 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
                          const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                          float* dbeta);
 
-// The same three on channel-blocked activations [N][C/B][HW][B] (B = 8: nChw8c; B = 1 is plain NCHW); C % B == 0.
-// relu (B = 8 only): y = max(0, BN(x)) in the same pass; the backward of that fused op passes its output as
+// The same three on channel-blocked activations [N][C/B][HW][B] (B = 8 or 16: nChw<B>c; B = 1 is plain NCHW);
+// C % B == 0. relu (B = 8 or 16): y = max(0, BN(x)) in the same pass; the backward of that fused op passes its output as
 // relu_y and uses dy only where relu_y > 0 (no separate ReLU pass forward or backward).
 void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                       const float* gamma, const float* beta, float* running_mean,

@@ -207,3 +207,18 @@ TEST(TrainKdApp, BadTeacherOrArgumentsGiveOneErrorLineAndExitCode1) {
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
   }
 }
+
+// A forced activation block the CPU backend has no kernels for stops the app before any work, with one line that
+// names the layout (never a wrong result, never oneDNN's reference kernels).
+TEST(TrainKdApp, UnsupportedForcedChannelBlockIsOneErrorLineNamingTheLayout) {
+  const std::string out = dir() + "/islkd_kd_block.out", err = dir() + "/islkd_kd_block.err";
+  const int status = std::system(("ISLKD_CPU_CHANNEL_BLOCK=32 " + kExe +
+                                  " --method ce --limit 32 --test-limit 32 --epochs 1 --device cpu --threads 2 > " +
+                                  out + " 2> " + err)
+                                     .c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string e = read_text(err);
+  EXPECT_EQ(count_lines(e), 1) << e;
+  EXPECT_NE(e.find("nChw32c"), std::string::npos) << e;
+}

@@ -48,12 +48,14 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0
   return v;
 }
 
-// NCHW -> nChw8c ([N][C/8][HW][8], oneDNN's aBcd8b) by index arithmetic, independent of oneDNN's reorders.
-inline std::vector<float> nchw_to_nc8(const std::vector<float>& x, int64_t N, int64_t C, int64_t HW) {
+// NCHW -> nChw<B>c ([N][C/B][HW][B], oneDNN's aBcd8b / aBcd16b) by index arithmetic, independent of oneDNN's
+// reorders. C % B == 0.
+inline std::vector<float> nchw_to_blocked(const std::vector<float>& x, int64_t N, int64_t C, int64_t HW,
+                                          int64_t B) {
   std::vector<float> y(x.size());
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < HW; ++p) y[((n * (C / 8) + c / 8) * HW + p) * 8 + c % 8] = x[(n * C + c) * HW + p];
+      for (int64_t p = 0; p < HW; ++p) y[((n * (C / B) + c / B) * HW + p) * B + c % B] = x[(n * C + c) * HW + p];
   return y;
 }
 

@@ -1,5 +1,6 @@
-// Tests of CPU training on nChw8c activations (ops::set_cpu_blocked_activations): the channel-blocked batch-norm
-// kernels against the plain ones at awkward sizes, the layout-aware autograd plumbing (differentiable to_plain,
+// Tests of CPU training on nChw<B>c activations (ops::set_cpu_blocked_activations; B = cpu::activation_block(),
+// forced by ISLKD_CPU_CHANNEL_BLOCK in CI's layout reruns): the channel-blocked batch-norm kernels for B = 8 and 16
+// against the plain ones at awkward sizes, the layout-aware autograd plumbing (differentiable to_plain,
 // gradients accumulated across layouts, finite differences through blocked ops), and whole models: one training
 // step on blocked activations gives the plain step's loss, logits, every parameter gradient and BN statistics.
 #include <gtest/gtest.h>
@@ -32,13 +33,13 @@ class BlockedScope {
 };
 
 struct BnCase {
-  int64_t N, C, HW;
+  int64_t N, C, HW, B;
 };
 
 class BlockedBatchNorm : public ::testing::TestWithParam<BnCase> {};
 
 TEST_P(BlockedBatchNorm, MatchesThePlainKernels) {
-  const auto [N, C, HW] = GetParam();
+  const auto [N, C, HW, B] = GetParam();
   const size_t n = static_cast<size_t>(N * C * HW);
   const std::vector<float> x = test::random_vector(n, 1, -2.0f, 3.0f), dy = test::random_vector(n, 2);
   const std::vector<float> gamma = test::random_vector(C, 3, 0.5f, 1.5f), beta = test::random_vector(C, 4);
@@ -51,23 +52,23 @@ TEST_P(BlockedBatchNorm, MatchesThePlainKernels) {
   cpu::batch_norm_forward_eval(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
                                ye.data());
   // Blocked.
-  const std::vector<float> xb = test::nchw_to_nc8(x, N, C, HW), dyb = test::nchw_to_nc8(dy, N, C, HW);
+  const std::vector<float> xb = test::nchw_to_blocked(x, N, C, HW, B), dyb = test::nchw_to_blocked(dy, N, C, HW, B);
   std::vector<float> rm8(C, 0.1f), rv8(C, 0.9f), y8(n), mean8(C), invstd8(C), dx8(n), dg8(C), db8(C), ye8(n);
-  cpu::batch_norm_forward_train_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
+  cpu::batch_norm_forward_train_blocked(N, C, HW, B, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
                                         0.1f, 1e-5f, y8.data(), mean8.data(), invstd8.data());
-  cpu::batch_norm_backward_blocked(N, C, HW, 8, xb.data(), dyb.data(), gamma.data(), mean8.data(), invstd8.data(),
+  cpu::batch_norm_backward_blocked(N, C, HW, B, xb.data(), dyb.data(), gamma.data(), mean8.data(), invstd8.data(),
                                    dx8.data(), dg8.data(), db8.data());
-  cpu::batch_norm_forward_eval_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
+  cpu::batch_norm_forward_eval_blocked(N, C, HW, B, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
                                        1e-5f, ye8.data());
-  EXPECT_TRUE(test::all_close(y8, test::nchw_to_nc8(y, N, C, HW), 1e-5f, 1e-4f));
+  EXPECT_TRUE(test::all_close(y8, test::nchw_to_blocked(y, N, C, HW, B), 1e-5f, 1e-4f));
   EXPECT_TRUE(test::all_close(mean8, mean, 1e-6f, 1e-5f));
   EXPECT_TRUE(test::all_close(invstd8, invstd, 1e-6f, 1e-5f));
   EXPECT_TRUE(test::all_close(rm8, rm, 1e-6f, 1e-5f));
   EXPECT_TRUE(test::all_close(rv8, rv, 1e-6f, 1e-5f));
-  EXPECT_TRUE(test::all_close(dx8, test::nchw_to_nc8(dx, N, C, HW), 1e-4f, 1e-3f));
+  EXPECT_TRUE(test::all_close(dx8, test::nchw_to_blocked(dx, N, C, HW, B), 1e-4f, 1e-3f));
   EXPECT_TRUE(test::all_close(dg8, dg, 1e-4f, 1e-4f));
   EXPECT_TRUE(test::all_close(db8, db, 1e-4f, 1e-4f));
-  EXPECT_TRUE(test::all_close(ye8, test::nchw_to_nc8(ye, N, C, HW), 1e-5f, 1e-5f));
+  EXPECT_TRUE(test::all_close(ye8, test::nchw_to_blocked(ye, N, C, HW, B), 1e-5f, 1e-5f));
 
   // Fused ReLU: forward = max(0, BN(x)); backward = the BN backward of dy masked by that output.
   std::vector<float> yr(n), dym(n), dxr(n), dgr(C), dbr(C), yer(n);
@@ -75,25 +76,32 @@ TEST_P(BlockedBatchNorm, MatchesThePlainKernels) {
   cpu::batch_norm_backward(N, C, HW, x.data(), dym.data(), gamma.data(), mean.data(), invstd.data(), dxr.data(),
                            dgr.data(), dbr.data());
   std::vector<float> rm8r(C, 0.1f), rv8r(C, 0.9f), y8r(n), dx8r(n), dg8r(C), db8r(C), ye8r(n);
-  cpu::batch_norm_forward_train_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8r.data(), rv8r.data(),
+  cpu::batch_norm_forward_train_blocked(N, C, HW, B, xb.data(), gamma.data(), beta.data(), rm8r.data(), rv8r.data(),
                                         0.1f, 1e-5f, y8r.data(), mean8.data(), invstd8.data(), true);
-  cpu::batch_norm_backward_blocked(N, C, HW, 8, xb.data(), dyb.data(), gamma.data(), mean8.data(), invstd8.data(),
+  cpu::batch_norm_backward_blocked(N, C, HW, B, xb.data(), dyb.data(), gamma.data(), mean8.data(), invstd8.data(),
                                    dx8r.data(), dg8r.data(), db8r.data(), y8r.data());
-  cpu::batch_norm_forward_eval_blocked(N, C, HW, 8, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
+  cpu::batch_norm_forward_eval_blocked(N, C, HW, B, xb.data(), gamma.data(), beta.data(), rm8.data(), rv8.data(),
                                        1e-5f, ye8r.data(), true);
   for (size_t i = 0; i < n; ++i) yer[i] = std::max(ye[i], 0.0f);
-  EXPECT_TRUE(test::all_close(y8r, test::nchw_to_nc8(yr, N, C, HW), 1e-5f, 1e-4f));
-  EXPECT_TRUE(test::all_close(dx8r, test::nchw_to_nc8(dxr, N, C, HW), 1e-4f, 1e-3f));
+  EXPECT_TRUE(test::all_close(y8r, test::nchw_to_blocked(yr, N, C, HW, B), 1e-5f, 1e-4f));
+  EXPECT_TRUE(test::all_close(dx8r, test::nchw_to_blocked(dxr, N, C, HW, B), 1e-4f, 1e-3f));
   EXPECT_TRUE(test::all_close(dg8r, dgr, 1e-4f, 1e-4f));
   EXPECT_TRUE(test::all_close(db8r, dbr, 1e-4f, 1e-4f));
-  EXPECT_TRUE(test::all_close(ye8r, test::nchw_to_nc8(yer, N, C, HW), 1e-5f, 1e-5f));
+  EXPECT_TRUE(test::all_close(ye8r, test::nchw_to_blocked(yer, N, C, HW, B), 1e-5f, 1e-5f));
 }
 
 INSTANTIATE_TEST_SUITE_P(AwkwardSizes, BlockedBatchNorm,
-                         ::testing::Values(BnCase{1, 8, 2}, BnCase{3, 8, 1}, BnCase{2, 16, 31}, BnCase{1, 24, 33},
-                                           BnCase{5, 8, 1000}, BnCase{2, 64, 49}));
+                         ::testing::Values(BnCase{1, 8, 2, 8}, BnCase{3, 8, 1, 8}, BnCase{2, 16, 31, 8},
+                                           BnCase{1, 24, 33, 8}, BnCase{5, 8, 1000, 8}, BnCase{2, 64, 49, 8},
+                                           BnCase{1, 16, 2, 16}, BnCase{3, 16, 1, 16}, BnCase{2, 32, 31, 16},
+                                           BnCase{1, 48, 33, 16}, BnCase{5, 16, 1000, 16}, BnCase{2, 64, 49, 16}),
+                         [](const ::testing::TestParamInfo<BnCase>& i) {
+                           const BnCase& c = i.param;
+                           return "N" + std::to_string(c.N) + "_C" + std::to_string(c.C) + "_HW" +
+                                  std::to_string(c.HW) + "_nChw" + std::to_string(c.B) + "c";
+                         });
 
-// ops::batch_norm2d(fuse_relu) on nChw8c (one fused pass) against relu(batch_norm2d) on the plain path, with the
+// ops::batch_norm2d(fuse_relu) on nChw<B>c (one fused pass) against relu(batch_norm2d) on the plain path, with the
 // gradients of x, gamma and beta (training mode), and in eval mode without autograd.
 TEST(BlockedActivations, FusedBatchNormReluGivesBatchNormThenRelu) {
   const Tensor xp = test::random_tensor({3, 16, 5, 7}, 1, -2.0f, 2.0f);
@@ -102,7 +110,7 @@ TEST(BlockedActivations, FusedBatchNormReluGivesBatchNormThenRelu) {
     Tensor gamma = test::random_tensor({16}, 2, 0.5f, 1.5f), beta = test::random_tensor({16}, 3);
     gamma.set_requires_grad(true), beta.set_requires_grad(true);
     Tensor x = fused ? xp.to_blocked(std::const_pointer_cast<void>(
-                           std::static_pointer_cast<const void>(cpu::nchw8c_layout(3, 16, 5, 7))))
+                           std::static_pointer_cast<const void>(cpu::activation_layout(3, 16, 5, 7))))
                      : xp.clone();
     x.set_requires_grad(true);
     Tensor rm = Tensor::zeros({16}), rv = Tensor::full({16}, 1.0f);
@@ -129,15 +137,28 @@ TEST(BlockedBatchNorm, RejectsABlockThatDoesNotDivideTheChannels) {
   EXPECT_THROW(cpu::batch_norm_forward_eval_blocked(1, 12, 4, 4, v.data(), c.data(), c.data(), c.data(), c.data(),
                                                     1e-5f, v.data()),
                Error);
+  std::vector<float> w(32 * 4), d(32);
+  try {
+    cpu::batch_norm_forward_eval_blocked(1, 32, 4, 32, w.data(), d.data(), d.data(), d.data(), d.data(), 1e-5f,
+                                         w.data());
+    ADD_FAILURE() << "a channel block of 32 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nChw16c"), std::string::npos) << e.what();
+  }
 }
 
 TEST(BlockedActivations, OffByDefault) { EXPECT_FALSE(ops::cpu_blocked_activations()); }
 
-TEST(BlockedActivations, ConvolutionOutputsAreNc8OnlyWhenTheChannelsAllowIt) {
+TEST(BlockedActivations, ConvolutionOutputsAreBlockedOnlyWhenTheChannelsAllowIt) {
   BlockedScope on(true);
+  const int64_t B = cpu::activation_block();
   const Tensor x = test::random_tensor({2, 3, 7, 7}, 1);
-  EXPECT_EQ(ops::conv2d(x, test::random_tensor({16, 3, 3, 3}, 2), Tensor(), 1, 1).layout(), Layout::DnnlBlocked);
+  const Tensor y = ops::conv2d(x, test::random_tensor({16, 3, 3, 3}, 2), Tensor(), 1, 1);
+  ASSERT_EQ(y.layout(), Layout::DnnlBlocked);
+  EXPECT_EQ(cpu::channel_block(*static_cast<const cpu::BlockedLayout*>(y.impl()->layout_desc.get())), B);
   EXPECT_EQ(ops::conv2d(x, test::random_tensor({10, 3, 3, 3}, 2), Tensor(), 1, 1).layout(), Layout::Plain);
+  EXPECT_EQ(ops::conv2d(x, test::random_tensor({24, 3, 3, 3}, 2), Tensor(), 1, 1).layout(),
+            B == 8 ? Layout::DnnlBlocked : Layout::Plain);
   EXPECT_EQ(ops::conv2d(test::random_tensor({2, 4, 7, 7}, 3), test::random_tensor({8, 2, 3, 3}, 2), Tensor(), 1, 1,
                         2)
                 .layout(),
@@ -152,8 +173,9 @@ TEST(BlockedActivations, ConvolutionOutputsAreNc8OnlyWhenTheChannelsAllowIt) {
 TEST(BlockedActivations, GradientsMatchFiniteDifferences) {
   BlockedScope on(true);
   const Tensor x = test::random_tensor({2, 3, 6, 6}, 1);
-  Tensor w1 = test::random_tensor({8, 3, 3, 3}, 2, -0.5f, 0.5f), w2 = test::random_tensor({8, 8, 3, 3}, 3, -0.3f, 0.3f);
-  Tensor gamma = test::random_tensor({8}, 4, 0.5f, 1.5f), beta = test::random_tensor({8}, 5);
+  Tensor w1 = test::random_tensor({16, 3, 3, 3}, 2, -0.5f, 0.5f),
+         w2 = test::random_tensor({16, 16, 3, 3}, 3, -0.3f, 0.3f);
+  Tensor gamma = test::random_tensor({16}, 4, 0.5f, 1.5f), beta = test::random_tensor({16}, 5);
   for (Tensor* t : {&w1, &w2, &gamma, &beta}) t->set_requires_grad(true);
   auto f = [&](const std::vector<Tensor>& in) {
     Tensor a = ops::conv2d(x, in[0], Tensor(), 1, 1);
@@ -166,18 +188,18 @@ TEST(BlockedActivations, GradientsMatchFiniteDifferences) {
 }
 
 TEST(BlockedActivations, ToPlainIsDifferentiableAndGradientsKeepTheLayout) {
-  const Tensor plain = test::random_tensor({2, 8, 3, 3}, 1);
+  const Tensor plain = test::random_tensor({2, 16, 3, 3}, 1);
   const Tensor xb = plain.to_blocked(std::const_pointer_cast<void>(
-      std::static_pointer_cast<const void>(cpu::nchw8c_layout(2, 8, 3, 3))));
+      std::static_pointer_cast<const void>(cpu::activation_layout(2, 16, 3, 3))));
   xb.set_requires_grad(true);
   ASSERT_EQ(xb.layout(), Layout::DnnlBlocked);
   EXPECT_EQ(xb.to_vector(), plain.to_vector());
   // Used twice: once through a plain-only op, once as a plain operand of add (converted at add's boundary).
   Tensor loss = ops::flatten(ops::add(ops::global_avg_pool(xb), ops::global_avg_pool(ops::add(xb, plain))));
-  test::weighted_sum(loss, std::vector<float>(16, 1.0f)).backward();
+  test::weighted_sum(loss, std::vector<float>(32, 1.0f)).backward();
   ASSERT_TRUE(xb.grad().defined());
   EXPECT_EQ(xb.grad().layout(), Layout::DnnlBlocked);
-  EXPECT_TRUE(test::all_close(xb.grad().to_vector(), std::vector<float>(2 * 8 * 9, 2.0f / 9.0f), 1e-6f, 1e-6f));
+  EXPECT_TRUE(test::all_close(xb.grad().to_vector(), std::vector<float>(2 * 16 * 9, 2.0f / 9.0f), 1e-6f, 1e-6f));
 }
 
 // One KD-style training step of a zoo model with and without blocked activations: same loss, logits, gradients,
