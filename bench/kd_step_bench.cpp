@@ -145,6 +145,8 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
           {"threads", cpu::num_threads()},
           {"teacher_fold", o.fold},
           {"blocked_activations", o.blocked},
+          {"onednn_isa", cpu::onednn_isa()},
+          {"activation_layout", cpu::activation_layout_name()},
           {"steps", o.steps},
           {"median_s", med},
           {"min_s", *std::min_element(times.begin(), times.end())},

@@ -65,10 +65,19 @@ def bench_pair(tname, sname, batch, args, device):
     med = statistics.median(times)
     rec = {"kind": "kd_step", "impl": "pytorch", "pair": "%s->%s" % (tname, sname), "batch": batch,
            "device": device.type, "threads": torch.get_num_threads(), "steps": args.steps,
-           "median_s": med, "min_s": min(times), "images_per_s": batch / med, "loss": float(loss)}
+           "median_s": med, "min_s": min(times), "images_per_s": batch / med, "loss": float(loss),
+           "torch": torch.__version__, "aten_cpu_capability": aten_cpu_capability()}
     if device.type == "cuda":
         rec["cuda_peak_bytes"] = torch.cuda.max_memory_allocated()
     return rec
+
+
+def aten_cpu_capability():
+    """The vector ISA of ATen's own CPU kernels (its convolutions run in oneDNN, which dispatches on its own)."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage" in line:
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def main():

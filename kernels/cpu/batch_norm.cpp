@@ -7,6 +7,7 @@
 // Training forward reads x three times and writes y once (12 + 4 bytes per element); backward reads x and dy
 // twice and writes dx (20 bytes per element) -- memory-bound.
 #include <cmath>
+#include <vector>
 
 #include "kernels/common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -124,61 +125,79 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
 // vector of B floats. Lane sums run in float per plane and are added in double, as in the plain kernels.
 namespace {
 
+// Work split: the statistics passes run over the N * C/B planes of HW*B floats in parallel, each writing its B lane
+// sums (in float) to its own slot; the lane sums are then added per channel in double, n = 0..N-1 in order, so the
+// result does not depend on the thread count, and a layer whose C/B is smaller than the thread count (16 channels
+// in nChw16c: one block) still uses every thread.
+template <int B>
+void reduce_planes(int64_t N, int64_t CB, const std::vector<float>& part, double* out /* C */) {
+  for (int64_t cb = 0; cb < CB; ++cb)
+    for (int j = 0; j < B; ++j) {
+      double acc = 0.0;
+      for (int64_t n = 0; n < N; ++n) acc += part[static_cast<size_t>((n * CB + cb) * B + j)];
+      out[cb * B + j] = acc;
+    }
+}
+
 // RELU: y = max(0, BN(x)) in the same pass (a BN followed by a ReLU); the backward then takes that output and
 // applies its mask (dy where y > 0) while reading dy, so the ReLU costs no pass of its own either way.
 template <int B, bool RELU>
 void bn_train_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
                       float* running_mean, float* running_var, float momentum, float eps, float* y,
                       float* save_mean, float* save_invstd) {
-  const int64_t CB = C / B, count = N * HW;
-#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 14))
-  for (int64_t cb = 0; cb < CB; ++cb) {
-    double sum[B] = {}, sq[B] = {};
-    for (int64_t n = 0; n < N; ++n) {
-      const float* p = x + (n * CB + cb) * HW * B;
-      float s[B] = {};
-      for (int64_t i = 0; i < HW; ++i)
+  const int64_t CB = C / B, count = N * HW, P = N * CB;
+  const bool par = N * C * HW > (1 << 14);
+  std::vector<float> part(static_cast<size_t>(P * B)), mean(static_cast<size_t>(C)), a(static_cast<size_t>(C)),
+      b(static_cast<size_t>(C));
+  std::vector<double> sum(static_cast<size_t>(C)), sq(static_cast<size_t>(C));
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < P; ++p) {
+    const float* xp = x + p * HW * B;
+    float s[B] = {};
+    for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-        for (int j = 0; j < B; ++j) s[j] += p[i * B + j];
-      for (int j = 0; j < B; ++j) sum[j] += s[j];
-    }
-    float mean[B];
-    for (int j = 0; j < B; ++j) mean[j] = static_cast<float>(sum[j] / static_cast<double>(count));
-    for (int64_t n = 0; n < N; ++n) {
-      const float* p = x + (n * CB + cb) * HW * B;
-      float s[B] = {};
-      for (int64_t i = 0; i < HW; ++i)
+      for (int j = 0; j < B; ++j) s[j] += xp[i * B + j];
+    for (int j = 0; j < B; ++j) part[static_cast<size_t>(p * B + j)] = s[j];
+  }
+  reduce_planes<B>(N, CB, part, sum.data());
+  for (int64_t c = 0; c < C; ++c) mean[c] = static_cast<float>(sum[c] / static_cast<double>(count));
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < P; ++p) {
+    const float* xp = x + p * HW * B;
+    const float* m = mean.data() + (p % CB) * B;
+    float s[B] = {};
+    for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-        for (int j = 0; j < B; ++j) {
-          const float d = p[i * B + j] - mean[j];
-          s[j] += d * d;
-        }
-      for (int j = 0; j < B; ++j) sq[j] += s[j];
-    }
-    float a[B], b[B];
-    for (int j = 0; j < B; ++j) {
-      const int64_t c = cb * B + j;
-      const double m = sum[j] / static_cast<double>(count);
-      const double var = sq[j] / static_cast<double>(count);
-      const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-      save_mean[c] = static_cast<float>(m);
-      save_invstd[c] = static_cast<float>(invstd);
-      const double unbiased = count > 1 ? sq[j] / static_cast<double>(count - 1) : var;
-      running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * m);
-      running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
-      a[j] = static_cast<float>(invstd * gamma[c]);
-      b[j] = beta[c];
-    }
-    for (int64_t n = 0; n < N; ++n) {
-      const float* p = x + (n * CB + cb) * HW * B;
-      float* q = y + (n * CB + cb) * HW * B;
-      for (int64_t i = 0; i < HW; ++i)
+      for (int j = 0; j < B; ++j) {
+        const float d = xp[i * B + j] - m[j];
+        s[j] += d * d;
+      }
+    for (int j = 0; j < B; ++j) part[static_cast<size_t>(p * B + j)] = s[j];
+  }
+  reduce_planes<B>(N, CB, part, sq.data());
+  for (int64_t c = 0; c < C; ++c) {
+    const double m = sum[c] / static_cast<double>(count);
+    const double var = sq[c] / static_cast<double>(count);
+    const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+    save_mean[c] = static_cast<float>(m);
+    save_invstd[c] = static_cast<float>(invstd);
+    const double unbiased = count > 1 ? sq[c] / static_cast<double>(count - 1) : var;
+    running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * m);
+    running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+    a[c] = static_cast<float>(invstd * gamma[c]);
+    b[c] = beta[c];
+  }
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t c0 = (p % CB) * B;
+    const float *xp = x + p * HW * B, *m = mean.data() + c0, *ap = a.data() + c0, *bp = b.data() + c0;
+    float* q = y + p * HW * B;
+    for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-        for (int j = 0; j < B; ++j) {
-          const float v = (p[i * B + j] - mean[j]) * a[j] + b[j];
-          q[i * B + j] = RELU ? (v > 0.0f ? v : 0.0f) : v;
-        }
-    }
+      for (int j = 0; j < B; ++j) {
+        const float v = (xp[i * B + j] - m[j]) * ap[j] + bp[j];
+        q[i * B + j] = RELU ? (v > 0.0f ? v : 0.0f) : v;
+      }
   }
 }
 
@@ -211,52 +230,55 @@ template <int B, bool RELU>
 void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* relu_y,
                          const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
                          float* dgamma, float* dbeta) {
-  const int64_t CB = C / B, count = N * HW;
-#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 14))
-  for (int64_t cb = 0; cb < CB; ++cb) {
-    float mean[B];
-    for (int j = 0; j < B; ++j) mean[j] = save_mean[cb * B + j];
-    double sum_dy[B] = {}, sum_dy_xc[B] = {};
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xp = x + (n * CB + cb) * HW * B;
-      const float* gp = dy + (n * CB + cb) * HW * B;
-      const float* rp = RELU ? relu_y + (n * CB + cb) * HW * B : nullptr;
-      float s[B] = {}, sx[B] = {};
-      for (int64_t i = 0; i < HW; ++i)
+  const int64_t CB = C / B, count = N * HW, P = N * CB;
+  const bool par = N * C * HW > (1 << 14);
+  std::vector<float> part_dy(static_cast<size_t>(P * B)), part_xc(static_cast<size_t>(P * B));
+  std::vector<float> fk(static_cast<size_t>(C)), fa(static_cast<size_t>(C)), fb(static_cast<size_t>(C));
+  std::vector<double> sum_dy(static_cast<size_t>(C)), sum_dy_xc(static_cast<size_t>(C));
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < P; ++p) {
+    const float *xp = x + p * HW * B, *gp = dy + p * HW * B, *m = save_mean + (p % CB) * B;
+    const float* rp = RELU ? relu_y + p * HW * B : nullptr;
+    float s[B] = {}, sx[B] = {};
+    for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-        for (int j = 0; j < B; ++j) {
-          const float g0 = gp[i * B + j];
-          const float g = RELU ? (rp[i * B + j] > 0.0f ? g0 : 0.0f) : g0;
-          s[j] += g;
-          sx[j] += g * (xp[i * B + j] - mean[j]);
-        }
-      for (int j = 0; j < B; ++j) sum_dy[j] += s[j], sum_dy_xc[j] += sx[j];
-    }
-    float fk[B], fa[B], fb[B];
+      for (int j = 0; j < B; ++j) {
+        const float g0 = gp[i * B + j];
+        const float g = RELU ? (rp[i * B + j] > 0.0f ? g0 : 0.0f) : g0;
+        s[j] += g;
+        sx[j] += g * (xp[i * B + j] - m[j]);
+      }
     for (int j = 0; j < B; ++j) {
-      const int64_t c = cb * B + j;
-      const double invstd = save_invstd[c];
-      dbeta[c] = static_cast<float>(sum_dy[j]);
-      dgamma[c] = static_cast<float>(sum_dy_xc[j] * invstd);
-      const double k = static_cast<double>(gamma[c]) * invstd;
-      const double mdy = sum_dy[j] / static_cast<double>(count);
-      const double proj = sum_dy_xc[j] / static_cast<double>(count) * invstd * invstd;
-      fk[j] = static_cast<float>(k), fa[j] = static_cast<float>(-k * proj), fb[j] = static_cast<float>(-k * mdy);
+      part_dy[static_cast<size_t>(p * B + j)] = s[j];
+      part_xc[static_cast<size_t>(p * B + j)] = sx[j];
     }
-    if (!dx) continue;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xp = x + (n * CB + cb) * HW * B;
-      const float* gp = dy + (n * CB + cb) * HW * B;
-      const float* rp = RELU ? relu_y + (n * CB + cb) * HW * B : nullptr;
-      float* dp = dx + (n * CB + cb) * HW * B;
-      for (int64_t i = 0; i < HW; ++i)
+  }
+  reduce_planes<B>(N, CB, part_dy, sum_dy.data());
+  reduce_planes<B>(N, CB, part_xc, sum_dy_xc.data());
+  for (int64_t c = 0; c < C; ++c) {
+    const double invstd = save_invstd[c];
+    dbeta[c] = static_cast<float>(sum_dy[c]);
+    dgamma[c] = static_cast<float>(sum_dy_xc[c] * invstd);
+    const double k = static_cast<double>(gamma[c]) * invstd;
+    const double mdy = sum_dy[c] / static_cast<double>(count);
+    const double proj = sum_dy_xc[c] / static_cast<double>(count) * invstd * invstd;
+    fk[c] = static_cast<float>(k), fa[c] = static_cast<float>(-k * proj), fb[c] = static_cast<float>(-k * mdy);
+  }
+  if (!dx) return;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t c0 = (p % CB) * B;
+    const float *xp = x + p * HW * B, *gp = dy + p * HW * B, *m = save_mean + c0;
+    const float *kp = fk.data() + c0, *ap = fa.data() + c0, *bp = fb.data() + c0;
+    const float* rp = RELU ? relu_y + p * HW * B : nullptr;
+    float* dp = dx + p * HW * B;
+    for (int64_t i = 0; i < HW; ++i)
 #pragma omp simd
-        for (int j = 0; j < B; ++j) {
-          const float g0 = gp[i * B + j];
-          const float g = RELU ? (rp[i * B + j] > 0.0f ? g0 : 0.0f) : g0;
-          dp[i * B + j] = fk[j] * g + fa[j] * (xp[i * B + j] - mean[j]) + fb[j];
-        }
-    }
+      for (int j = 0; j < B; ++j) {
+        const float g0 = gp[i * B + j];
+        const float g = RELU ? (rp[i * B + j] > 0.0f ? g0 : 0.0f) : g0;
+        dp[i * B + j] = kp[j] * g + ap[j] * (xp[i * B + j] - m[j]) + bp[j];
+      }
   }
 }
 
