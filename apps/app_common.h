@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +25,7 @@
 #include "data/loader.h"
 #include "data/sampler.h"
 #include "data/transforms.h"
+#include "engine/atomic_file.h"
 #include "engine/autograd.h"
 #include "engine/lr_schedule.h"
 #include "engine/module.h"
@@ -254,6 +256,24 @@ inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
   r.loss = loss_sum / static_cast<double>(r.n);
   r.accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(r.n);
   return r;
+}
+
+// The files a run writes, checked at start so a bad path fails before any epoch: each must be a regular file or not
+// exist yet in an existing directory (check_output_path), and no two may be the same path.
+// `outputs` are (flag, path) pairs; empty paths (an output not asked for) are skipped.
+inline void claim_outputs(
+    const std::vector<std::pair<std::string, std::string>>& outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const auto& [flag, path] = outputs[i];
+    if (path.empty()) continue;
+    for (size_t j = 0; j < i; ++j)
+      ISLKD_CHECK(outputs[j].second != path, outputs[j].first, " and ", flag, " name the same file '", path, "'");
+    try {
+      check_output_path(path);
+    } catch (const Error& e) {
+      ISLKD_FAIL(flag, ": ", e.what());
+    }
+  }
 }
 
 inline std::string meta_get(const std::map<std::string, std::string>& meta, const std::string& key,

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "engine/atomic_file.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/device.h"
@@ -24,6 +25,7 @@ struct Options {
 };
 
 int run(const Options& o) {
+  check_output_path(o.output);  // a bad --output fails before the model runs
   std::ostringstream device_log;  // the summary line below names the device; stderr stays for errors
   const Device device = select_device(o.device, device_log);
   auto model = models::create_model(o.model, {o.num_classes, o.in_channels, 0});

@@ -172,6 +172,14 @@ std::string path_for_method(const std::string& path, const std::string& method, 
   return path.substr(0, dot) + "_" + method + path.substr(dot);
 }
 
+// The checkpoint and metrics paths of one method's run ("" for metrics when none is asked for).
+std::string out_path(const Args& a, const std::string& method, bool several) {
+  return path_for_method(a.out.empty() ? a.model + "_" + a.dataset + ".safetensors" : a.out, method, several);
+}
+std::string metrics_path(const Args& a, const std::string& method, bool several) {
+  return a.metrics.empty() ? "" : path_for_method(a.metrics, method, several);
+}
+
 data::LoaderOptions loader_options(const Args& a, Device device) {
   data::LoaderOptions o;
   o.batch_size = a.batch_size;
@@ -244,9 +252,8 @@ struct MethodResult {
 
 MethodResult run_method(const std::string& method, const Args& a, Shared& s, bool several) {
   const bool use_teacher = method != "ce", isl = method == "isl";
-  const std::string out = path_for_method(a.out.empty() ? a.model + "_" + a.dataset + ".safetensors" : a.out,
-                                          method, several);
-  const std::string metrics_path = a.metrics.empty() ? "" : path_for_method(a.metrics, method, several);
+  const std::string out = out_path(a, method, several);
+  const std::string metrics_file = metrics_path(a, method, several);
 
   models::ModelConfig mcfg;
   mcfg.num_classes = s.data.num_classes;
@@ -377,7 +384,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                 static_cast<long long>(start_epoch + 1), static_cast<long long>(skip_steps));
   std::fflush(stdout);
 
-  app::MetricsLog metrics(metrics_path, run_config, start_epoch);
+  app::MetricsLog metrics(metrics_file, run_config, start_epoch);
 
   auto save = [&](int64_t epochs_done, int64_t epoch_step, const app::EpochTally& t, double test_acc) {
     std::map<std::string, std::string> meta = {
@@ -628,6 +635,15 @@ int run(int argc, char** argv) {
   distill::parse_batch_order(a.batch_order);
   distill::parse_curriculum_mode(a.curriculum_mode);
   distill::parse_difficulty_measure(a.measure);
+
+  // Every method's outputs, checked before the teacher is loaded and any method runs.
+  std::vector<std::pair<std::string, std::string>> outputs;
+  for (const auto& m : methods) {
+    const std::string suffix = methods.size() > 1 ? " (" + m + ")" : "";
+    outputs.emplace_back("--out" + suffix, out_path(a, m, methods.size() > 1));
+    outputs.emplace_back("--metrics" + suffix, metrics_path(a, m, methods.size() > 1));
+  }
+  app::claim_outputs(outputs);
 
   app::configure_cpu(a.threads);
   Shared s;

@@ -1,5 +1,5 @@
 // safetensors parsing with full validation (lengths, JSON, dtypes, shapes vs byte ranges, contiguous
-// non-overlapping offsets, duplicate names) and atomic writing.
+// non-overlapping offsets, duplicate names); save() writes through engine/atomic_file.h.
 #include "engine/safetensors.h"
 
 #include <fcntl.h>
@@ -251,27 +251,6 @@ void save(const std::string& path, const File& file) {
 }  // namespace islkd::safetensors
 
 namespace islkd {
-
-void write_file_atomic(const std::string& path, const void* data, size_t size) {
-  // Same directory as the target so rename() stays on one filesystem and is atomic.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  ISLKD_CHECK(f != nullptr, "cannot create '", tmp, "' to write '", path, "': ", std::strerror(errno));
-  bool ok = size == 0 || std::fwrite(data, 1, size, f) == size;
-  ok = ok && std::fflush(f) == 0;
-  ok = ok && ::fsync(::fileno(f)) == 0;
-  const int err = errno;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    ISLKD_FAIL("cannot write '", path, "' (", size, " bytes): ", std::strerror(err ? err : errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    ISLKD_FAIL("cannot rename '", tmp, "' to '", path, "': ", std::strerror(e));
-  }
-}
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");

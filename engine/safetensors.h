@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/atomic_file.h"  // write_file_atomic, which save() uses
+
 namespace islkd::safetensors {
 
 // Only the two dtypes a PyTorch state_dict of our models holds: F32 (weights, BN statistics) and
@@ -48,8 +50,6 @@ void save(const std::string& path, const File& file);
 }  // namespace islkd::safetensors
 
 namespace islkd {
-// Writes bytes to `path` atomically (temporary file in the same directory, fwrite, fflush + fsync, rename).
-void write_file_atomic(const std::string& path, const void* data, size_t size);
 // Reads a whole file; Error naming the path and the OS reason when it cannot.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 }  // namespace islkd

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <regex>
@@ -206,6 +207,22 @@ TEST(TrainKdApp, BadTeacherOrArgumentsGiveOneErrorLineAndExitCode1) {
     EXPECT_EQ(count_lines(r.err), 1) << c.args << "\n" << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
   }
+}
+
+// Every method's outputs are checked before the first method trains: the second method's checkpoint path being a
+// directory stops the comparison at start, naming that path, and leaves the directory alone.
+TEST(TrainKdApp, OutputOfALaterMethodOntoADirectoryIsRefusedBeforeAnyTraining) {
+  const std::string base = dir() + "/islkd_kd_claim.safetensors", kd_out = dir() + "/islkd_kd_claim_kd.safetensors";
+  std::filesystem::create_directories(kd_out);
+  RunResult r = run_kd("--method ce,kd --teacher " + dir() + "/no_such_teacher.safetensors --limit 32 --epochs 1 "
+                       "--device cpu --threads 2 --test-limit 32 --out " + base, "claim");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(kd_out), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("directory"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("epoch"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::is_directory(kd_out));
+  std::filesystem::remove(kd_out);
 }
 
 // A forced activation block the CPU backend has no kernels for stops the app before any work, with one line that

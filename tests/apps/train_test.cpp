@@ -1,7 +1,9 @@
 // The first end-to-end slice: a small ResNet overfits 128 Fashion-MNIST images through the engine's own data,
 // model, autograd, cross-entropy and SGD; and the `train` app resumes a run bit-identically on the CPU, keeps
 // its per-epoch metrics, and turns bad arguments into one error line.
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -175,4 +177,35 @@ TEST(TrainApp, BadArgumentsGiveOneErrorLineAndExitCode1) {
     EXPECT_EQ(count_lines(r.err), 1) << c.args << "\n" << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
   }
+}
+
+TEST(TrainApp, OutOntoAFifoOrMetricsOntoADirectoryIsRefusedBeforeTrainingAndLeftAsItWas) {
+  const std::string dir = ::testing::TempDir();
+  const std::string fifo = dir + "/islkd_train_out_fifo", subdir = dir + "/islkd_train_metrics_dir";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  ::mkdir(subdir.c_str(), 0755);
+  struct Case {
+    std::string args, path;
+  };
+  const std::vector<Case> cases = {
+      {"--out " + fifo, fifo},
+      {"--out " + dir + "/islkd_train_unused.safetensors --metrics " + subdir, subdir},
+  };
+  int k = 0;
+  for (const Case& c : cases) {
+    RunResult r = run_train("--model resnet8 --limit 64 --test-limit 32 --epochs 1 --device cpu " + c.args,
+                            "refused" + std::to_string(k++));
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.out << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(c.path), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("epoch"), std::string::npos) << "training started:\n" << r.out;
+  }
+  struct stat st;
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ASSERT_EQ(::stat(subdir.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  std::remove(fifo.c_str());
+  ::rmdir(subdir.c_str());
 }
