@@ -258,11 +258,13 @@ inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
   return r;
 }
 
-// The files a run writes, checked at start so a bad path fails before any epoch: each must be a regular file or not
-// exist yet in an existing directory (check_output_path), and no two may be the same path.
-// `outputs` are (flag, path) pairs; empty paths (an output not asked for) are skipped.
-inline void claim_outputs(
+// The files a run writes, checked and locked at start so a bad or busy path fails before any epoch: each must be a
+// regular file or not exist yet in an existing directory (check_output_path), no two may be the same path, and
+// each is locked for the whole run (OutputLock: a second run writing the same file stops here, naming the first).
+// `outputs` are (flag, path) pairs; empty paths (an output not asked for) are skipped. Keep the result alive.
+inline std::vector<std::unique_ptr<OutputLock>> claim_outputs(
     const std::vector<std::pair<std::string, std::string>>& outputs) {
+  std::vector<std::unique_ptr<OutputLock>> locks;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const auto& [flag, path] = outputs[i];
     if (path.empty()) continue;
@@ -270,10 +272,12 @@ inline void claim_outputs(
       ISLKD_CHECK(outputs[j].second != path, outputs[j].first, " and ", flag, " name the same file '", path, "'");
     try {
       check_output_path(path);
+      locks.push_back(std::make_unique<OutputLock>(path));
     } catch (const Error& e) {
       ISLKD_FAIL(flag, ": ", e.what());
     }
   }
+  return locks;
 }
 
 inline std::string meta_get(const std::map<std::string, std::string>& meta, const std::string& key,

@@ -90,7 +90,7 @@ int run(int argc, char** argv) {
   const Device device = select_device(a.device, std::cout);
   if (a.out.empty()) a.out = a.model + "_" + a.dataset + ".safetensors";
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");
-  app::claim_outputs({{"--out", a.out}, {"--metrics", a.metrics}});
+  const auto output_locks = app::claim_outputs({{"--out", a.out}, {"--metrics", a.metrics}});
 
   // ---- data ----
   const app::Splits splits = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);

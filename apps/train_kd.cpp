@@ -636,14 +636,14 @@ int run(int argc, char** argv) {
   distill::parse_curriculum_mode(a.curriculum_mode);
   distill::parse_difficulty_measure(a.measure);
 
-  // Every method's outputs, checked before the teacher is loaded and any method runs.
+  // Every method's outputs, checked and locked before the teacher is loaded and any method runs.
   std::vector<std::pair<std::string, std::string>> outputs;
   for (const auto& m : methods) {
     const std::string suffix = methods.size() > 1 ? " (" + m + ")" : "";
     outputs.emplace_back("--out" + suffix, out_path(a, m, methods.size() > 1));
     outputs.emplace_back("--metrics" + suffix, metrics_path(a, m, methods.size() > 1));
   }
-  app::claim_outputs(outputs);
+  const auto output_locks = app::claim_outputs(outputs);
 
   app::configure_cpu(a.threads);
   Shared s;

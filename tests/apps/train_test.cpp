@@ -1,6 +1,8 @@
 // The first end-to-end slice: a small ResNet overfits 128 Fashion-MNIST images through the engine's own data,
 // model, autograd, cross-entropy and SGD; and the `train` app resumes a run bit-identically on the CPU, keeps
 // its per-epoch metrics, and turns bad arguments into one error line.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -208,4 +210,24 @@ TEST(TrainApp, OutOntoAFifoOrMetricsOntoADirectoryIsRefusedBeforeTrainingAndLeft
   EXPECT_TRUE(S_ISDIR(st.st_mode));
   std::remove(fifo.c_str());
   ::rmdir(subdir.c_str());
+}
+
+// Two runs writing the same checkpoint: the second stops at start, naming the first (here the test process holds
+// the lock on <out>.lock, as a running `train` does for its whole run).
+TEST(TrainApp, ASecondRunWritingTheSameOutIsRefusedAtStartNamingTheFirst) {
+  const std::string out = ::testing::TempDir() + "/islkd_train_locked.safetensors";
+  const int fd = ::open((out + ".lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  const std::string pid = std::to_string(::getpid());
+  ASSERT_EQ(::ftruncate(fd, 0), 0);
+  ASSERT_EQ(::write(fd, pid.data(), pid.size()), static_cast<ssize_t>(pid.size()));
+  RunResult r = run_train("--model resnet8 --limit 64 --test-limit 32 --epochs 1 --device cpu --out " + out, "locked");
+  ::unlink((out + ".lock").c_str());
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(out), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pid " + pid), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("epoch"), std::string::npos) << r.out;
 }

@@ -1,4 +1,5 @@
-// write_file_atomic's guard: a target that is not a regular file is refused (never replaced by the rename).
+// write_file_atomic's guards: a target that is not a regular file is refused (never replaced by the rename),
+// temporaries of dead writers are removed, and a second writer is refused by the lock, naming the first.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -45,6 +46,15 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+// A pid no process has: probed downwards from the top of the pid range.
+long dead_pid() {
+  long max = 4194304;
+  std::ifstream("/proc/sys/kernel/pid_max") >> max;
+  for (long pid = max - 1; pid > 1; --pid)
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return pid;
+  return -1;
+}
+
 }  // namespace
 
 TEST(WriteFileAtomic, RefusesAFifoAndLeavesItAFifo) {
@@ -81,7 +91,7 @@ TEST(WriteFileAtomic, CheckOutputPathRefusesACharacterDeviceAndAMissingDirectory
   EXPECT_NO_THROW(check_output_path(::testing::TempDir() + "/islkd_atomic_not_there_yet"));
 }
 
-TEST(WriteFileAtomic, OverwritesARegularFileAndLeavesNoTemporaryFile) {
+TEST(WriteFileAtomic, OverwritesARegularFileAndLeavesNoTemporaryOrLockFile) {
   const std::string dir = fresh_dir("regular");
   const std::string target = dir + "/metrics.jsonl";
   write_file_atomic(target, "one\n", 4);
@@ -93,5 +103,58 @@ TEST(WriteFileAtomic, OverwritesARegularFileAndLeavesNoTemporaryFile) {
     EXPECT_EQ(e.path().filename().string(), "metrics.jsonl");
   }
   EXPECT_EQ(entries, 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(WriteFileAtomic, RemovesTheTemporaryOfADeadWriterAtTheNextWriteAndKeepsALiveOnes) {
+  const std::string dir = fresh_dir("stale");
+  const std::string target = dir + "/model.safetensors";
+  const long dead = dead_pid();
+  ASSERT_GT(dead, 1);
+  const std::string stale = target + ".tmp." + std::to_string(dead);
+  const std::string live = target + ".tmp.1";  // init is always alive
+  const std::string other = dir + "/other.safetensors.tmp." + std::to_string(dead);  // not this target's
+  for (const std::string& p : {stale, live, other}) std::ofstream(p) << "partial";
+  write_file_atomic(target, "x", 1);
+  EXPECT_FALSE(std::filesystem::exists(stale)) << stale;
+  EXPECT_TRUE(std::filesystem::exists(live)) << live;
+  EXPECT_TRUE(std::filesystem::exists(other)) << other;
+  EXPECT_EQ(read_text(target), "x");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(WriteFileAtomic, ASecondWriterIsRefusedByTheLockNamingTheHolder) {
+  const std::string dir = fresh_dir("lock");
+  const std::string target = dir + "/model.safetensors";
+  // The other writer, played by a raw flock() on its own open file description, with its pid in the file.
+  const int fd = ::open(lock_path_for(target).c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  const std::string pid = std::to_string(::getpid());
+  ASSERT_EQ(::write(fd, pid.data(), pid.size()), static_cast<ssize_t>(pid.size()));
+  const std::string msg = error_of([&] { write_file_atomic(target, "x", 1); });
+  EXPECT_NE(msg.find(target), std::string::npos) << msg;
+  EXPECT_NE(msg.find("another process (pid " + pid), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  EXPECT_FALSE(std::filesystem::exists(target));
+  EXPECT_THROW(OutputLock{target}, Error);
+  ::close(fd);  // the other writer ends: the lock is free again
+  EXPECT_NO_THROW(write_file_atomic(target, "y", 1));
+  EXPECT_EQ(read_text(target), "y");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(WriteFileAtomic, WritesUnderALockThisProcessHoldsGoAheadAndReleaseRemovesTheLockFile) {
+  const std::string dir = fresh_dir("own_lock");
+  const std::string target = dir + "/metrics.jsonl";
+  {
+    OutputLock held(target);  // what an app holds for the whole run
+    EXPECT_TRUE(std::filesystem::exists(lock_path_for(target)));
+    write_file_atomic(target, "1\n", 2);
+    write_file_atomic(target, "2\n", 2);
+  }
+  EXPECT_EQ(read_text(target), "2\n");
+  EXPECT_FALSE(std::filesystem::exists(lock_path_for(target)));
+  { OutputLock again(target); }  // a released lock can be taken again
   std::filesystem::remove_all(dir);
 }
