@@ -33,6 +33,7 @@
 #include "engine/optim.h"
 #include "engine/safetensors.h"
 #include "engine/tensor.h"
+#include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"

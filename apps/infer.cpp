@@ -12,6 +12,7 @@
 #include "engine/device.h"
 #include "engine/npy.h"
 #include "engine/tensor.h"
+#include "kernels/common/checked.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "models/registry.h"
 
@@ -28,7 +29,14 @@ int run(const Options& o) {
   check_output_path(o.output);  // a bad --output fails before the model runs
   std::ostringstream device_log;  // the summary line below names the device; stderr stays for errors
   const Device device = select_device(o.device, device_log);
-  auto model = models::create_model(o.model, {o.num_classes, o.in_channels, 0});
+  auto model = [&] {
+    try {
+      return models::create_model(o.model, {o.num_classes, o.in_channels, 0});
+    } catch (const Error& e) {  // e.g. a --num-classes whose classifier size overflows
+      ISLKD_FAIL("--model ", o.model, " with --num-classes ", o.num_classes, " and --in-channels ", o.in_channels, ": ",
+                 e.what());
+    }
+  }();
   checkpoint::load(o.weights, *model);  // strict: a mismatched architecture fails here, naming the tensor
   model->eval();
   model->to(device);
@@ -37,12 +45,14 @@ int run(const Options& o) {
   ISLKD_CHECK(x.shape.size() == 4, o.input, ": expected an N x C x H x W float32 array, got ", shape_str(x.shape));
   ISLKD_CHECK(x.shape[1] == o.in_channels, o.input, ": the batch has ", x.shape[1], " channels but --in-channels is ",
               o.in_channels);
-  const int64_t n = x.shape[0], per_image = x.shape[1] * x.shape[2] * x.shape[3];
+  const int64_t n = x.shape[0];
+  const int64_t per_image = checked_mul(checked_mul(x.shape[1], x.shape[2], o.input, ": image size"), x.shape[3],
+                                        o.input, ": image size");
 
   // Chunks bound the activation memory whatever the size of the input file.
   NoGradGuard no_grad;
   std::vector<float> logits;
-  logits.reserve(n * o.num_classes);
+  logits.reserve(static_cast<size_t>(checked_mul(n, o.num_classes, "logits (images x --num-classes)")));
   for (int64_t start = 0; start < n; start += o.batch) {
     const int64_t b = std::min(o.batch, n - start);
     std::vector<float> chunk(x.data.begin() + start * per_image, x.data.begin() + (start + b) * per_image);

@@ -66,7 +66,9 @@ int run(int argc, char** argv) {
                  "fashion-mnist | mnist | idx | cifar10 | cifar100 | svhn | cinic10 | imagefolder");
   cli.add_option("--data-path", a.data_path, "dataset directory (empty: Fashion-MNIST from Debian's package)");
   cli.add_option("--epochs", a.epochs, "total epochs (with --resume: up to this many)")->check(CLI::PositiveNumber);
-  cli.add_option("--batch-size", a.batch_size)->check(CLI::PositiveNumber);
+  cli.add_option("--batch-size", a.batch_size,
+                 "instances per step (larger than the split: the whole split in one step)")
+      ->check(CLI::PositiveNumber);
   a.opt.add_flags(cli);
   cli.add_option("--seed", a.seed, "weight init, shuffling and augmentation");
   cli.add_option("--device", a.device, "auto | cpu | cuda");
@@ -108,7 +110,7 @@ int run(int argc, char** argv) {
                             data::Transform(tcfg, train_ds->channels(), train_ds->height(), train_ds->width()),
                             std::make_shared<data::ShuffledSampler>(n_train, a.seed), lopt);
   data::Loader test_loader = app::sequential_loader(splits.test, n_test, lopt);
-  const int64_t steps_per_epoch = (n_train + a.batch_size - 1) / a.batch_size;
+  const int64_t steps_per_epoch = ceil_div(n_train, a.batch_size);
 
   // ---- model, optimizer, schedule ----
   models::ModelConfig mcfg;
@@ -199,9 +201,10 @@ int run(int argc, char** argv) {
 
       const double t = epoch_clock.seconds();
       const double per_step = (train_seconds + t) / static_cast<double>(steps_timed + step);
-      const double remaining = per_step * static_cast<double>((steps_per_epoch - step) +
-                                                              steps_per_epoch * (a.epochs - epoch - 1)) +
-                               eval_seconds_last * static_cast<double>(a.epochs - epoch);
+      const double remaining =
+          per_step * (static_cast<double>(steps_per_epoch - step) +
+                      static_cast<double>(steps_per_epoch) * static_cast<double>(a.epochs - epoch - 1)) +
+          eval_seconds_last * static_cast<double>(a.epochs - epoch);
       progress.update("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " [" +
                       std::to_string(step) + "/" + std::to_string(steps_per_epoch) + "] loss " +
                       fixed(tally.mean_loss(), 4) + " acc " + fixed(tally.accuracy(), 2) + "% lr " + fixed(lr, 5) +
@@ -230,7 +233,7 @@ int run(int argc, char** argv) {
     checkpoint::save(a.out, *model, extra, meta);
 
     const double remaining = (train_seconds / static_cast<double>(steps_timed)) *
-                                 static_cast<double>(steps_per_epoch * (a.epochs - epoch - 1)) +
+                                 static_cast<double>(steps_per_epoch) * static_cast<double>(a.epochs - epoch - 1) +
                              eval_seconds_last * static_cast<double>(a.epochs - epoch - 1);
     progress.clear();
     std::printf("epoch %lld/%lld  loss %.4f  train acc %.2f%%  test loss %.4f  test acc %.2f%%  lr %.5f  "

@@ -205,7 +205,8 @@ void cache_teacher_logits(Shared& s, const Args& a) {
   app::Stopwatch clock;
   const int64_t c = s.data.num_classes;
   data::Loader loader = app::sequential_loader(s.data.train, s.data.n_train, loader_options(a, s.device));
-  s.teacher_logits.assign(static_cast<size_t>(s.data.n_train * c), 0.0f);
+  s.teacher_logits.assign(static_cast<size_t>(checked_mul(s.data.n_train, c, "teacher logits (instances x classes)")),
+                          0.0f);
   NoGradGuard no_grad;
   loader.start_epoch(0);
   data::Batch b;
@@ -372,7 +373,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   // Without augmentation an instance always looks the same, so the teacher's logits are computed once.
   const bool cached_targets = use_teacher && !a.augment;
   if (cached_targets || isl) cache_teacher_logits(s, a);
-  const int64_t steps_per_epoch = (s.data.n_train + a.batch_size - 1) / a.batch_size;
+  const int64_t steps_per_epoch = ceil_div(s.data.n_train, a.batch_size);
 
   std::printf("train_kd[%s]: student %s (%lld parameters)%s, %lld train / %lld test instances, out %s\n",
               method.c_str(), a.model.c_str(), static_cast<long long>(student->num_parameters()),
@@ -519,7 +520,8 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       const int64_t timed = steps_timed + (step - first_step);
       const double per_step = timed > 0 ? (train_seconds + t) / static_cast<double>(timed) : 0.0;
       const double remaining =
-          per_step * static_cast<double>((steps_per_epoch - step) + steps_per_epoch * (a.epochs - epoch - 1)) +
+          per_step * (static_cast<double>(steps_per_epoch - step) +
+                      static_cast<double>(steps_per_epoch) * static_cast<double>(a.epochs - epoch - 1)) +
           eval_seconds_last * static_cast<double>(a.epochs - epoch);
       progress.update(method + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " [" +
                       std::to_string(step) + "/" + std::to_string(steps_per_epoch) + "] loss " +
@@ -539,7 +541,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     save(epoch + 1, 0, app::EpochTally{}, test.accuracy);
     const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
     const double remaining = (steps_timed > 0 ? train_seconds / static_cast<double>(steps_timed) : 0.0) *
-                                 static_cast<double>(steps_per_epoch * (a.epochs - epoch - 1)) +
+                                 static_cast<double>(steps_per_epoch) * static_cast<double>(a.epochs - epoch - 1) +
                              eval_seconds_last * static_cast<double>(a.epochs - epoch - 1);
     progress.clear();
     std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  test acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
@@ -580,7 +582,9 @@ int run(int argc, char** argv) {
                  "fashion-mnist | mnist | idx | cifar10 | cifar100 | svhn | cinic10 | imagefolder");
   cli.add_option("--data-path", a.data_path, "dataset directory (empty: Fashion-MNIST from Debian's package)");
   cli.add_option("--epochs", a.epochs)->check(CLI::PositiveNumber);
-  cli.add_option("--batch-size", a.batch_size)->check(CLI::PositiveNumber);
+  cli.add_option("--batch-size", a.batch_size,
+                 "instances per step (larger than the split: the whole split in one step)")
+      ->check(CLI::PositiveNumber);
   a.opt.add_flags(cli);
   cli.add_flag("--augment,!--no-augment", a.augment,
                "random crop / flip (off by default; without it the teacher's logits are computed once)");

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "data/formats.h"
+#include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 
 namespace fs = std::filesystem;
@@ -47,7 +48,9 @@ InMemoryDataset::InMemoryDataset(std::vector<uint8_t> pixels, std::vector<int32_
   norm_ = std::move(info.norm);
   hflip_ = info.hflip;
   source_ = std::move(info.source);
-  ISLKD_CHECK(static_cast<int64_t>(pixels_.size()) == size() * instance_bytes(), source_, ": ", pixels_.size(),
+  ISLKD_CHECK(static_cast<int64_t>(pixels_.size()) ==
+                  checked_mul(size(), instance_bytes(), source_, ": pixel bytes of all instances"),
+              source_, ": ", pixels_.size(),
               " pixel bytes for ", size(), " instances of ", instance_bytes());
   ISLKD_CHECK(norm_.mean.size() == static_cast<size_t>(c) && norm_.std.size() == static_cast<size_t>(c), source_,
               ": normalisation '", norm_.name, "' has ", norm_.mean.size(), " channels, the images have ", c);

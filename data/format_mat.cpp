@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "data/formats.h"
+#include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 
 namespace islkd::data {
@@ -267,8 +268,9 @@ class MatParser {
     const int64_t H = dims[0], W = dims[1], N = dims.size() == 4 ? dims[3] : 1;
     ISLKD_CHECK(H > 0 && W > 0 && H <= 4096 && W <= 4096, where(r, pos), ": 'X' has implausible image size ", H,
                 "x", W);
-    ISLKD_CHECK(static_cast<uint64_t>(H * W * 3) * static_cast<uint64_t>(N) == count, where(r, pos), ": 'X' holds ",
-                count, " values but its dimensions ", H, "x", W, "x3x", N, " need ", H * W * 3 * N);
+    const int64_t need = checked_mul(H * W * 3, N, where(r, pos), ": the value count of 'X'");
+    ISLKD_CHECK(static_cast<uint64_t>(need) == count, where(r, pos), ": 'X' holds ", count,
+                " values but its dimensions ", H, "x", W, "x3x", N, " need ", need);
     out_.n = N;
     out_.c = 3;
     out_.h = static_cast<int>(H);
@@ -303,7 +305,7 @@ class MatParser {
     ISLKD_CHECK(!have_y_, where(r, pos), ": a second variable 'y'");
     ISLKD_CHECK(dims.size() == 2 && (dims[0] == 1 || dims[1] == 1), where(r, pos), ": 'y' has ", dims.size(),
                 " dimensions ", dims[0], "x", dims[1], "...; expected an N x 1 vector");
-    const uint64_t n = static_cast<uint64_t>(dims[0] * dims[1]);
+    const uint64_t n = static_cast<uint64_t>(checked_mul(dims[0], dims[1], where(r, pos), ": the value count of 'y'"));
     ISLKD_CHECK(n == count, where(r, pos), ": 'y' holds ", count, " values but its dimensions say ", n);
     out_.labels.resize(n);
     for (uint64_t i = 0; i < n; ++i) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -23,6 +24,8 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, Transform transform, std:
     : dataset_(std::move(dataset)), transform_(std::move(transform)), sampler_(std::move(sampler)), opt_(options) {
   ISLKD_CHECK(dataset_ && sampler_, "Loader: needs a dataset and a sampler");
   ISLKD_CHECK(opt_.batch_size > 0, "Loader: batch size must be positive, got ", opt_.batch_size);
+  // Bounds the pinned buffers below and every batch: no batch can hold more than the dataset.
+  opt_.batch_size = std::min(opt_.batch_size, std::max<int64_t>(dataset_->size(), 1));
   ISLKD_CHECK(transform_.config().mean.size() == static_cast<size_t>(dataset_->channels()),
               "Loader: the transform normalises ", transform_.config().mean.size(), " channels, the dataset has ",
               dataset_->channels());
@@ -30,11 +33,14 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, Transform transform, std:
   const int depth = opt_.prefetch > 0 ? opt_.prefetch : 2 * workers;
   slots_.resize(static_cast<size_t>(depth));
   if (opt_.device == Device::CUDA) {
-    const size_t img_bytes = static_cast<size_t>(opt_.batch_size * dataset_->instance_bytes()) * sizeof(float);
+    const size_t img_bytes = static_cast<size_t>(
+        checked_mul(checked_mul(opt_.batch_size, dataset_->instance_bytes(), "Loader: pixels per batch"),
+                    static_cast<int64_t>(sizeof(float)), "Loader: bytes per batch"));
     try {
       for (auto& s : slots_) {
         s.pinned_images = static_cast<float*>(cuda::pinned_host_malloc(img_bytes));
-        s.pinned_labels = static_cast<int32_t*>(cuda::pinned_host_malloc(opt_.batch_size * sizeof(int32_t)));
+        s.pinned_labels =
+            static_cast<int32_t*>(cuda::pinned_host_malloc(static_cast<size_t>(opt_.batch_size) * sizeof(int32_t)));
       }
     } catch (...) {
       for (auto& s : slots_) {
@@ -95,7 +101,7 @@ void Loader::start_epoch(int64_t epoch) {
     s.error = nullptr;
   }
   const int64_t n = static_cast<int64_t>(plan.size());
-  num_batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+  num_batches_ = opt_.drop_last ? n / opt_.batch_size : ceil_div(n, opt_.batch_size);
   plan_ = std::make_shared<const std::vector<int64_t>>(std::move(plan));
   epoch_ = epoch;
   next_claim_ = released_ = taken_ = 0;

@@ -26,7 +26,7 @@ struct Batch {
 };
 
 struct LoaderOptions {
-  int64_t batch_size = 128;
+  int64_t batch_size = 128;  // clamped to the dataset's size (a huge --batch-size is the whole set in one batch)
   bool drop_last = false;
   int workers = 0;       // 0 = default_loader_workers()
   int prefetch = 0;      // batches decoded ahead of the consumer; 0 = 2 per worker

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "engine/safetensors.h"
+#include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 
 namespace islkd::npy {
@@ -140,7 +141,7 @@ Array read(const std::string& path) {
 
 void write(const std::string& path, const std::vector<int64_t>& shape, const std::vector<float>& data) {
   int64_t numel = 1;
-  for (int64_t d : shape) numel *= d;
+  for (int64_t d : shape) numel = checked_mul(numel, d, "npy::write '", path, "': element count");
   ISLKD_CHECK(numel == static_cast<int64_t>(data.size()), "npy::write '", path, "': ", data.size(),
               " values for a shape of ", numel, " elements");
   std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";

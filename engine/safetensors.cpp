@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 
 namespace islkd::safetensors {
@@ -49,7 +50,7 @@ const char* dtype_name(DType d) { return d == DType::F32 ? "F32" : "I64"; }
 
 int64_t Entry::numel() const {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) n = checked_mul(n, d, "safetensors entry '", name, "': element count");
   return n;
 }
 

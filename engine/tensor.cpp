@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "kernels/common/checked.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -25,11 +26,19 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
+namespace {
+// A shape in an error message, formatted only when the message is built (checked_mul's parts are lazy).
+struct ShapeText {
+  const Shape& s;
+};
+std::ostream& operator<<(std::ostream& os, const ShapeText& t) { return os << shape_str(t.s); }
+}  // namespace
+
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) {
     ISLKD_CHECK(d >= 0, "negative dimension in shape ", shape_str(s));
-    n *= d;
+    n = checked_mul(n, d, "the element count of shape ", ShapeText{s});
   }
   return n;
 }
@@ -155,7 +164,9 @@ Tensor Tensor::empty(const Shape& shape, Device device, DType dtype) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  const int64_t bytes = checked_mul(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)),
+                                    "the byte size of a tensor of shape ", ShapeText{shape});
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(bytes), device);
   return Tensor(impl);
 }
 

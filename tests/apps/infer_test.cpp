@@ -114,4 +114,15 @@ TEST(InferApp, ForcedCudaWithoutADeviceIsOneLineAndExit1) {
 }
 
 }  // namespace
+
+// A class count whose classifier size overflows int64 (4611686018427387904 x 64 = 2^68) was a wrapped, tiny
+// allocation written out of bounds (SIGSEGV): now one error line naming the flag, quickly (a hang fails the test).
+TEST(InferApp, NumClassesWhoseClassifierSizeOverflowsIsOneErrorLine) {
+  Fixture f;
+  expect_one_line_failure("timeout 20 " + kInfer + " --model resnet20 --in-channels 1 --num-classes 4611686018427387904"
+                          " --weights " + std::string(ISLKD_SOURCE_DIR) + "/teachers/resnet20_fashion-mnist.safetensors"
+                          " --input " + f.input + " --output " + f.dir + "/y.npy",
+                          "--num-classes 4611686018427387904");
+}
+
 }  // namespace islkd

@@ -231,3 +231,24 @@ TEST(TrainApp, ASecondRunWritingTheSameOutIsRefusedAtStartNamingTheFirst) {
   EXPECT_NE(r.err.find("pid " + pid), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("epoch"), std::string::npos) << r.out;
 }
+
+// A --batch-size near INT64_MAX made (n + batch - 1) / batch overflow: a negative batch count (the epoch never
+// ended) or 0 test batches ("the test split is empty"). A batch larger than the split is the whole split in one
+// step, as for any batch size above the split's size; each run is under `timeout 20` so a hang fails the test.
+TEST(TrainApp, BatchSizeNearInt64MaxIsOneStepOfTheWholeSplitNotAHang) {
+  const std::string out = ::testing::TempDir() + "/islkd_train_huge_batch.safetensors";
+  for (const char* batch : {"9223372036854775608", "9223372036854775807"}) {
+    const std::string dir = ::testing::TempDir();
+    const std::string so = dir + "/islkd_train_huge_batch.out", se = dir + "/islkd_train_huge_batch.err";
+    const int status =
+        std::system(("timeout 20 " + kTrainExe + " --model resnet8 --limit 256 --test-limit 256 --epochs 1 "
+                     "--device cpu --threads 2 --batch-size " + std::string(batch) + " --out " + out + " > " + so +
+                     " 2> " + se).c_str());
+    const std::string o = read_text(so), e = read_text(se);
+    ASSERT_TRUE(WIFEXITED(status)) << batch;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << batch << " (124: timed out)\n" << o << e;
+    EXPECT_NE(o.find("epoch 1/1"), std::string::npos) << batch << "\n" << o << e;
+    EXPECT_EQ(e.find("error"), std::string::npos) << batch << "\n" << e;
+  }
+  std::remove(out.c_str());
+}

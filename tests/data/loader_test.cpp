@@ -1,6 +1,7 @@
 // Loader: order and content independent of the worker count, samplers, drop_last, error propagation, shutdown.
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <set>
 
 #include "data/loader.h"
@@ -265,4 +266,17 @@ TEST(Loader, CudaBatchesEqualCpuBatchesOrBackendErrorIsClear) {
     EXPECT_EQ(b.labels.to_labels(), cpu[k].labels.to_labels()) << "batch " << k;
   }
   EXPECT_FALSE(loader.next(b));
+}
+
+// (n + batch - 1) / batch overflowed for a batch size near INT64_MAX: a negative count (an endless epoch) or 0.
+// A batch larger than the sampler's list is the whole list in one batch.
+TEST(Loader, BatchSizeNearInt64MaxGivesOneBatchOfEverything) {
+  auto ds = synthetic(20);
+  auto sampler = std::make_shared<SequentialSampler>(ds->size());
+  for (int64_t batch : {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max() - 199}) {
+    auto batches = run_epoch(ds, sampler, 2, 0, batch);
+    ASSERT_EQ(batches.size(), 1u) << batch;
+    EXPECT_EQ(batches[0].images.size(0), 20) << batch;
+    EXPECT_EQ(batches[0].indices.size(), 20u) << batch;
+  }
 }
