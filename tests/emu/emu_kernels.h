@@ -49,6 +49,8 @@ void dynamic_shared_overrun(int n);        // writes one float past the dynamic 
 void static_shared_overrun(int n);         // writes one float past a static __shared__ array
 void shared_is_per_block(int* out, int grid, int block);
 void static_shared_too_large();            // 40 KiB static + 16 KiB dynamic > 48 KiB
+// After a launch that fills shared memory, reads static and dynamic __shared__ before any write (32 per block).
+void read_uninitialised_shared(float* static_out, int* static_int_out, float* dynamic_out, int grid);
 void barrier_benchmark(float* out, int grid, int block);  // one barrier per block, used for timing
 void elementwise_benchmark(const float* x, float* y, int n);  // no barrier, 256 threads per block
 

@@ -55,6 +55,27 @@ __global__ void static_shared_too_large_kernel() {
   dyn[threadIdx.x] = big[threadIdx.x];
 }
 
+// Fills its static and dynamic shared memory, so a later launch could see the values if memory were reused as is.
+__global__ void fill_shared_kernel(float* out) {
+  __shared__ float s[32];
+  ISLKD_DYNAMIC_SHARED(float, d);
+  s[threadIdx.x] = 1.0f;
+  d[threadIdx.x] = 2.0f;
+  __syncthreads();
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s[31 - threadIdx.x] + d[31 - threadIdx.x];
+}
+
+// Reads static (float and int) and dynamic shared memory before any write: under the emulator every byte is 0xff.
+__global__ void read_uninitialised_shared_kernel(float* static_out, int* static_int_out, float* dynamic_out) {
+  __shared__ float s[32];
+  __shared__ int si[32];
+  ISLKD_DYNAMIC_SHARED(float, d);
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  static_out[i] = s[threadIdx.x];
+  static_int_out[i] = si[threadIdx.x];
+  dynamic_out[i] = d[threadIdx.x];
+}
+
 __global__ void barrier_benchmark_kernel(float* out) {
   __shared__ float s[1024];
   s[threadIdx.x] = static_cast<float>(threadIdx.x);
@@ -85,6 +106,13 @@ void shared_is_per_block(int* out, int grid, int block) {
 }
 
 void static_shared_too_large() { ISLKD_LAUNCH(static_shared_too_large_kernel, 1, 32, 16 * 1024, 0); }
+
+void read_uninitialised_shared(float* static_out, int* static_int_out, float* dynamic_out, int grid) {
+  // 32 threads per block, 32 floats of dynamic shared memory; the outputs hold grid * 32 values.
+  ISLKD_LAUNCH(fill_shared_kernel, grid, 32, 32 * sizeof(float), 0, dynamic_out);
+  ISLKD_LAUNCH(read_uninitialised_shared_kernel, grid, 32, 32 * sizeof(float), 0, static_out, static_int_out,
+               dynamic_out);
+}
 
 void elementwise_benchmark(const float* x, float* y, int n) {
   ISLKD_LAUNCH(elementwise_benchmark_kernel, (n + 255) / 256, 256, 0, 0, x, y, n);

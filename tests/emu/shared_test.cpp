@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "kernels/emu/emu_api.h"
@@ -29,6 +32,23 @@ TEST(EmuShared, EveryBlockHasItsOwnStaticShared) {
   std::vector<int> out(grid, -1);
   emu_test::shared_is_per_block(out.data(), grid, block);
   for (int b = 0; b < grid; ++b) EXPECT_EQ(out[b], block) << b;
+}
+
+// Shared memory starts as 0xff bytes (kernels/emu/runtime.cpp kUninitialisedShared) in every block of every launch,
+// never as zeros or a previous launch's values, so a kernel that reads before it writes gives NaN / -1 in tests.
+TEST(EmuShared, StaticAndDynamicSharedReadBeforeAnyWriteArePoison) {
+  const int grid = 3, n = grid * 32;
+  std::vector<float> s(n, 0.0f), d(n, 0.0f);
+  std::vector<int> si(n, 0);
+  emu_test::read_uninitialised_shared(s.data(), si.data(), d.data(), grid);
+  for (int i = 0; i < n; ++i) {
+    EXPECT_TRUE(std::isnan(s[i])) << "static float " << i << " = " << s[i];
+    EXPECT_EQ(si[i], -1) << "static int " << i;
+    EXPECT_TRUE(std::isnan(d[i])) << "dynamic float " << i << " = " << d[i];
+    uint32_t bits;
+    std::memcpy(&bits, &d[i], 4);
+    EXPECT_EQ(bits, 0xffffffffu) << "dynamic float " << i;
+  }
 }
 
 TEST(EmuShared, StaticPlusDynamicAbove48KiBIsALaunchError) {
