@@ -99,6 +99,22 @@ TEST(Curriculum, SubsetSizeIsCeilOfFractionTimesN) {
   EXPECT_EQ(Curriculum(o).subset_size(0), 1);  // never empty
 }
 
+// g * N that is an integer on paper but lands just above it in floating point: 0.1 + 0.9 * 0.5 = 0.55 computes to
+// 0.55000000000000004 and 0.55 * 100 to 55.000000000000007, whose plain ceil is 56. The 1e-6 slack gives 55; a
+// fraction truly above an integer still rounds up (0.1 * 101 = 10.1 -> 11).
+TEST(Curriculum, SubsetSizeSlackKeepsAFractionThatRoundsUpInFloatingPointExact) {
+  CurriculumOptions o = small_options(100);
+  o.start_fraction = 0.1;
+  o.num_phases = 2;
+  o.pacing = Pacing::Linear;
+  Curriculum c(o);
+  ASSERT_GT(c.fraction(1) * 100.0, 55.0);  // the case this test is about: the product is above 55 before the slack
+  EXPECT_EQ(c.subset_size(0), 10);
+  EXPECT_EQ(c.subset_size(1), 55);
+  o.num_instances = 101;
+  EXPECT_EQ(Curriculum(o).subset_size(0), 11);
+}
+
 TEST(Curriculum, BoundariesAtTheRightEpochs) {
   CurriculumOptions o = small_options();
   o.warmup_epochs = 2;
