@@ -1,10 +1,13 @@
 // 2-D convolution through cuDNN's v7-style API: forward, backward data, backward filter and bias gradient.
 // Per convolution shape a plan keeps the descriptors and the algorithm chosen for each direction (asked once
 // from cuDNN's heuristics, cudnnGet*Algorithm_v7), so the steady state makes no descriptor or heuristic call.
+// By default only algorithms cuDNN reports deterministic are taken (set_deterministic_algorithms); the setting is
+// part of the plan's key, so switching it never reuses a choice made under the other.
 // Workspaces come from the caching allocator and are returned right after the call (stream-ordered reuse).
 // Bias and fused ReLU are one extra elementwise pass (8 B/element), bias_relu_kernel below. cuDNN's default math
 // (TF32 tensor cores on Ampere and later) is allowed, as PyTorch does for convolutions.
 #include <array>
+#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
@@ -58,10 +61,13 @@ int to_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+std::atomic<bool> g_deterministic{true};
+
 Plan& plan_for(const Conv2dShape& s) {
   static std::mutex mu;
-  static std::map<std::array<int64_t, 10>, std::unique_ptr<Plan>> plans;
-  const std::array<int64_t, 10> key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups};
+  static std::map<std::array<int64_t, 11>, std::unique_ptr<Plan>> plans;
+  const std::array<int64_t, 11> key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups,
+                                    g_deterministic ? 1 : 0};
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = plans[key];
   if (slot) return *slot;
@@ -87,13 +93,18 @@ Plan& plan_for(const Conv2dShape& s) {
   return *slot;
 }
 
-// The first heuristic choice that works and fits the workspace limit.
+// The first heuristic choice that works, fits the workspace limit and, unless nondeterministic algorithms are
+// allowed, is deterministic.
 template <typename Perf>
 int pick(const Perf* perf, int n, const char* direction) {
+  const bool deterministic = g_deterministic;
   for (int i = 0; i < n; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspaceBytes) return i;
-  ISLKD_FAIL("conv2d (cuDNN): no ", direction, " algorithm for this shape within ", kMaxWorkspaceBytes >> 20,
-             " MiB of workspace");
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspaceBytes &&
+        (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
+      return i;
+  ISLKD_FAIL("conv2d (cuDNN): no ", deterministic ? "deterministic " : "", direction,
+             " algorithm for this shape within ", kMaxWorkspaceBytes >> 20, " MiB of workspace",
+             deterministic ? " (--nondeterministic allows the others)" : "");
 }
 
 void ensure_fwd(Plan& p) {
@@ -199,6 +210,21 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
                                                      ws.bytes(), &zero, p.w, dw));
   }
   if (dbias != nullptr) ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), &one, p.y, dy, &zero, p.bias, dbias));
+}
+
+void set_deterministic_algorithms(bool on) { g_deterministic = on; }
+bool deterministic_algorithms() { return g_deterministic; }
+
+ConvAlgorithms conv2d_algorithms(const Conv2dShape& s) {
+  Plan& p = plan_for(s);
+  ensure_fwd(p);
+  ensure_bwd_data(p);
+  ensure_bwd_filter(p);
+  ConvAlgorithms a;
+  a.forward = static_cast<int>(p.fwd);
+  a.backward_data = static_cast<int>(p.bwd_data);
+  a.backward_filter = static_cast<int>(p.bwd_filter);
+  return a;
 }
 
 }  // namespace islkd::cuda

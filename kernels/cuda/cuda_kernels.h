@@ -21,6 +21,19 @@ bool is_emulated();
 void set_device(int ordinal);
 void synchronize();  // waits for the compute and copy streams
 
+// ---- convolution algorithm choice --------------------------------------------------------------------
+// On (the default): only cuDNN algorithms that cuDNN reports deterministic are used, so the same GPU model and
+// driver give the same bits run after run. Off (`--nondeterministic`): cuDNN's heuristic first choice whatever its
+// determinism (some backward algorithms accumulate with atomics). Process-wide, read when a shape's algorithms are
+// first chosen; plans are kept per setting.
+void set_deterministic_algorithms(bool on);
+bool deterministic_algorithms();
+struct ConvAlgorithms {
+  int forward = -1, backward_data = -1, backward_filter = -1;  // cudnnConvolution*Algo_t values
+};
+// The algorithms conv2d_* use for this shape under the current setting (choosing them if not yet chosen).
+ConvAlgorithms conv2d_algorithms(const Conv2dShape& s);
+
 // ---- memory (caching allocator: no cudaMalloc/cudaFree in the steady state) -------------------------
 void* device_malloc(size_t bytes);
 void device_free(void* p);

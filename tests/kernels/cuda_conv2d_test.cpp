@@ -1,6 +1,8 @@
 // conv2d on the CUDA backend (cuDNN v7 API, served by the shim under the emulator) against the CPU backend:
 // descriptor setup for strides, padding and groups, bias and fused ReLU, backward data / filter / bias, the
-// per-shape algorithm cache.
+// per-shape algorithm cache and the deterministic-algorithm selector.
+#include <cudnn.h>
+
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/emu/shim/shim.h"
 #include "tests/common/test_util.h"
@@ -114,4 +116,26 @@ TEST(CudaConv2d, SteadyStateForwardBackwardMakesNoCudaMalloc) {
 #else
   (void)before;
 #endif
+}
+
+// The shim ranks a nondeterministic algorithm first in every direction (as cuDNN's heuristics may on a GPU): by
+// default the selector skips it for the deterministic one; with nondeterministic algorithms allowed it takes the
+// first. Each setting keeps its own choice (switching back does not reuse the other's).
+TEST(CudaConv2d, SelectorSkipsNondeterministicAlgorithmsUnlessAllowed) {
+  ASSERT_TRUE(cuda::deterministic_algorithms());  // the default
+  const Conv2dShape s = shape(2, 3, 10, 10, 4, 3, 1, 1, 1);
+  const cuda::ConvAlgorithms det = cuda::conv2d_algorithms(s);
+  EXPECT_EQ(det.forward, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+  EXPECT_EQ(det.backward_data, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
+  EXPECT_EQ(det.backward_filter, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);
+  cuda::set_deterministic_algorithms(false);
+  const cuda::ConvAlgorithms any = cuda::conv2d_algorithms(s);
+  cuda::set_deterministic_algorithms(true);
+  EXPECT_EQ(any.forward, CUDNN_CONVOLUTION_FWD_ALGO_GEMM);
+  EXPECT_EQ(any.backward_data, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0);
+  EXPECT_EQ(any.backward_filter, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0);
+  const cuda::ConvAlgorithms again = cuda::conv2d_algorithms(s);
+  EXPECT_EQ(again.forward, det.forward);
+  EXPECT_EQ(again.backward_data, det.backward_data);
+  EXPECT_EQ(again.backward_filter, det.backward_filter);
 }

@@ -110,21 +110,28 @@ void with_blend(float* out, size_t count, const void* alpha, const void* beta, F
   blend(out, tmp.data(), count, a, b);
 }
 
+// Like cuDNN's heuristics, the shim ranks several algorithms, and puts a nondeterministic one first (`fast`) before
+// the deterministic `algo`, so the backend's selector is tested on the choice that matters on a GPU. The CPU
+// backend computes every algorithm the same way (and deterministically).
 template <typename Perf, typename Algo>
-cudnnStatus_t one_algorithm(const char* call, int requested, int* returned, Perf* perf, Algo algo) {
+cudnnStatus_t ranked_algorithms(const char* call, int requested, int* returned, Perf* perf, Algo fast, Algo algo) {
   if (requested < 1 || returned == nullptr || perf == nullptr) {
     explain(call, "requestedAlgoCount < 1 or a null output");
     return CUDNN_STATUS_BAD_PARAM;
   }
   counters().algorithm_queries++;
-  std::memset(perf, 0, sizeof(Perf));
-  perf->algo = algo;
-  perf->status = CUDNN_STATUS_SUCCESS;
-  perf->time = 0.0f;
-  perf->memory = 0;
-  perf->determinism = CUDNN_DETERMINISTIC;
-  perf->mathType = CUDNN_DEFAULT_MATH;
-  *returned = 1;
+  const Algo order[2] = {fast, algo};
+  const int n = requested < 2 ? requested : 2;
+  for (int i = 0; i < n; ++i) {
+    std::memset(&perf[i], 0, sizeof(Perf));
+    perf[i].algo = order[i];
+    perf[i].status = CUDNN_STATUS_SUCCESS;
+    perf[i].time = 0.0f;
+    perf[i].memory = 0;
+    perf[i].determinism = i == 0 ? CUDNN_NON_DETERMINISTIC : CUDNN_DETERMINISTIC;
+    perf[i].mathType = CUDNN_DEFAULT_MATH;
+  }
+  *returned = n;
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -215,7 +222,7 @@ cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int 
   return CUDNN_STATUS_SUCCESS;
 }
 
-// ---- algorithms and workspaces: the CPU backend needs no workspace; one "best" algorithm per direction ------------
+// ---- algorithms and workspaces: the CPU backend needs no workspace; two ranked algorithms per direction ----------
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
                                                      const cudnnFilterDescriptor_t w,
                                                      const cudnnConvolutionDescriptor_t cd,
@@ -223,8 +230,8 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudn
                                                      int* returned, cudnnConvolutionFwdAlgoPerf_t* perf) {
   islkd::Conv2dShape s;
   if (cudnnStatus_t st = conv_shape("cudnnGetConvolutionForwardAlgorithm_v7", h, x, w, cd, y, &s)) return st;
-  return one_algorithm("cudnnGetConvolutionForwardAlgorithm_v7", requested, returned, perf,
-                       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+  return ranked_algorithms("cudnnGetConvolutionForwardAlgorithm_v7", requested, returned, perf,
+                           CUDNN_CONVOLUTION_FWD_ALGO_GEMM, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, const cudnnFilterDescriptor_t w,
                                                           const cudnnTensorDescriptor_t dy,
@@ -233,8 +240,8 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, const
                                                           int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
   islkd::Conv2dShape s;
   if (cudnnStatus_t st = conv_shape("cudnnGetConvolutionBackwardDataAlgorithm_v7", h, dx, w, cd, dy, &s)) return st;
-  return one_algorithm("cudnnGetConvolutionBackwardDataAlgorithm_v7", requested, returned, perf,
-                       CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
+  return ranked_algorithms("cudnnGetConvolutionBackwardDataAlgorithm_v7", requested, returned, perf,
+                           CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1);
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
                                                             const cudnnTensorDescriptor_t dy,
@@ -245,8 +252,8 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, con
   islkd::Conv2dShape s;
   if (cudnnStatus_t st = conv_shape("cudnnGetConvolutionBackwardFilterAlgorithm_v7", h, x, dw, cd, dy, &s))
     return st;
-  return one_algorithm("cudnnGetConvolutionBackwardFilterAlgorithm_v7", requested, returned, perf,
-                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);
+  return ranked_algorithms("cudnnGetConvolutionBackwardFilterAlgorithm_v7", requested, returned, perf,
+                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1);
 }
 
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
