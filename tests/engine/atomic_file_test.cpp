@@ -112,7 +112,7 @@ TEST(WriteFileAtomic, RemovesTheTemporaryOfADeadWriterAtTheNextWriteAndKeepsALiv
   const long dead = dead_pid();
   ASSERT_GT(dead, 1);
   const std::string stale = target + ".tmp." + std::to_string(dead);
-  const std::string live = target + ".tmp.1";  // init is always alive
+  const std::string live = target + ".tmp." + std::to_string(::getppid());  // this test's parent: alive
   const std::string other = dir + "/other.safetensors.tmp." + std::to_string(dead);  // not this target's
   for (const std::string& p : {stale, live, other}) std::ofstream(p) << "partial";
   write_file_atomic(target, "x", 1);
