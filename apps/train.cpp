@@ -46,6 +46,7 @@ struct Args {
   int64_t limit = 0;
   int64_t test_limit = 0;
   bool no_augment = false;
+  bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -80,6 +81,9 @@ int run(int argc, char** argv) {
   cli.add_option("--limit", a.limit, "train on the first N instances only (0 = all)")->check(CLI::NonNegativeNumber);
   cli.add_option("--test-limit", a.test_limit, "evaluate on the first N test instances only (0 = all)")
       ->check(CLI::NonNegativeNumber);
+  cli.add_flag("--nondeterministic", a.nondeterministic,
+               "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
+               "bit-reproducible on the same GPU)");
   cli.add_flag("--no-augment", a.no_augment, "no random crop / flip (normalisation only)");
   try {
     cli.parse(argc, argv);
@@ -89,6 +93,7 @@ int run(int argc, char** argv) {
   }
 
   app::configure_cpu(a.threads);
+  cuda::set_deterministic_algorithms(!a.nondeterministic);
   const Device device = select_device(a.device, std::cout);
   if (a.out.empty()) a.out = a.model + "_" + a.dataset + ".safetensors";
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");

@@ -57,6 +57,7 @@ struct Args {
   // Off by default: the main job's short runs do not gain from random crops, and without them the frozen teacher's
   // logits are a constant per instance, computed once instead of at every step.
   bool augment = false;
+  bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
   float temperature = 4.0f;
   float alpha = 0.9f;
   // ISL curriculum (engine/distill/curriculum.h explains each). Sized for the 3-epoch main job: 1 epoch of plain
@@ -598,6 +599,9 @@ int run(int argc, char** argv) {
   cli.add_option("--phases", a.phases, "isl: number of curriculum phases");
   cli.add_option("--pacing", a.pacing, "isl: linear | root | step");
   cli.add_option("--start-fraction", a.start_fraction, "isl: fraction of easiest instances in the first phase");
+  cli.add_flag("--nondeterministic", a.nondeterministic,
+               "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
+               "bit-reproducible on the same GPU)");
   cli.add_flag("--full-at-last-phase", a.full_at_last_phase, "isl: the last phase already trains on everything");
   cli.add_option("--batch-order", a.batch_order, "isl: shuffled | sequence (within a phase's subset)");
   cli.add_option("--curriculum-mode", a.curriculum_mode, "isl: subset | ordering");
@@ -650,6 +654,7 @@ int run(int argc, char** argv) {
   const auto output_locks = app::claim_outputs(outputs);
 
   app::configure_cpu(a.threads);
+  cuda::set_deterministic_algorithms(!a.nondeterministic);
   Shared s;
   s.device = select_device(a.device, std::cout);
   s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);
