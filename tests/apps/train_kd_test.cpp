@@ -34,9 +34,17 @@ struct RunResult {
   std::string out, err;
 };
 
+// Each run works in a folder of its own: outputs left at their default names (relative to the working directory)
+// would otherwise meet another test's run under ctest -j, and the apps refuse a second writer of a file.
+std::string own_cwd(const std::string& tag) {
+  const std::string cwd = dir() + "/islkd_kd_" + tag + ".cwd";
+  std::filesystem::create_directories(cwd);
+  return cwd;
+}
+
 RunResult run_kd(const std::string& args, const std::string& tag) {
   const std::string out = dir() + "/islkd_kd_" + tag + ".out", err = dir() + "/islkd_kd_" + tag + ".err";
-  int status = std::system((kExe + " " + args + " > " + out + " 2> " + err).c_str());
+  int status = std::system(("cd " + own_cwd(tag) + " && " + kExe + " " + args + " > " + out + " 2> " + err).c_str());
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = read_text(out);
@@ -229,7 +237,7 @@ TEST(TrainKdApp, OutputOfALaterMethodOntoADirectoryIsRefusedBeforeAnyTraining) {
 // names the layout (never a wrong result, never oneDNN's reference kernels).
 TEST(TrainKdApp, UnsupportedForcedChannelBlockIsOneErrorLineNamingTheLayout) {
   const std::string out = dir() + "/islkd_kd_block.out", err = dir() + "/islkd_kd_block.err";
-  const int status = std::system(("ISLKD_CPU_CHANNEL_BLOCK=32 " + kExe +
+  const int status = std::system(("cd " + own_cwd("block") + " && ISLKD_CPU_CHANNEL_BLOCK=32 " + kExe +
                                   " --method ce --limit 32 --test-limit 32 --epochs 1 --device cpu --threads 2 > " +
                                   out + " 2> " + err)
                                      .c_str());

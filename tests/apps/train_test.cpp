@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -42,7 +43,11 @@ struct RunResult {
 RunResult run_train(const std::string& args, const std::string& tag) {
   const std::string dir = ::testing::TempDir();
   const std::string out = dir + "/islkd_train_" + tag + ".out", err = dir + "/islkd_train_" + tag + ".err";
-  const std::string cmd = kTrainExe + " " + args + " > " + out + " 2> " + err;
+  // A folder of its own per run: default output names are relative to the working directory, and another test's
+  // run under ctest -j would hold them (the app refuses a second writer of a file).
+  const std::string cwd = dir + "/islkd_train_" + tag + ".cwd";
+  std::filesystem::create_directories(cwd);
+  const std::string cmd = "cd " + cwd + " && " + kTrainExe + " " + args + " > " + out + " 2> " + err;
   int status = std::system(cmd.c_str());
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
