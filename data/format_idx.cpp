@@ -12,7 +12,26 @@ std::vector<uint32_t> parse_idx_header(const uint8_t* data, size_t size, const s
                                        std::vector<uint8_t>& storage, const uint8_t** payload,
                                        size_t* payload_size, const IdxLimits& limits) {
   if (is_gzip(data, size)) {
-    storage = inflate_all(data, size, limits.max_inflated_bytes, name);
+    // The header says how many bytes the file must inflate to: read it first and inflate no more than that (plus
+    // one byte, to see trailing data), so a small hostile file cannot make us allocate up to the general limit.
+    std::vector<uint8_t> head = inflate_prefix(data, size, 4 + 4 * 4, name);
+    const int nd = head.size() >= 4 ? head[3] : 0;
+    if (head.size() >= 4 && head[0] == 0 && head[1] == 0 && nd >= 1 && nd <= 4 &&
+        head.size() >= 4 + 4 * size_t(nd)) {
+      uint64_t claimed = 4 + 4 * uint64_t(nd), count = 1;
+      bool overflow = false;
+      for (int d = 0; d < nd; ++d)
+        overflow |= __builtin_mul_overflow(count, uint64_t(be32(head.data() + 4 + 4 * d)), &count);
+      overflow |= __builtin_add_overflow(claimed, count, &claimed);
+      ISLKD_CHECK(!overflow && claimed <= limits.max_inflated_bytes, name, ": the IDX header (offset 4) describes ",
+                  overflow ? std::string("more than 2^64") : std::to_string(claimed), " bytes, more than the limit of ",
+                  limits.max_inflated_bytes, " bytes");
+      storage = inflate_prefix(data, size, static_cast<size_t>(claimed) + 1, name);
+      ISLKD_CHECK(storage.size() <= claimed, name, ": the compressed data inflates to more than the ", claimed,
+                  " bytes its IDX header describes");
+    } else {
+      storage = std::move(head);  // not a valid IDX header: the checks below say what is wrong with it
+    }
     data = storage.data();
     size = storage.size();
   }

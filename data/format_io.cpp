@@ -27,7 +27,10 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
 
 bool is_gzip(const uint8_t* data, size_t size) { return size >= 2 && data[0] == 0x1f && data[1] == 0x8b; }
 
-std::vector<uint8_t> inflate_all(const uint8_t* data, size_t size, size_t max_out, const std::string& name) {
+namespace {
+// prefix: stop quietly once max_out bytes are out (inflate_prefix) instead of refusing the stream (inflate_all).
+std::vector<uint8_t> inflate_up_to(const uint8_t* data, size_t size, size_t max_out, const std::string& name,
+                                   bool prefix) {
   z_stream zs;
   std::memset(&zs, 0, sizeof zs);
   // 15 + 32: maximum window, and detect a zlib or gzip header automatically.
@@ -38,6 +41,7 @@ std::vector<uint8_t> inflate_all(const uint8_t* data, size_t size, size_t max_ou
   while (rc != Z_STREAM_END) {
     if (out.size() == max_out) {
       inflateEnd(&zs);
+      if (prefix) return out;
       ISLKD_FAIL(name, ": inflated data exceeds the limit of ", max_out, " bytes (at compressed offset ", consumed,
                  ")");
     }
@@ -64,6 +68,16 @@ std::vector<uint8_t> inflate_all(const uint8_t* data, size_t size, size_t max_ou
   }
   inflateEnd(&zs);
   return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> inflate_all(const uint8_t* data, size_t size, size_t max_out, const std::string& name) {
+  return inflate_up_to(data, size, max_out, name, false);
+}
+
+std::vector<uint8_t> inflate_prefix(const uint8_t* data, size_t size, size_t n, const std::string& name) {
+  return inflate_up_to(data, size, n, name, true);
 }
 
 }  // namespace islkd::data

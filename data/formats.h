@@ -25,6 +25,9 @@ bool is_gzip(const uint8_t* data, size_t size);
 // Inflates a gzip or zlib stream; refuses to produce more than max_out bytes (so a corrupt or hostile length
 // cannot exhaust memory). `name` names the file in errors.
 std::vector<uint8_t> inflate_all(const uint8_t* data, size_t size, size_t max_out, const std::string& name);
+// The first min(n, total) inflated bytes of a gzip or zlib stream (a header read before sizing the rest): stops
+// after n bytes without an error; corrupt data before that is an error naming the file.
+std::vector<uint8_t> inflate_prefix(const uint8_t* data, size_t size, size_t n, const std::string& name);
 
 // ---- IDX (MNIST, Fashion-MNIST): magic 00 00 08 <ndim>, ndim big-endian uint32 sizes, then the ubytes -----
 // Either file may be gzip-compressed (detected by its magic). Images: ndim 3 (N, H, W); labels: ndim 1 (N),

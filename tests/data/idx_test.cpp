@@ -144,5 +144,30 @@ TEST(IdxReader, InflationBeyondTheLimitIsRefused) {
   limits.max_inflated_bytes = 4096;
   std::string msg = error_of(
       [&] { parse_idx(img.data(), img.size(), "bomb.gz", lab.data(), lab.size(), "labs", 10, limits); });
-  EXPECT_NE(msg.find("bomb.gz: inflated data exceeds the limit of 4096 bytes"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("bomb.gz: the IDX header (offset 4) describes 31376 bytes, more than the limit of 4096 bytes"),
+            std::string::npos)
+      << msg;
+}
+
+// A small gzip file whose IDX header claims little but whose data inflates to much more is refused after the
+// claimed size, not after the general limit (before: the whole stream was inflated up to 4 GiB first).
+TEST(IdxReader, GzipDataBeyondWhatTheHeaderClaimsIsRefusedAtTheClaimedSize) {
+  std::vector<uint8_t> raw = test::idx_images(4, 28, 28);  // header says 4 images: 16 + 3136 bytes
+  const std::vector<uint8_t> more = test::idx_images(400, 28, 28);
+  raw.insert(raw.end(), more.begin() + 16, more.end());  // ... followed by 400 more images
+  const auto img = test::gzip_bytes(raw);
+  const auto lab = test::idx_labels(4);
+  const std::string msg = error_of(
+      [&] { parse_idx(img.data(), img.size(), "long.gz", lab.data(), lab.size(), "labs", 10, IdxLimits{}); });
+  EXPECT_NE(msg.find("long.gz: the compressed data inflates to more than the 3152 bytes its IDX header describes"),
+            std::string::npos)
+      << msg;
+  // A header that claims more than the limit is refused before anything is inflated past it.
+  std::vector<uint8_t> huge = test::idx_images(1, 28, 28);
+  huge[4] = 0x7f;  // N = 0x7f000001 images of 28x28: ~1.7 TB
+  const auto hz = test::gzip_bytes(huge);
+  const std::string m2 = error_of(
+      [&] { parse_idx(hz.data(), hz.size(), "huge.gz", lab.data(), lab.size(), "labs", 10, IdxLimits{}); });
+  EXPECT_NE(m2.find("huge.gz: the IDX header (offset 4) describes"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("more than the limit of 4294967296 bytes"), std::string::npos) << m2;
 }
