@@ -2,6 +2,7 @@
 // interrupted mid-epoch (the Ctrl-C path) both end in the same checkpoint bytes as an uninterrupted run; the
 // three-method comparison prints one `method accuracy` line each; TOML configs; one-line errors.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -61,7 +62,9 @@ int count_lines(const std::string& s) {
 // A resnet8 teacher with seeded random weights for `classes` classes of 1-channel images: enough to exercise the
 // mechanics (KD targets, scores, ordering) without training one.
 std::string make_teacher(int64_t classes) {
-  const std::string path = dir() + "/islkd_teacher_" + std::to_string(classes) + ".safetensors";
+  // Per process: ctest runs the cases in parallel, and two writers of one file are refused (the output lock).
+  const std::string path = dir() + "/islkd_teacher_" + std::to_string(classes) + "_" + std::to_string(::getpid()) +
+                           ".safetensors";
   models::ModelConfig c;
   c.num_classes = classes;
   c.in_channels = 1;
