@@ -59,6 +59,16 @@ inline std::vector<float> nchw_to_blocked(const std::vector<float>& x, int64_t N
   return y;
 }
 
+// The message of the islkd::Error that f throws, or "(no error)" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 inline Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f,
                             Device device = Device::CPU) {
   return Tensor::from_vector(random_vector(static_cast<size_t>(shape_numel(shape)), seed, lo, hi), shape, device);

@@ -4,6 +4,7 @@
 #include "data/dataset.h"
 #include "data/formats.h"
 #include "kernels/common/error.h"
+#include "tests/common/test_util.h"
 #include "tests/data/fixtures.h"
 
 using namespace islkd;
@@ -11,14 +12,7 @@ using namespace islkd::data;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 void expect_fixture(const Dataset& ds, int64_t first, int64_t n, int classes, bool coarse = false) {
   ASSERT_EQ(ds.size(), n);

@@ -5,6 +5,7 @@
 #include "data/dataset.h"
 #include "data/formats.h"
 #include "kernels/common/error.h"
+#include "tests/common/test_util.h"
 #include "tests/data/fixtures.h"
 
 using namespace islkd;
@@ -34,14 +35,7 @@ void expect_fixture_values(const Dataset& ds, int64_t n) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 
 #include "data/dataset.h"
 #include "kernels/common/error.h"
+#include "tests/common/test_util.h"
 #include "tests/data/fixtures.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -34,14 +35,7 @@ void write_png(const std::string& path, int64_t n, int h, int w, int comp = 3) {
   test::write_bytes(path, png);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "data/formats.h"
 #include "kernels/common/error.h"
+#include "tests/common/test_util.h"
 #include "tests/data/fixtures.h"
 
 using namespace islkd;
@@ -122,14 +123,7 @@ void expect_fixture(const RawImages& r, int64_t n) {
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 RawImages parse(const std::vector<uint8_t>& b) { return parse_svhn_mat(b.data(), b.size(), "svhn.mat"); }
 

@@ -19,6 +19,7 @@
 #include "engine/atomic_file.h"
 #include "engine/safetensors.h"
 #include "kernels/common/error.h"
+#include "tests/common/test_util.h"
 
 using namespace islkd;
 
@@ -37,14 +38,7 @@ std::string read_text(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // A pid no process has: probed downwards from the top of the pid range.
 long dead_pid() {

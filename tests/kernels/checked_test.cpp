@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/common/checked.h"
+#include "tests/common/test_util.h"
 
 using namespace islkd;
 
@@ -13,14 +14,8 @@ namespace {
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 
-std::string error_of(int64_t (*f)()) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
+
 }  // namespace
 
 TEST(CheckedArithmetic, ExactInRange) {
