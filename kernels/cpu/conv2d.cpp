@@ -606,7 +606,7 @@ void conv2d_forward_blocked(const Conv2dShape& s, const BlockedLayout* x_layout,
   const memory::desc x_md = x_layout ? x_layout->md : plain_mds(s).x;
   ISLKD_CHECK(x_md.dims() == plan.src.dims(), "conv2d_forward_blocked: input layout does not match ", shape_text(s));
   const int64_t B = activation_block();
-  const bool winograd = winograd_applicable(s) && s.C % B == 0 && block_of(plan.out) == B;
+  const bool winograd = winograd_applicable(s) && s.C % B == 0 && plan.dst_layout->block == B;
   try {
     auto& eng = cpu_engine();
     dnnl::stream& strm = thread_stream();
