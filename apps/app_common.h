@@ -14,6 +14,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <new>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,17 +42,73 @@
 
 namespace islkd::app {
 
+// An error message made safe for a terminal and kept on one line: control bytes (a newline, an escape sequence
+// from a hostile file's header) and bytes that are not valid UTF-8 become \xNN; valid UTF-8 (a path) is kept.
+inline std::string printable(const std::string& in) {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  const size_t n = in.size();
+  auto escape = [&](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02x", c);
+    out += buf;
+  };
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) ok = (p[i + k] & 0xc0) == 0x80;
+    if (ok) {
+      out.append(in, i, len);
+      i += len;
+    } else {
+      escape(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 // Runs the app body; any error becomes one line on stderr and exit code 1 (never an abort on user input).
 inline int guarded_main(const char* app_name, const std::function<int()>& body) {
   try {
     return body();
   } catch (const Error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app_name, e.what());
+    std::fprintf(stderr, "%s: error: %s\n", app_name, printable(e.what()).c_str());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: error: out of memory (an allocation failed; lower --batch-size or --workers, or check "
+                 "the input files' sizes)\n", app_name);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app_name, e.what());
+    std::fprintf(stderr, "%s: error: %s\n", app_name, printable(e.what()).c_str());
   }
   return 1;
 }
+
+// Numeric flag checks that refuse nan and inf and print their bounds compactly (CLI11's NonNegativeNumber prints
+// its range as 300 digits and lets nan through): "--lr: -1 is not a finite number >= 0".
+inline CLI::Validator number_in(double lo, bool lo_inclusive, double hi) {
+  std::ostringstream desc;
+  desc << "NUMBER " << (lo_inclusive ? ">= " : "> ") << lo;
+  if (std::isfinite(hi)) desc << " and <= " << hi;
+  const std::string what = desc.str().substr(7);
+  return CLI::Validator(
+      [lo, lo_inclusive, hi, what](std::string& in) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(in, v)) return "'" + in + "' is not a number";
+        if (!std::isfinite(v) || v < lo || (!lo_inclusive && v == lo) || v > hi)
+          return in + " is not a finite number " + what;
+        return std::string();
+      },
+      desc.str());
+}
+inline CLI::Validator at_least(double lo) { return number_in(lo, true, HUGE_VAL); }
+inline CLI::Validator positive() { return number_in(0, false, HUGE_VAL); }
+inline CLI::Validator fraction() { return number_in(0, true, 1); }
 
 // SGD and learning-rate flags, the same in train and train_kd.
 struct OptimArgs {
@@ -66,17 +124,18 @@ struct OptimArgs {
   double warmup_start = 0.0;
 
   void add_flags(CLI::App& cli) {
-    cli.add_option("--lr", lr, "base learning rate")->check(CLI::NonNegativeNumber);
-    cli.add_option("--momentum", momentum)->check(CLI::NonNegativeNumber);
-    cli.add_option("--wd", wd, "weight decay")->check(CLI::NonNegativeNumber);
+    cli.add_option("--lr", lr, "base learning rate")->check(at_least(0));
+    cli.add_option("--momentum", momentum)->check(at_least(0));
+    cli.add_option("--wd", wd, "weight decay")->check(at_least(0));
     cli.add_flag("--nesterov", nesterov);
     cli.add_option("--schedule", schedule,
                    "kd (x0.1 at 150/180/210 of 240 epochs, scaled to --epochs) | multistep | cosine | constant");
     cli.add_option("--milestones", milestones, "multistep: epochs where the rate drops (default: the kd ones)");
-    cli.add_option("--gamma", gamma, "multistep: factor at each milestone");
-    cli.add_option("--min-lr", min_lr, "cosine: floor");
-    cli.add_option("--warmup", warmup, "linear warm-up epochs in front of the schedule (0 = none)");
-    cli.add_option("--warmup-start", warmup_start, "warm-up: starting fraction of the rate");
+    cli.add_option("--gamma", gamma, "multistep: factor at each milestone")->check(at_least(0));
+    cli.add_option("--min-lr", min_lr, "cosine: floor")->check(at_least(0));
+    cli.add_option("--warmup", warmup, "linear warm-up epochs in front of the schedule (0 = none)")
+        ->check(at_least(0));
+    cli.add_option("--warmup-start", warmup_start, "warm-up: starting fraction of the rate")->check(fraction());
   }
   std::unique_ptr<LRSchedule> make_schedule(int64_t epochs) const {
     ScheduleSpec spec;
@@ -106,14 +165,30 @@ struct Splits {
   int64_t n_train = 0, n_test = 0, num_classes = 0, in_channels = 0;
 };
 
+// "a, b, c" for up to 6 names, then "... (N in all)".
+inline std::string compact_list(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < 6; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > 6) out += ", ... (" + std::to_string(names.size()) + " in all)";
+  return out;
+}
+
 inline Splits open_splits(const std::string& dataset, const std::string& path, int64_t limit, int64_t test_limit) {
   Splits s;
   s.train = data::open_dataset(dataset, path, "train");
   s.test = data::open_dataset(dataset, path, "test");
   ISLKD_CHECK(s.train->size() > 0, s.train->source(), ": the train split is empty");
-  ISLKD_CHECK(s.test->num_classes() == s.train->num_classes() && s.test->channels() == s.train->channels() &&
-                  s.test->height() == s.train->height() && s.test->width() == s.train->width(),
-              s.test->source(), ": the test split's classes or image size differ from the train split's");
+  ISLKD_CHECK(s.test->size() > 0, s.test->source(), ": the test split is empty (nothing to evaluate on)");
+  ISLKD_CHECK(s.train->source() != s.test->source(), s.train->source(),
+              ": the train and test splits are the same file (give the dataset folder, which holds both)");
+  ISLKD_CHECK(s.test->class_names() == s.train->class_names(), s.test->source(), ": the test split's classes (",
+              compact_list(s.test->class_names()), ") differ from the train split's (",
+              compact_list(s.train->class_names()), "): a label would mean another class in each");
+  ISLKD_CHECK(s.test->channels() == s.train->channels() && s.test->height() == s.train->height() &&
+                  s.test->width() == s.train->width(),
+              s.test->source(), ": the test split's images are ", s.test->channels(), "x", s.test->height(), "x",
+              s.test->width(), ", the train split's ", s.train->channels(), "x", s.train->height(), "x",
+              s.train->width());
   s.n_train = limit > 0 ? std::min(limit, s.train->size()) : s.train->size();
   s.n_test = test_limit > 0 ? std::min(test_limit, s.test->size()) : s.test->size();
   s.num_classes = s.train->num_classes();
@@ -288,6 +363,9 @@ inline std::string meta_get(const std::map<std::string, std::string>& meta, cons
   return it->second;
 }
 
+// A checkpoint's count (epoch, step): an integer >= 0.
+inline int64_t parse_count(const std::string& s, const std::string& what);
+
 inline int64_t parse_int(const std::string& s, const std::string& what) {
   try {
     size_t pos = 0;
@@ -296,6 +374,12 @@ inline int64_t parse_int(const std::string& s, const std::string& what) {
   } catch (const std::exception&) {
   }
   ISLKD_FAIL(what, ": '", s, "' is not an integer");
+}
+
+inline int64_t parse_count(const std::string& s, const std::string& what) {
+  const int64_t v = parse_int(s, what);
+  ISLKD_CHECK(v >= 0, what, ": ", v, " is negative (a tampered or corrupt checkpoint)");
+  return v;
 }
 
 // Per-epoch metrics as JSON lines: a first line with the run config, then one line per epoch. Kept in memory and

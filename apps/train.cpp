@@ -73,14 +73,15 @@ int run(int argc, char** argv) {
   a.opt.add_flags(cli);
   cli.add_option("--seed", a.seed, "weight init, shuffling and augmentation");
   cli.add_option("--device", a.device, "auto | cpu | cuda");
-  cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)");
-  cli.add_option("--workers", a.workers, "loader threads (0 = default)");
+  cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)")
+      ->check(app::at_least(0));
+  cli.add_option("--workers", a.workers, "loader threads (0 = default)")->check(app::at_least(0));
   cli.add_option("--out", a.out, "checkpoint written each epoch (default <model>_<dataset>.safetensors)");
   cli.add_option("--resume", a.resume, "checkpoint of an earlier run to continue");
   cli.add_option("--metrics", a.metrics, "JSON-lines file with one line of metrics per epoch");
-  cli.add_option("--limit", a.limit, "train on the first N instances only (0 = all)")->check(CLI::NonNegativeNumber);
+  cli.add_option("--limit", a.limit, "train on the first N instances only (0 = all)")->check(app::at_least(0));
   cli.add_option("--test-limit", a.test_limit, "evaluate on the first N test instances only (0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(app::at_least(0));
   cli.add_flag("--nondeterministic", a.nondeterministic,
                "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
                "bit-reproducible on the same GPU)");
@@ -150,9 +151,13 @@ int run(int argc, char** argv) {
     for (const char* key : {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"})
       ISLKD_CHECK(saved.value(key, nlohmann::json()) == run_config[key], "--resume ", a.resume, ": it was trained with ",
                   key, " = ", saved.value(key, nlohmann::json()).dump(), ", this run has ", run_config[key].dump());
-    start_epoch = app::parse_int(app::meta_get(c.metadata, "epoch", a.resume, "train"), a.resume + ": metadata 'epoch'");
-    global_step = app::parse_int(app::meta_get(c.metadata, "step", a.resume, "train"), a.resume + ": metadata 'step'");
-    opt_steps = app::parse_int(app::meta_get(c.metadata, "optimizer.steps", a.resume, "train"), a.resume + ": 'optimizer.steps'");
+    start_epoch = app::parse_count(app::meta_get(c.metadata, "epoch", a.resume, "train"), a.resume + ": metadata 'epoch'");
+    global_step = app::parse_count(app::meta_get(c.metadata, "step", a.resume, "train"), a.resume + ": metadata 'step'");
+    opt_steps = app::parse_count(app::meta_get(c.metadata, "optimizer.steps", a.resume, "train"), a.resume + ": 'optimizer.steps'");
+    const int64_t per_epoch = ceil_div(n_train, a.batch_size);
+    ISLKD_CHECK(global_step == start_epoch * per_epoch && opt_steps == global_step, a.resume,
+                ": inconsistent counts (epoch ", start_epoch, ", step ", global_step, ", optimizer.steps ", opt_steps,
+                " with ", per_epoch, " steps per epoch): a tampered or corrupt checkpoint");
     ISLKD_CHECK(start_epoch < a.epochs, "--resume ", a.resume, " has already trained ", start_epoch,
                 " epochs; pass --epochs larger than that to continue");
     for (const auto& e : c.extra) {

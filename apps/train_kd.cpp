@@ -2,9 +2,10 @@
 // ISL curriculum (isl), from flags or a TOML file. `--method ce,kd,isl` runs the three from the same start and
 // prints one line per method (`kd 90.61`): the project's main comparison. Checkpoints each epoch; --resume (and
 // Ctrl-C, which checkpoints mid-epoch) continue a run bit for bit on the CPU with the same seed and --threads.
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "apps/app_common.h"
+#include "apps/toml_config.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/sampler.h"
@@ -82,65 +84,6 @@ struct Args {
   int64_t test_limit = 0;
   int64_t eval_every = 0;  // steps between mid-epoch test evaluations (0 = at the end of each epoch only)
   int64_t interrupt_after_steps = 0;  // tests: behave as if Ctrl-C came after this many steps of the run
-};
-
-// TOML config files for CLI11: top-level keys (and keys inside any [section], which only groups them for
-// readability) are option names without the dashes, `_` and `-` alike; arrays give repeated values.
-// Command-line flags override the file. Parsed by toml++, not by hand.
-class TomlConfig : public CLI::Config {
- public:
-  std::string to_config(const CLI::App*, bool, bool, std::string) const override {
-    throw CLI::ConfigError("writing TOML configs is not supported");
-  }
-  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    toml::table root;
-    try {
-      root = toml::parse(ss.str());
-    } catch (const toml::parse_error& e) {
-      std::ostringstream msg;
-      msg << "TOML config: " << e.description() << " at line " << e.source().begin.line << ", column "
-          << e.source().begin.column;
-      throw CLI::ConfigError(msg.str());
-    }
-    std::vector<CLI::ConfigItem> items;
-    add_table(root, items);
-    return items;
-  }
-
- private:
-  static std::string scalar(const toml::node& n, const std::string& key) {
-    // By node type: toml++'s value<T>() converts permissively (an integer reads as a bool).
-    if (n.is_boolean()) return n.value<bool>().value() ? "true" : "false";
-    if (n.is_integer()) return std::to_string(n.value<int64_t>().value());
-    if (n.is_floating_point()) {
-      std::ostringstream os;
-      os.precision(17);
-      os << n.value<double>().value();
-      return os.str();
-    }
-    if (n.is_string()) return n.value<std::string>().value();
-    throw CLI::ConfigError("TOML config: key '" + key + "' has a value of an unsupported type");
-  }
-  static void add_table(const toml::table& t, std::vector<CLI::ConfigItem>& items) {
-    for (const auto& [k, node] : t) {
-      std::string key(k.str());
-      if (const toml::table* sub = node.as_table()) {
-        add_table(*sub, items);
-        continue;
-      }
-      CLI::ConfigItem item;
-      item.name = key;
-      std::replace(item.name.begin(), item.name.end(), '_', '-');
-      if (const toml::array* arr = node.as_array()) {
-        for (const auto& e : *arr) item.inputs.push_back(scalar(e, key));
-      } else {
-        item.inputs.push_back(scalar(node, key));
-      }
-      items.push_back(std::move(item));
-    }
-  }
 };
 
 // The loader asks it for each epoch's instance list: the curriculum's (isl) or a plain shuffle (ce, kd).
@@ -321,16 +264,26 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       ISLKD_CHECK(want == got, "--resume ", a.resume, ": it was trained with ", key, " = ", got.dump(),
                   ", this run has ", want.dump());
     }
-    start_epoch = app::parse_int(app::meta_get(c.metadata, "epoch", a.resume, app), a.resume + ": 'epoch'");
-    global_step = app::parse_int(app::meta_get(c.metadata, "step", a.resume, app), a.resume + ": 'step'");
-    opt_steps = app::parse_int(app::meta_get(c.metadata, "optimizer.steps", a.resume, app), a.resume + ": steps");
-    skip_steps = app::parse_int(app::meta_get(c.metadata, "epoch_step", a.resume, app), a.resume + ": epoch_step");
+    start_epoch = app::parse_count(app::meta_get(c.metadata, "epoch", a.resume, app), a.resume + ": 'epoch'");
+    global_step = app::parse_count(app::meta_get(c.metadata, "step", a.resume, app), a.resume + ": 'step'");
+    opt_steps = app::parse_count(app::meta_get(c.metadata, "optimizer.steps", a.resume, app), a.resume + ": steps");
+    skip_steps = app::parse_count(app::meta_get(c.metadata, "epoch_step", a.resume, app), a.resume + ": epoch_step");
+    {  // the counts must agree with each other (same data and batch size: checked against the config above)
+      const int64_t per_epoch = ceil_div(s.data.n_train, a.batch_size);
+      ISLKD_CHECK(skip_steps <= per_epoch && global_step == start_epoch * per_epoch + skip_steps &&
+                      opt_steps == global_step,
+                  a.resume, ": inconsistent counts (epoch ", start_epoch, ", epoch_step ", skip_steps, ", step ",
+                  global_step, ", optimizer.steps ", opt_steps, " with ", per_epoch,
+                  " steps per epoch): a tampered or corrupt checkpoint");
+    }
     nlohmann::json pj = nlohmann::json::parse(app::meta_get(c.metadata, "epoch_partial", a.resume, app), nullptr,
                                               false);
     ISLKD_CHECK(pj.is_object(), a.resume, ": metadata 'epoch_partial' is not a JSON object");
     part.loss_sum = pj.value("loss_sum", 0.0);
     part.correct = pj.value("correct", int64_t(0));
     part.seen = pj.value("seen", int64_t(0));
+    ISLKD_CHECK(std::isfinite(part.loss_sum) && part.seen >= 0 && part.correct >= 0 && part.correct <= part.seen,
+                a.resume, ": metadata 'epoch_partial' ", pj.dump(), " is not a possible tally");
     ISLKD_CHECK(start_epoch < a.epochs, "--resume ", a.resume, " has already trained ", start_epoch,
                 " epochs; pass --epochs larger than that to continue");
     std::vector<uint32_t> order;
@@ -571,7 +524,7 @@ int run(int argc, char** argv) {
   Args a;
   CLI::App cli{"train_kd: trains a student alone (ce), by KD from a teacher (kd), or by KD with the ISL curriculum "
                "(isl); `--method ce,kd,isl` compares them"};
-  cli.config_formatter(std::make_shared<TomlConfig>());
+  cli.config_formatter(std::make_shared<app::TomlConfig>(&cli));
   cli.set_config("--config", "", "TOML file with any of these options (flags given here override it)");
   cli.allow_config_extras(false);
   cli.option_defaults()->always_capture_default();
@@ -591,14 +544,16 @@ int run(int argc, char** argv) {
                "random crop / flip (off by default; without it the teacher's logits are computed once)");
   cli.add_option("--eval-every", a.eval_every,
                  "also evaluate on the test split every N steps, into the metrics file (0 = once per epoch)")
-      ->check(CLI::NonNegativeNumber);
-  cli.add_option("-T,--temperature", a.temperature, "KD temperature");
-  cli.add_option("--alpha", a.alpha, "KD weight: alpha*KD + (1-alpha)*CE");
-  cli.add_option("--isl-warmup", a.isl_warmup, "isl: epochs of plain KD before the first phase");
+      ->check(app::at_least(0));
+  cli.add_option("-T,--temperature", a.temperature, "KD temperature")->check(app::positive());
+  cli.add_option("--alpha", a.alpha, "KD weight: alpha*KD + (1-alpha)*CE")->check(app::fraction());
+  cli.add_option("--isl-warmup", a.isl_warmup, "isl: epochs of plain KD before the first phase")
+      ->check(app::at_least(0));
   cli.add_option("--phase-epochs", a.phase_epochs, "isl: epochs per curriculum phase");
   cli.add_option("--phases", a.phases, "isl: number of curriculum phases");
   cli.add_option("--pacing", a.pacing, "isl: linear | root | step");
-  cli.add_option("--start-fraction", a.start_fraction, "isl: fraction of easiest instances in the first phase");
+  cli.add_option("--start-fraction", a.start_fraction, "isl: fraction of easiest instances in the first phase")
+      ->check(app::number_in(0, false, 1));
   cli.add_flag("--nondeterministic", a.nondeterministic,
                "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
                "bit-reproducible on the same GPU)");
@@ -608,17 +563,19 @@ int run(int argc, char** argv) {
   cli.add_option("--measure", a.measure, "isl: difficulty: loss | ce | kd | confidence");
   cli.add_option("--seed", a.seed);
   cli.add_option("--device", a.device, "auto | cpu | cuda");
-  cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)");
-  cli.add_option("--workers", a.workers, "loader threads (0 = default)");
+  cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)")
+      ->check(app::at_least(0));
+  cli.add_option("--workers", a.workers, "loader threads (0 = default)")->check(app::at_least(0));
   cli.add_option("--out", a.out, "checkpoint (default <model>_<dataset>.safetensors; _<method> added for several)");
   cli.add_option("--resume", a.resume, "checkpoint to continue (one method only)");
   cli.add_option("--metrics", a.metrics, "JSON-lines metrics file (_<method> added for several)");
-  cli.add_option("--limit", a.limit, "train on the first N instances only (0 = all)")->check(CLI::NonNegativeNumber);
+  cli.add_option("--limit", a.limit, "train on the first N instances only (0 = all)")->check(app::at_least(0));
   cli.add_option("--test-limit", a.test_limit, "evaluate on the first N test instances (0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(app::at_least(0));
   cli.add_option("--interrupt-after-steps", a.interrupt_after_steps,
                  "act as if Ctrl-C came after this many training steps (for tests)")
       ->group("");  // hidden from --help
+  app::TomlConfig::check_config_file(argc, argv);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -643,6 +600,14 @@ int run(int argc, char** argv) {
   distill::parse_batch_order(a.batch_order);
   distill::parse_curriculum_mode(a.curriculum_mode);
   distill::parse_difficulty_measure(a.measure);
+  if (std::find(methods.begin(), methods.end(), "isl") != methods.end()) {
+    ISLKD_CHECK(a.phases >= 0 && a.phase_epochs >= 1, "isl: --phases must be >= 0 and --phase-epochs >= 1 (got ",
+                a.phases, " and ", a.phase_epochs, ")");
+    const int64_t schedule_epochs = int64_t(a.isl_warmup) + int64_t(a.phases) * a.phase_epochs;
+    ISLKD_CHECK(schedule_epochs <= a.epochs, "isl: --isl-warmup ", a.isl_warmup, " + --phases ", a.phases,
+                " x --phase-epochs ", a.phase_epochs, " = ", schedule_epochs, " epochs do not fit in --epochs ",
+                a.epochs, " (the curriculum would be cut short); lower them or raise --epochs");
+  }
 
   // Every method's outputs, checked and locked before the teacher is loaded and any method runs.
   std::vector<std::pair<std::string, std::string>> outputs;
@@ -663,10 +628,9 @@ int run(int argc, char** argv) {
   if (need_teacher) {
     ISLKD_CHECK(models::has_model(a.teacher_model), "unknown --teacher-model '", a.teacher_model, "'");
     {
-      std::FILE* f = std::fopen(a.teacher.c_str(), "rb");
-      ISLKD_CHECK(f, "no teacher checkpoint at '", a.teacher, "'; train one with: train --model ", a.teacher_model,
-                  " --out ", a.teacher);
-      std::fclose(f);
+      struct stat st;  // not fopen: opening a FIFO would block; checkpoint::load refuses non-regular files
+      ISLKD_CHECK(::stat(a.teacher.c_str(), &st) == 0, "no teacher checkpoint at '", a.teacher,
+                  "'; train one with: train --model ", a.teacher_model, " --out ", a.teacher);
     }
     models::ModelConfig tc;
     tc.num_classes = s.data.num_classes;
@@ -675,6 +639,9 @@ int run(int argc, char** argv) {
     try {
       checkpoint::load(a.teacher, *s.teacher);
     } catch (const Error& e) {
+      const std::string why = e.what();
+      // nan/inf weights or a negative running variance: a broken teacher, not a wrong architecture
+      if (why.find(": not loaded: ") != std::string::npos) ISLKD_FAIL("teacher ", why);
       ISLKD_FAIL("teacher ", a.teacher, " does not fit a ", a.teacher_model, " for ", s.data.num_classes, " classes x ",
                  s.data.in_channels, " channels of ", a.dataset, " (", e.what(), ")");
     }

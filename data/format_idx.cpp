@@ -26,6 +26,9 @@ std::vector<uint32_t> parse_idx_header(const uint8_t* data, size_t size, const s
       ISLKD_CHECK(!overflow && claimed <= limits.max_inflated_bytes, name, ": the IDX header (offset 4) describes ",
                   overflow ? std::string("more than 2^64") : std::to_string(claimed), " bytes, more than the limit of ",
                   limits.max_inflated_bytes, " bytes");
+      ISLKD_CHECK(claimed <= kMaxDeflateRatio * uint64_t(size), name, ": the IDX header (offset 4) describes ",
+                  claimed, " bytes, more than ", size, " compressed bytes can hold (deflate expands at most ",
+                  kMaxDeflateRatio, ":1); corrupt or hostile file");
       storage = inflate_prefix(data, size, static_cast<size_t>(claimed) + 1, name);
       ISLKD_CHECK(storage.size() <= claimed, name, ": the compressed data inflates to more than the ", claimed,
                   " bytes its IDX header describes");

@@ -9,20 +9,12 @@
 
 #include "data/formats.h"
 #include "kernels/common/error.h"
+#include "kernels/common/regular_file.h"
 
 namespace islkd::data {
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  ISLKD_CHECK(f, path, ": cannot open (", std::strerror(errno), ")");
-  std::vector<uint8_t> bytes;
-  uint8_t buf[1 << 16];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.insert(bytes.end(), buf, buf + got);
-  bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  ISLKD_CHECK(!failed, path, ": read error after ", bytes.size(), " bytes");
-  return bytes;
+std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes) {
+  return read_regular_file(path, max_bytes, "dataset file");
 }
 
 bool is_gzip(const uint8_t* data, size_t size) { return size >= 2 && data[0] == 0x1f && data[1] == 0x8b; }

@@ -170,6 +170,11 @@ class MatParser {
     size_t payload = (first >> 16) != 0 ? 0 : size_t(u32(tag + 4));
     ISLKD_CHECK(payload <= limits_.max_inflated_bytes, where(tag_region, 0), ": inflated element claims ", payload,
                 " bytes, over the limit of ", limits_.max_inflated_bytes);
+    // Deflate expands at most 1032:1 (RFC 1951: a 258-byte match per ~2 bits), so a claim beyond that is a lie,
+    // refused before the buffer is allocated (a 152-byte element claiming 4 GiB used to zero-fill 4 GiB first).
+    ISLKD_CHECK(payload <= kMaxDeflateRatio * size_t(t.nbytes), where(tag_region, 0), ": inflated element claims ",
+                payload, " bytes, more than its ", t.nbytes, " compressed bytes can hold (deflate expands at most ",
+                kMaxDeflateRatio, ":1); corrupt or hostile file");
     std::vector<uint8_t> out(8 + payload);
     std::memcpy(out.data(), tag, 8);
     pull(out.data() + 8, payload);

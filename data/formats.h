@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/regular_file.h"
+
 namespace islkd::data {
 
 // Decoded images of one file (or split): n instances of c x h x w uint8 pixels, CHW per instance, back to back.
@@ -17,8 +19,13 @@ struct RawImages {
   int64_t instance_bytes() const { return static_cast<int64_t>(c) * h * w; }
 };
 
-// Whole file into memory; Error naming the file when it cannot be opened or read.
-std::vector<uint8_t> read_file_bytes(const std::string& path);
+// Whole file into memory (read_regular_file: a regular file of at most max_bytes, checked before allocating);
+// Error naming the file when it cannot be opened or read, is not a regular file or is too large.
+std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes = kMaxDataFileBytes);
+
+// Deflate expands at most 1032:1 (RFC 1951: one 258-byte match per ~2 bits), so an inflated size claimed beyond
+// 1032 x the compressed size is a lie, refused before anything is allocated for it.
+constexpr size_t kMaxDeflateRatio = 1032;
 
 // True when the bytes start with the gzip magic (1f 8b).
 bool is_gzip(const uint8_t* data, size_t size);
@@ -56,5 +63,18 @@ struct MatLimits {
   size_t max_inflated_bytes = size_t(1) << 34;
 };
 RawImages parse_svhn_mat(const uint8_t* data, size_t size, const std::string& name, const MatLimits& limits = {});
+
+// ---- Images (ImageFolder / CINIC-10): PNG, JPEG or BMP decoded to interleaved RGB -------------------------------
+// The header is read first: an image over max_pixels, or (expect_w > 0) of another size than expect_w x expect_h,
+// is refused before its pixels are allocated (a 746 KB PNG can claim 16000 x 16000 = 768 MB of RGB).
+struct ImageLimits {
+  int64_t max_pixels = int64_t(4096) * 4096;  // 48 MiB of RGB per image (and per loader worker)
+};
+struct RgbImage {
+  int w = 0, h = 0;
+  std::vector<uint8_t> rgb;  // h * w * 3, row-major, interleaved
+};
+RgbImage decode_image_rgb(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits = {},
+                          int expect_w = 0, int expect_h = 0);
 
 }  // namespace islkd::data

@@ -8,9 +8,6 @@
 #include "data/formats.h"
 #include "kernels/common/error.h"
 
-#define STBI_NO_STDIO
-#include <stb/stb_image.h>
-
 namespace fs = std::filesystem;
 
 namespace islkd::data {
@@ -22,20 +19,14 @@ bool is_image_file(const fs::path& p) {
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
 }
 
-struct Decoded {
-  int w = 0, h = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> rgb{nullptr, stbi_image_free};
-};
-
-Decoded decode_rgb(const std::string& file) {
-  std::vector<uint8_t> bytes = read_file_bytes(file);
-  ISLKD_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), file, ": image file too large");
-  Decoded d;
-  int n = 0;
-  d.rgb.reset(stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &d.w, &d.h, &n, 3));
-  ISLKD_CHECK(d.rgb, file, ": cannot decode image (", stbi_failure_reason() ? stbi_failure_reason() : "unknown",
-              ")");
-  return d;
+RgbImage decode_file(const std::string& file, int expect_w = 0, int expect_h = 0, int64_t index = -1) {
+  std::vector<uint8_t> bytes = read_file_bytes(file, kMaxImageFileBytes);
+  try {
+    return decode_image_rgb(bytes.data(), bytes.size(), file, ImageLimits{}, expect_w, expect_h);
+  } catch (const Error& e) {
+    if (index < 0) throw;
+    ISLKD_FAIL(e.what(), " (entry ", index, ")");
+  }
 }
 
 class ImageFolderDataset : public Dataset {
@@ -61,7 +52,7 @@ class ImageFolderDataset : public Dataset {
       }
     }
     // The first image fixes the size every other image must have (a batch is one dense tensor).
-    Decoded first = decode_rgb(files_[0]);
+    RgbImage first = decode_file(files_[0]);
     c_ = 3;
     h_ = first.h;
     w_ = first.w;
@@ -79,12 +70,10 @@ class ImageFolderDataset : public Dataset {
   void read(int64_t i, uint8_t* out) const override {
     check_index(i);
     const std::string& file = files_[static_cast<size_t>(i)];
-    Decoded d = decode_rgb(file);
-    ISLKD_CHECK(d.w == w_ && d.h == h_, file, ": image is ", d.w, "x", d.h, ", the dataset's images are ", w_, "x",
-                h_, " (entry ", i, ")");
+    RgbImage d = decode_file(file, w_, h_, i);
     const int64_t plane = static_cast<int64_t>(h_) * w_;
     for (int64_t p = 0; p < plane; ++p)
-      for (int c = 0; c < 3; ++c) out[c * plane + p] = d.rgb.get()[p * 3 + c];
+      for (int c = 0; c < 3; ++c) out[c * plane + p] = d.rgb[static_cast<size_t>(p * 3 + c)];
   }
 
   const std::vector<std::string>& files() const { return files_; }

@@ -1,6 +1,7 @@
 // Module <-> safetensors state dict, with strict name/shape/dtype checking on load.
 #include "engine/checkpoint.h"
 
+#include <cmath>
 #include <set>
 
 #include "engine/autograd.h"
@@ -26,6 +27,45 @@ std::vector<safetensors::Entry> state_dict(Module& model) {
   return out;
 }
 
+namespace {
+
+bool all_finite(const std::vector<float>& v) {
+  for (float x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+// Refuses entries that no healthy run holds: nan/inf anywhere, a negative batch-norm variance.
+// `action` says what was (not) done: "not written" or "not loaded".
+void check_entries_sane(const std::vector<const safetensors::Entry*>& entries, const std::string& path,
+                        const char* action) {
+  int64_t bad = 0, total = 0;
+  const safetensors::Entry* first = nullptr;
+  for (const safetensors::Entry* e : entries) {
+    if (e->dtype != safetensors::DType::F32) continue;
+    ++total;
+    if (!all_finite(e->f32)) {
+      ++bad;
+      if (!first) first = e;
+    }
+  }
+  ISLKD_CHECK(bad == 0, path, ": ", action, ": ", bad, " of ", total, " float tensors hold nan or inf (first: '",
+              first ? first->name : "", "'); ", std::string(action) == "not written"
+                                                    ? "the run diverged, the file already there is kept"
+                                                    : "a diverged or corrupt checkpoint");
+  const std::string var = "running_var";
+  for (const safetensors::Entry* e : entries) {
+    if (e->dtype != safetensors::DType::F32 || e->name.size() < var.size() ||
+        e->name.compare(e->name.size() - var.size(), var.size(), var) != 0)
+      continue;
+    for (float x : e->f32)
+      ISLKD_CHECK(x >= 0.0f, path, ": ", action, ": '", e->name, "' holds the negative variance ", x,
+                  " (a corrupt checkpoint)");
+  }
+}
+
+}  // namespace
+
 void save(const std::string& path, Module& model, const std::vector<safetensors::Entry>& extra,
           const std::map<std::string, std::string>& metadata) {
   safetensors::File f;
@@ -36,6 +76,9 @@ void save(const std::string& path, Module& model, const std::vector<safetensors:
     f.add(e);
   }
   f.metadata = metadata;
+  std::vector<const safetensors::Entry*> all;
+  for (const auto& e : f.entries) all.push_back(&e);
+  check_entries_sane(all, path, "not written");
   safetensors::save(path, f);
 }
 
@@ -74,6 +117,10 @@ Contents load_from(const safetensors::File& file, Module& model, bool strict, co
     ISLKD_CHECK(!strict, where, ": tensor '", e.name, "' in the checkpoint is not part of the model (",
                 "wrong architecture or --model?)");
   }
+  std::vector<const safetensors::Entry*> checked;
+  for (auto& [t, e] : tensors) checked.push_back(e);
+  for (const auto& e : out.extra) checked.push_back(&e);
+  check_entries_sane(checked, where, "not loaded");
   NoGradGuard no_grad;
   for (auto& [t, e] : tensors) t.copy_from(Tensor::from_vector(e->f32, t.shape()));
   for (auto& [c, e] : counters) *c = e->i64[0];

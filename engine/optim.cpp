@@ -99,7 +99,9 @@ void SGD::load_state(const std::map<std::string, Tensor>& state, int64_t step_co
     auto it = by_name.find(name);
     ISLKD_CHECK(it != by_name.end(), "SGD state: '", key, "' names no parameter of this model");
     ISLKD_CHECK(t.defined() && t.dtype() == DType::F32, "SGD state: '", key, "' is not a float32 tensor");
-    ISLKD_CHECK(t.numel() == it->second->tensor.numel(), "SGD state: '", key, "' has shape ", shape_str(t.shape()),
+    // The shape itself, not only the element count: a [64,3,3,3] buffer loaded into a [64,27]-sized slot of
+    // another layout would silently scramble the momentum.
+    ISLKD_CHECK(t.shape() == it->second->tensor.shape(), "SGD state: '", key, "' has shape ", shape_str(t.shape()),
                 ", expected ", shape_str(it->second->tensor.shape()));
     staged.emplace_back(it->second, t);
   }

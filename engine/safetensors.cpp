@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "kernels/common/regular_file.h"
+
 #include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 
@@ -254,16 +256,7 @@ void save(const std::string& path, const File& file) {
 namespace islkd {
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  ISLKD_CHECK(f != nullptr, "cannot open '", path, "': ", std::strerror(errno));
-  std::vector<uint8_t> bytes;
-  uint8_t buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.insert(bytes.end(), buf, buf + n);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  ISLKD_CHECK(!failed, "error reading '", path, "'");
-  return bytes;
+  return read_regular_file(path, kMaxWeightsFileBytes, "file");
 }
 
 }  // namespace islkd

@@ -50,6 +50,7 @@ void save(const std::string& path, const File& file);
 }  // namespace islkd::safetensors
 
 namespace islkd {
-// Reads a whole file; Error naming the path and the OS reason when it cannot.
+// Reads a whole weights/array file (read_regular_file: regular files only, at most kMaxWeightsFileBytes); Error
+// naming the path and the reason when it cannot.
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 }  // namespace islkd

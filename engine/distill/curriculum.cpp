@@ -243,6 +243,11 @@ Curriculum Curriculum::from_state(const nlohmann::json& state, const std::vector
         seen[order[i]] = true;
       }
     }
+    if (state.contains("fraction")) {  // recorded for readers; must be what the options give (else: tampered)
+      const double f = state["fraction"].get<double>(), want = c.fraction(phase);
+      ISLKD_CHECK(std::fabs(f - want) <= 1e-9, "curriculum state: fraction ", f, " of phase ", phase,
+                  " disagrees with the options, which give ", want);
+    }
     c.phase_ = phase;
     c.order_ = order;
     c.last_sort_seconds_ = state.value("last_sort_seconds", 0.0);

@@ -92,8 +92,11 @@ TEST(TrainKdApp, IslRunResumedAfterAnEpochOrAfterCtrlCMatchesAnUninterruptedRunB
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   EXPECT_NE(a.out.find("phase 0 from epoch 2: easiest 60%"), std::string::npos) << a.out;
 
-  RunResult b = run_kd(isl_args(teacher) + "--epochs 2 --out " + part, "part");
-  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  // Stopped at the end of epoch 2 (4 steps per epoch). Not `--epochs 2`: a curriculum longer than --epochs is
+  // refused (IslScheduleLongerThanEpochsIsAnError).
+  RunResult b = run_kd(isl_args(teacher) + "--epochs 3 --interrupt-after-steps 8 --out " + part, "part");
+  ASSERT_EQ(b.exit_code, 130) << b.out << b.err;
+  EXPECT_NE(b.out.find("interrupted in epoch 2 after step 4"), std::string::npos) << b.out;
   RunResult c = run_kd(isl_args(teacher) + "--epochs 3 --resume " + part + " --out " + resumed, "resumed");
   ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
 

@@ -165,3 +165,17 @@ TEST(IdxReader, GzipDataBeyondWhatTheHeaderClaimsIsRefusedAtTheClaimedSize) {
   EXPECT_NE(m2.find("huge.gz: the IDX header (offset 4) describes"), std::string::npos) << m2;
   EXPECT_NE(m2.find("more than the limit of 4294967296 bytes"), std::string::npos) << m2;
 }
+
+// A claim under the general limit that the compressed bytes cannot hold (deflate expands at most 1032:1) is
+// refused before inflating: 1 image header-edited to claim 200,000 images (150 MB) in a ~1 KB file.
+TEST(IdxReader, GzipHeaderClaimBeyondTheDeflateRatioIsRefusedBeforeInflating) {
+  std::vector<uint8_t> raw = test::idx_images(1, 28, 28);
+  raw[5] = 0x03, raw[6] = 0x0d, raw[7] = 0x40;  // N = 200,000
+  const auto img = test::gzip_bytes(raw);
+  const auto lab = test::idx_labels(1);
+  const std::string msg = error_of(
+      [&] { parse_idx(img.data(), img.size(), "claim.gz", lab.data(), lab.size(), "labs", 10, IdxLimits{}); });
+  EXPECT_NE(msg.find("claim.gz: the IDX header (offset 4) describes 156800016 bytes, more than"), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("deflate expands at most 1032:1"), std::string::npos) << msg;
+}

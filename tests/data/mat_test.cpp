@@ -219,3 +219,15 @@ TEST(SvhnMatReader, HostileInflatedSizeIsRefusedBeforeAllocating) {
   std::string msg = error_of([&] { parse_svhn_mat(b.data(), b.size(), "big.mat", limits); });
   EXPECT_NE(msg.find("over the limit"), std::string::npos) << msg;
 }
+
+// The 152-byte file: a compressed element whose inner tag claims ~4 GiB, under the default limits. It is
+// refused by the deflate ratio before the buffer is allocated (it used to zero-fill 4 GiB first).
+TEST(SvhnMatReader, InflatedClaimBeyondTheDeflateRatioIsRefusedBeforeAllocating) {
+  std::vector<uint8_t> inner;
+  test::put_le32(inner, miMATRIX);
+  test::put_le32(inner, 0xfffffff0u);
+  inner.resize(64, 0);
+  auto b = cat({header(), compressed(inner)});
+  std::string msg = error_of([&] { parse_svhn_mat(b.data(), b.size(), "claim.mat"); });
+  EXPECT_NE(msg.find("compressed bytes can hold (deflate expands at most 1032:1)"), std::string::npos) << msg;
+}

@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <filesystem>
 
 #include "engine/ops.h"
+#include "kernels/common/regular_file.h"
 #include "models/registry.h"
 #include "tests/common/test_util.h"
 
@@ -30,6 +32,11 @@ std::shared_ptr<Module> trained_resnet8(uint64_t seed) {
   NoGradGuard no_grad;
   m->forward(test::random_tensor({4, 3, 32, 32}, 11));
   return m;
+}
+
+std::string read_all(const std::string& path) {
+  std::vector<uint8_t> b = read_regular_file(path, uint64_t(1) << 30, "test file");
+  return std::string(b.begin(), b.end());
 }
 
 void expect_error_containing(const std::function<void()>& f, std::initializer_list<const char*> parts) {
@@ -157,6 +164,44 @@ TEST(CheckpointSave, ExtraEntryWithoutReservedPrefixIsAnError) {
   expect_error_containing(
       [&] { checkpoint::save(temp_path("never.safetensors"), *m, {st::Entry::from_f32("momentum", {1}, {0.f})}); },
       {"momentum", "optimizer."});
+}
+
+// A diverged run (`train --lr 1e30`) must not write its nan parameters over the last good checkpoint.
+TEST(CheckpointSave, NonFiniteParametersAreRefusedAndTheFileThereIsKept) {
+  auto m = trained_resnet8(1);
+  const std::string path = temp_path("good.safetensors");
+  checkpoint::save(path, *m);
+  const std::string before = read_all(path);
+  {
+    NoGradGuard no_grad;
+    Tensor w = m->named_parameters()[0].second;
+    std::vector<float> v = w.to_vector();
+    v[3] = std::nanf("");
+    v[4] = INFINITY;
+    w.copy_from(Tensor::from_vector(v, w.shape()));
+  }
+  expect_error_containing([&] { checkpoint::save(path, *m); },
+                          {"not written", "hold nan or inf", "conv1.weight", "the file already there is kept"});
+  EXPECT_EQ(read_all(path), before);
+  std::remove(path.c_str());
+}
+
+// A teacher or resume file with nan weights or a negative running variance is refused by name, on load.
+TEST(CheckpointLoad, NonFiniteValuesOrANegativeRunningVarianceAreRefused) {
+  auto m = trained_resnet8(2);
+  st::File f;
+  for (auto& e : checkpoint::state_dict(*m)) f.add(std::move(e));
+  st::File nan_file = f, var_file = f;
+  for (auto& e : nan_file.entries)
+    if (e.name == "layer1.0.conv2.weight") e.f32[7] = std::nanf("");
+  for (auto& e : var_file.entries)
+    if (e.name == "layer1.0.bn1.running_var") e.f32[2] = -0.5f;
+  auto fresh = models::create_model("resnet8", {10, 3, 0});
+  expect_error_containing([&] { checkpoint::load_from(nan_file, *fresh, true, "t.safetensors"); },
+                          {"t.safetensors: not loaded: 1 of", "'layer1.0.conv2.weight'"});
+  expect_error_containing([&] { checkpoint::load_from(var_file, *fresh, true, "t.safetensors"); },
+                          {"'layer1.0.bn1.running_var' holds the negative variance -0.5"});
+  EXPECT_NO_THROW(checkpoint::load_from(f, *fresh, true, "t.safetensors"));
 }
 
 }  // namespace

@@ -240,6 +240,14 @@ TEST(SGD, LoadStateRejectsUnknownNamesAndWrongShapes) {
   }
 }
 
+// Same element count, other shape: refused (it used to be loaded as a flat copy, scrambling the momentum).
+TEST(SGD, LoadStateRejectsAMomentumOfTheSameSizeButAnotherShape) {
+  Tensor a = Tensor::zeros({4, 3}).set_requires_grad(true);
+  SGD opt({{"a", a}}, SGDConfig{});
+  const std::string msg = test::error_of([&] { opt.load_state({{"optimizer.momentum.a", Tensor::zeros({3, 4})}}, 1); });
+  EXPECT_NE(msg.find("has shape [3, 4], expected [4, 3]"), std::string::npos) << msg;
+}
+
 TEST(SGD, NesterovWithoutMomentumIsAnError) {
   SGDConfig cfg;
   cfg.momentum = 0.0f;

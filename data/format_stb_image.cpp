@@ -1,4 +1,5 @@
-// The one translation unit that compiles stb_image (Debian's libstb-dev header), PNG and JPEG decoders only.
+// The one translation unit that compiles stb_image (Debian's libstb-dev header): PNG, JPEG and BMP decoders only.
+// Part of islkd_data_formats (format_*.cpp) so the image fuzzer links it without the engine.
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG

@@ -1,0 +1,115 @@
+// TOML config files for CLI11 (`train_kd --config run.toml`): top-level keys (and keys inside any [section], which
+// only groups them for readability) are option names without the dashes, `_` and `-` alike; arrays give repeated
+// values. Command-line flags override the file. Parsed by toml++, not by hand.
+// Strict, because a config typo must not silently change a run: a key that is no option of the app is an error
+// naming it, and a flag (`nesterov`, `augment`) takes a TOML boolean only (`nesterov = "yes"` or `= 7` is refused
+// instead of turning it on). The file itself is read with read_regular_file (no FIFO, device or huge file).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/common/regular_file.h"
+
+namespace islkd::app {
+
+class TomlConfig : public CLI::Config {
+ public:
+  // `app`: the options keys are checked against (nullptr: no check; the fuzzer parses without an app).
+  explicit TomlConfig(const CLI::App* app) : app_(app) {}
+
+  std::string to_config(const CLI::App*, bool, bool, std::string) const override {
+    throw CLI::ConfigError("writing TOML configs is not supported");
+  }
+  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse(ss.str());
+  }
+
+  std::vector<CLI::ConfigItem> parse(const std::string& text) const {
+    toml::table root;
+    try {
+      root = toml::parse(text);
+    } catch (const toml::parse_error& e) {
+      std::ostringstream msg;
+      msg << "TOML config: " << e.description() << " at line " << e.source().begin.line << ", column "
+          << e.source().begin.column;
+      throw CLI::ConfigError(msg.str());
+    }
+    std::vector<CLI::ConfigItem> items;
+    add_table(root, items);
+    return items;
+  }
+
+  // Reads the file given to `--config` the safe way before CLI11 opens it (CLI11 would block on a FIFO and read a
+  // symlink to /dev/zero without end). Returns quietly when argv has no --config.
+  static void check_config_file(int argc, char** argv, const std::string& flag = "--config") {
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i], path;
+      if (arg == flag && i + 1 < argc)
+        path = argv[i + 1];
+      else if (arg.rfind(flag + "=", 0) == 0)
+        path = arg.substr(flag.size() + 1);
+      else
+        continue;
+      (void)read_regular_file(path, kMaxConfigFileBytes, "TOML config");
+    }
+  }
+
+ private:
+  static std::string type_name(const toml::node& n) {
+    if (n.is_string()) return "a string";
+    if (n.is_integer()) return "an integer";
+    if (n.is_floating_point()) return "a number";
+    if (n.is_array()) return "an array";
+    return "a value of another type";
+  }
+  static std::string scalar(const toml::node& n, const std::string& key) {
+    // By node type: toml++'s value<T>() converts permissively (an integer reads as a bool).
+    if (n.is_boolean()) return n.value<bool>().value() ? "true" : "false";
+    if (n.is_integer()) return std::to_string(n.value<int64_t>().value());
+    if (n.is_floating_point()) {
+      std::ostringstream os;
+      os.precision(17);
+      os << n.value<double>().value();
+      return os.str();
+    }
+    if (n.is_string()) return n.value<std::string>().value();
+    throw CLI::ConfigError("TOML config: key '" + key + "' has a value of an unsupported type");
+  }
+  void check_key(const std::string& key, const std::string& name, const toml::node& node) const {
+    if (!app_) return;
+    const CLI::Option* opt = app_->get_option_no_throw("--" + name);
+    if (!opt) throw CLI::ConfigError("TOML config: unknown key '" + key + "' (no option --" + name + "; see --help)");
+    if (opt->get_expected_min() == 0 && !node.is_boolean())  // a flag
+      throw CLI::ConfigError("TOML config: key '" + key + "' is a flag: give true or false, not " + type_name(node));
+  }
+  void add_table(const toml::table& t, std::vector<CLI::ConfigItem>& items) const {
+    for (const auto& [k, node] : t) {
+      std::string key(k.str());
+      if (const toml::table* sub = node.as_table()) {
+        add_table(*sub, items);
+        continue;
+      }
+      CLI::ConfigItem item;
+      item.name = key;
+      std::replace(item.name.begin(), item.name.end(), '_', '-');
+      check_key(key, item.name, node);
+      if (const toml::array* arr = node.as_array()) {
+        for (const auto& e : *arr) item.inputs.push_back(scalar(e, key));
+      } else {
+        item.inputs.push_back(scalar(node, key));
+      }
+      items.push_back(std::move(item));
+    }
+  }
+
+  const CLI::App* app_;
+};
+
+}  // namespace islkd::app
