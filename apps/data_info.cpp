@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "apps/app_main.h"
 #include "data/dataset.h"
 #include "kernels/common/error.h"
 
@@ -103,13 +104,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const islkd::Error& e) {
-    std::fprintf(stderr, "data_info: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "data_info: error: %s\n", e.what());
-    return 1;
-  }
+  return islkd::app::guarded_main("data_info", [&] { return run(argc, argv); });
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "apps/app_main.h"
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
@@ -89,13 +90,5 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);  // prints help, or the one-line usage error
     return code == 0 ? 0 : 1;
   }
-  try {
-    return run(o);
-  } catch (const islkd::Error& e) {
-    std::fprintf(stderr, "infer: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "infer: unexpected error: %s\n", e.what());
-    return 1;
-  }
+  return islkd::app::guarded_main("infer", [&] { return run(o); });
 }
