@@ -32,6 +32,7 @@ class TomlConfig : public CLI::Config {
   }
 
   std::vector<CLI::ConfigItem> parse(const std::string& text) const {
+    check_ascii_outside_strings(text);
     toml::table root;
     try {
       root = toml::parse(text);
@@ -62,6 +63,51 @@ class TomlConfig : public CLI::Config {
   }
 
  private:
+  // TOML allows non-ASCII bytes only inside strings and comments (bare keys and whitespace are ASCII). Checked
+  // here, before toml++ sees the text: Debian's toml++ 3.3 reaches __builtin_unreachable (undefined behaviour)
+  // in is_non_ascii_horizontal_whitespace for characters such as U+0424 outside a string (found by fuzz_toml).
+  static void check_ascii_outside_strings(const std::string& text) {
+    size_t line = 1, col = 0;
+    enum { Plain, Comment, Basic, Literal, MultiBasic, MultiLiteral } st = Plain;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char ch = text[i];
+      ++col;
+      if (ch == '\n') {
+        ++line;
+        col = 0;
+        if (st == Comment || st == Basic || st == Literal) st = Plain;  // single-line forms end (or are errors)
+        continue;
+      }
+      auto starts = [&](const char* s) { return text.compare(i, std::char_traits<char>::length(s), s) == 0; };
+      switch (st) {
+        case Plain:
+          if (static_cast<unsigned char>(ch) >= 0x80)
+            throw CLI::ConfigError("TOML config: non-ASCII byte at line " + std::to_string(line) + ", column " +
+                                   std::to_string(col) + " outside a string or comment");
+          if (ch == '#') st = Comment;
+          else if (starts("\"\"\"")) st = MultiBasic, i += 2, col += 2;
+          else if (starts("'''")) st = MultiLiteral, i += 2, col += 2;
+          else if (ch == '"') st = Basic;
+          else if (ch == '\'') st = Literal;
+          break;
+        case Comment:
+          break;
+        case Basic:
+        case MultiBasic:
+          if (ch == '\\') ++i, ++col;  // an escape: the next byte cannot close the string
+          else if (st == Basic && ch == '"') st = Plain;
+          else if (st == MultiBasic && starts("\"\"\"")) st = Plain, i += 2, col += 2;
+          break;
+        case Literal:
+          if (ch == '\'') st = Plain;
+          break;
+        case MultiLiteral:
+          if (starts("'''")) st = Plain, i += 2, col += 2;
+          break;
+      }
+    }
+  }
+
   static std::string type_name(const toml::node& n) {
     if (n.is_string()) return "a string";
     if (n.is_integer()) return "an integer";

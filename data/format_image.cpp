@@ -17,6 +17,7 @@ RgbImage decode_image_rgb(const uint8_t* data, size_t size, const std::string& n
   int w = 0, h = 0, n = 0;
   ISLKD_CHECK(stbi_info_from_memory(data, n_bytes, &w, &h, &n), name, ": cannot decode image (",
               stbi_failure_reason() ? stbi_failure_reason() : "unknown format", ")");
+  ISLKD_CHECK(w > 0 && h > 0, name, ": image is ", w, "x", h, " (empty)");  // stb accepts a BMP of height 0
   ISLKD_CHECK(static_cast<int64_t>(w) * h <= limits.max_pixels, name, ": image is ", w, "x", h,
               ", over the limit of ", limits.max_pixels, " pixels");
   ISLKD_CHECK(expect_w <= 0 || (w == expect_w && h == expect_h), name, ": image is ", w, "x", h,

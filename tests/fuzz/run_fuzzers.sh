@@ -23,7 +23,7 @@ rm -rf "$corpus"
 /usr/bin/python3 "$src/tests/fuzz/make_seeds.py" "$corpus"
 
 status=0
-for name in idx cifar mat safetensors; do
+for name in idx cifar mat image safetensors toml; do
   work=$build/fuzz-work-$name
   rm -rf "$work" && mkdir -p "$work"
   cp "$corpus/$name"/* "$work/"
