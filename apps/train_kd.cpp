@@ -11,6 +11,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -71,6 +72,15 @@ struct Args {
   std::string batch_order = "shuffled";
   std::string curriculum_mode = "subset";
   std::string measure = "loss";
+  // The study's variants and controls (curriculum.h gives the reason for each); off by default.
+  std::string direction = "easy-first";
+  bool stratified = false;
+  double hard_share = 0.0;
+  double weight_tau = 0.25;
+  bool rescore_every_epoch = false;
+  bool lr_restart = false;
+  bool pace_to_lr_drop = false;
+  std::string trace_batches;  // tests: every step's instance indices, one line per step
   uint64_t seed = 0;
   std::string device = "auto";
   int threads = 0;
@@ -225,8 +235,9 @@ void cache_teacher_logits(Shared& s, const Args& a) {
 }
 
 // Scores every training instance with the current student (frozen: eval mode, no grad) and the cached teacher.
+// `labels_override` (one per training instance) replaces the labels, e.g. by the teacher's predictions.
 std::vector<float> score_instances(Module& student, Shared& s, const Args& a, const KDLossParams& kdp,
-                                   DifficultyMeasure measure) {
+                                   DifficultyMeasure measure, const std::vector<int32_t>* labels_override = nullptr) {
   data::Loader loader = app::sequential_loader(s.data.train, s.data.n_train, loader_options(a, s.device));
   std::vector<float> scores(static_cast<size_t>(s.data.n_train), 0.0f);
   NoGradGuard no_grad;
@@ -238,11 +249,37 @@ std::vector<float> score_instances(Module& student, Shared& s, const Args& a, co
     Tensor logits = student(b.images);
     const int64_t rows = static_cast<int64_t>(b.indices.size());
     Tensor teacher = gather_teacher_logits(s, b.indices);
-    std::vector<float> sc = ops::difficulty_scores(logits, teacher, b.labels, measure, kdp).to_vector();
+    Tensor labels = b.labels;
+    if (labels_override) {
+      std::vector<int32_t> l(b.indices.size());
+      for (size_t r = 0; r < l.size(); ++r) l[r] = (*labels_override)[static_cast<size_t>(b.indices[r])];
+      labels = Tensor::from_labels(l, s.device);
+    }
+    std::vector<float> sc = ops::difficulty_scores(logits, teacher, labels, measure, kdp).to_vector();
     for (int64_t r = 0; r < rows; ++r) scores[static_cast<size_t>(b.indices[static_cast<size_t>(r)])] = sc[static_cast<size_t>(r)];
   }
   student.train();
   return scores;
+}
+
+// The training labels, one per instance of the (possibly limited) training split.
+std::vector<int32_t> train_labels(const Shared& s) {
+  const auto& l = s.data.train->labels();
+  return std::vector<int32_t>(l.begin(), l.begin() + s.data.n_train);
+}
+
+// Every training instance's difficulty for the boundary at `epoch`, by the curriculum's measure.
+std::vector<float> curriculum_scores(const distill::Curriculum& c, int epoch, Module& student, Shared& s,
+                                     const Args& a, const KDLossParams& kdp) {
+  const distill::Measure m = c.options().measure;
+  if (m == distill::Measure::Random) return c.random_scores(epoch);
+  if (m == distill::Measure::Disagreement) {
+    const std::vector<int32_t> pred = distill::teacher_predictions(s.teacher_logits, s.data.num_classes);
+    return score_instances(student, s, a, kdp, DifficultyMeasure::CE, &pred);
+  }
+  if (!distill::needs_student(m))
+    return distill::teacher_difficulty(s.teacher_logits, train_labels(s), s.data.num_classes, m);
+  return score_instances(student, s, a, kdp, distill::student_measure(m));
 }
 
 struct MethodResult {
@@ -282,7 +319,22 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   copt.start_fraction = a.start_fraction;
   copt.full_at_last_phase = a.full_at_last_phase;
   copt.batch_order = distill::parse_batch_order(a.batch_order);
-  copt.measure = distill::parse_difficulty_measure(a.measure);
+  copt.measure = distill::parse_measure(a.measure);
+  copt.direction = distill::parse_direction(a.direction);
+  copt.stratified = a.stratified;
+  copt.hard_share = a.hard_share;
+  copt.weight_tau = a.weight_tau;
+  copt.rescore_every_epoch = a.rescore_every_epoch;
+  copt.lr_restart = a.lr_restart;
+  const int64_t steps_per_epoch = ceil_div(s.data.n_train, a.batch_size);
+  if (isl && a.pace_to_lr_drop) {
+    // The phases share the whole epochs between the warm-up and the first LR drop, so all data is back in time.
+    const int drop = distill::epochs_before_lr_drop(*schedule, a.epochs, steps_per_epoch);
+    ISLKD_CHECK(drop - a.isl_warmup >= a.phases, "--pace-to-lr-drop: the rate first drops in epoch ", drop + 1,
+                ", which leaves ", drop - a.isl_warmup, " whole epochs after --isl-warmup ", a.isl_warmup, " for ",
+                a.phases, " phases; lower --isl-warmup or --phases");
+    copt.phase_epochs = (drop - a.isl_warmup) / a.phases;
+  }
   std::unique_ptr<distill::Curriculum> curriculum;
   if (isl) curriculum = std::make_unique<distill::Curriculum>(copt);
 
@@ -360,10 +412,27 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
 
   const data::LoaderOptions lopt = loader_options(a, s.device);
   std::shared_ptr<data::Sampler> sampler;
-  if (isl)
+  auto kd_sampler = std::make_shared<data::ShuffledSampler>(s.data.n_train, a.seed);
+  if (isl) {
+    // Outside its phases ISL draws exactly KD's batches (same sampler, seed and epoch): a fair comparison.
+    curriculum->set_plain_order([kd_sampler](int epoch) { return kd_sampler->indices(epoch); });
+    if (copt.stratified) curriculum->set_labels(train_labels(s));
     sampler = std::make_shared<CurriculumSampler>(curriculum);
-  else
-    sampler = std::make_shared<data::ShuffledSampler>(s.data.n_train, a.seed);
+  } else {
+    sampler = kd_sampler;
+  }
+  // The rate of (epoch, step): the run's schedule, or with lr_restart the schedule scaled to the curriculum segment
+  // holding the epoch, restarted at its first epoch.
+  std::map<int, std::unique_ptr<LRSchedule>> segment_schedules;
+  auto lr_at = [&](int64_t epoch, int64_t step) {
+    if (!isl || !copt.lr_restart) return schedule->lr_at_step(epoch, step, steps_per_epoch);
+    const int e = static_cast<int>(epoch), first = curriculum->segment_start(e);
+    auto& seg = segment_schedules[first];
+    if (!seg) seg = a.opt.make_schedule(curriculum->segment_end(e, static_cast<int>(a.epochs)) - first);
+    return seg->lr_at_step(epoch - first, step, steps_per_epoch);
+  };
+  std::unique_ptr<std::ofstream> trace;
+  if (!a.trace_batches.empty()) trace = std::make_unique<std::ofstream>(path_for_method(a.trace_batches, method, several));
   const data::Dataset& train_ds = *s.data.train;
   data::Loader train_loader(
       s.data.train,
@@ -374,7 +443,6 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   // Without augmentation an instance always looks the same, so the teacher's logits are computed once.
   const bool cached_targets = use_teacher && !a.augment;
   if (cached_targets || isl) cache_teacher_logits(s, a);
-  const int64_t steps_per_epoch = ceil_div(s.data.n_train, a.batch_size);
 
   std::printf("train_kd[%s]: student %s (%lld parameters)%s, %lld train / %lld test instances, out %s\n",
               method.c_str(), a.model.c_str(), static_cast<long long>(student->num_parameters()),
@@ -425,7 +493,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
         !(epoch == start_epoch && skip_steps > 0)) {  // a mid-epoch resume restored this phase's order
       cache_teacher_logits(s, a);
       app::Stopwatch score_clock;
-      std::vector<float> scores = score_instances(*student, s, a, kdp, copt.measure);
+      std::vector<float> scores = curriculum_scores(*curriculum, static_cast<int>(epoch), *student, s, a, kdp);
       const double score_seconds = score_clock.seconds();
       curriculum->begin_phase(static_cast<int>(epoch), scores);
       const int phase = curriculum->phase_of_epoch(static_cast<int>(epoch));
@@ -470,7 +538,12 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     double mid_eval_seconds = 0.0;
     while (train_loader.next(b)) {
       if (s.device == Device::CUDA) cuda::wait_prefetch();
-      const double lr = schedule->lr_at_step(epoch, step, steps_per_epoch);
+      const double lr = lr_at(epoch, step);
+      if (trace) {
+        *trace << epoch << ' ' << step;
+        for (int64_t i : b.indices) *trace << ' ' << i;
+        *trace << '\n';
+      }
       optimizer.set_lr(static_cast<float>(lr));
       optimizer.zero_grad();
       Tensor logits = (*student)(b.images);
@@ -547,13 +620,13 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     progress.clear();
     std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  test acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
                 method.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(a.epochs), train_loss,
-                train_acc, test.accuracy, schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch),
+                train_acc, test.accuracy, lr_at(epoch, steps_per_epoch - 1),
                 static_cast<double>(step - first_step) * static_cast<double>(a.batch_size) / epoch_train_seconds,
                 app::format_duration(epoch_train_seconds).c_str(), app::format_duration(remaining).c_str());
     std::fflush(stdout);
     nlohmann::json m = {{"epoch", epoch + 1},
                         {"step", global_step},
-                        {"lr_last", schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch)},
+                        {"lr_last", lr_at(epoch, steps_per_epoch - 1)},
                         {"train_loss", train_loss},
                         {"train_accuracy", train_acc},
                         {"test_loss", test.loss},
@@ -604,8 +677,20 @@ int run(int argc, char** argv) {
                "bit-reproducible on the same GPU)");
   cli.add_flag("--full-at-last-phase", a.full_at_last_phase, "isl: the last phase already trains on everything");
   cli.add_option("--batch-order", a.batch_order, "isl: shuffled | sequence (within a phase's subset)");
-  cli.add_option("--curriculum-mode", a.curriculum_mode, "isl: subset | ordering");
-  cli.add_option("--measure", a.measure, "isl: difficulty: loss | ce | kd | confidence");
+  cli.add_option("--curriculum-mode", a.curriculum_mode, "isl: subset | ordering | weighted");
+  cli.add_option("--measure", a.measure,
+                 "isl: difficulty: loss | ce | kd | confidence (the student's) | random (control: a random subset) | "
+                 "teacher-ce | teacher-confidence (the teacher's, usable from step 0) | disagreement");
+  cli.add_option("--direction", a.direction, "isl: easy-first | hard-first (the anti-curriculum control)");
+  cli.add_flag("--stratified", a.stratified, "isl: each class keeps its own easiest fraction");
+  cli.add_option("--hard-share", a.hard_share, "isl: share of a phase's subset drawn at random from the harder rest");
+  cli.add_option("--weight-tau", a.weight_tau,
+                 "isl, --curriculum-mode weighted: P(rank r) ~ exp(-r/(tau*N)), tau annealed towards uniform");
+  cli.add_flag("--rescore-every-epoch", a.rescore_every_epoch, "isl: re-score and re-sort at every phase epoch");
+  cli.add_flag("--lr-restart", a.lr_restart,
+               "isl: restart the LR schedule (scaled to the segment) at the warm-up, each phase and the final stage");
+  cli.add_flag("--pace-to-lr-drop", a.pace_to_lr_drop,
+               "isl: lay the phases out so that all data is back before the first LR drop");
   cli.add_option("--seed", a.seed);
   cli.add_option("--device", a.device, "auto | cpu | cuda");
   cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)");
@@ -619,6 +704,8 @@ int run(int argc, char** argv) {
   cli.add_option("--interrupt-after-steps", a.interrupt_after_steps,
                  "act as if Ctrl-C came after this many training steps (for tests)")
       ->group("");  // hidden from --help
+  cli.add_option("--trace-batches", a.trace_batches, "write every step's instance indices to this file (for tests)")
+      ->group("");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -642,7 +729,8 @@ int run(int argc, char** argv) {
   distill::parse_pacing(a.pacing);
   distill::parse_batch_order(a.batch_order);
   distill::parse_curriculum_mode(a.curriculum_mode);
-  distill::parse_difficulty_measure(a.measure);
+  distill::parse_measure(a.measure);
+  distill::parse_direction(a.direction);
 
   // Every method's outputs, checked and locked before the teacher is loaded and any method runs.
   std::vector<std::pair<std::string, std::string>> outputs;

@@ -6,9 +6,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <set>
+#include <sstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -249,4 +253,110 @@ TEST(TrainKdApp, UnsupportedForcedChannelBlockIsOneErrorLineNamingTheLayout) {
   const std::string e = read_text(err);
   EXPECT_EQ(count_lines(e), 1) << e;
   EXPECT_NE(e.find("nChw32c"), std::string::npos) << e;
+}
+
+// ---- issue 13: a fair ISL-KD comparison; the variants resume exactly ----
+
+namespace {
+
+// Every tensor of a train_kd checkpoint (parameters, buffers, momentum) by name; the metadata is left out.
+std::map<std::string, safetensors::Entry> tensors_of(const std::string& path) {
+  std::map<std::string, safetensors::Entry> m;
+  for (auto& e : safetensors::load(path).entries) m[e.name] = e;
+  return m;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+std::string fair_args(const std::string& teacher) {
+  return "--model resnet8 --teacher " + teacher +
+         " --teacher-model resnet8 --limit 96 --test-limit 32 --batch-size 16 --threads 2 --device cpu --seed 11 "
+         "--epochs 3 --isl-warmup 1 --phases 1 --phase-epochs 1 ";
+}
+
+}  // namespace
+
+// With phases that keep 100% of the data, shuffled, ISL is KD: the same batches at every step, hence the same
+// parameters, batch-norm statistics and momentum buffers, bit for bit (the scoring pass changes nothing).
+TEST(TrainKdApp, IslWhosePhasesKeepAllDataEndsWithKdsTensorsBitForBit) {
+  const std::string teacher = make_teacher(10);
+  const std::string kd = dir() + "/islkd_fair_kd.safetensors", isl = dir() + "/islkd_fair_isl.safetensors";
+  RunResult a = run_kd(fair_args(teacher) + "--method kd --out " + kd, "fair_kd");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  RunResult b = run_kd(fair_args(teacher) + "--method isl --start-fraction 1 --out " + isl, "fair_isl");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  ASSERT_NE(b.out.find("phase 0 from epoch 2: easiest 100%"), std::string::npos) << b.out;
+  auto tk = tensors_of(kd), ti = tensors_of(isl);
+  int momentum = 0;
+  for (const auto& [name, e] : tk) {
+    ASSERT_TRUE(ti.count(name)) << name;
+    const safetensors::Entry& f = ti.at(name);
+    EXPECT_EQ(f.shape, e.shape) << name;
+    EXPECT_EQ(f.i64, e.i64) << name;
+    ASSERT_EQ(f.f32.size(), e.f32.size()) << name;
+    EXPECT_EQ(std::memcmp(f.f32.data(), e.f32.data(), e.f32.size() * sizeof(float)), 0) << name << " differs";
+    momentum += name.find("momentum") != std::string::npos;
+  }
+  EXPECT_GT(momentum, 10) << "the momentum buffers are compared too";
+  for (const auto& [name, e] : ti) EXPECT_TRUE(tk.count(name) || name == "curriculum.order") << name;
+}
+
+// With a 50% phase, the warm-up and the final epoch draw KD's instances step by step; the phase draws from the
+// easiest half only.
+TEST(TrainKdApp, IslWarmupAndFinalEpochsDrawKdsInstancesStepByStep) {
+  const std::string teacher = make_teacher(10);
+  const std::string tk = dir() + "/islkd_trace.txt";
+  RunResult r = run_kd(fair_args(teacher) + "--method kd,isl --start-fraction 0.5 --trace-batches " + tk +
+                           " --out " + dir() + "/islkd_trace.safetensors",
+                       "trace");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::vector<std::string> kd = lines_of(read_text(dir() + "/islkd_trace_kd.txt")),
+                                 isl = lines_of(read_text(dir() + "/islkd_trace_isl.txt"));
+  ASSERT_EQ(kd.size(), 18u);  // 3 epochs x 6 steps
+  ASSERT_EQ(isl.size(), 18u);
+  std::set<std::string> phase_instances;
+  for (size_t i = 0; i < 18; ++i) {
+    if (i < 6 || i >= 12) {
+      EXPECT_EQ(isl[i], kd[i]) << "step " << i;
+    } else {
+      std::istringstream in(isl[i]);
+      std::string epoch, step, idx;
+      in >> epoch >> step;
+      EXPECT_EQ(epoch, "1");
+      while (in >> idx) phase_instances.insert(idx);
+    }
+  }
+  EXPECT_EQ(phase_instances.size(), 48u) << "the phase cycles the easiest half of 96 instances";
+}
+
+// Each variant and control trains, and a run cut by Ctrl-C inside its phase resumes to the same bytes.
+TEST(TrainKdApp, IslVariantsResumeAfterCtrlCByte4Byte) {
+  const std::string teacher = make_teacher(10);
+  const std::vector<std::string> variants = {
+      "--measure random --direction hard-first",
+      "--measure teacher-ce --stratified --hard-share 0.25 --lr-restart --isl-warmup 0 --phases 2",
+      "--measure disagreement --curriculum-mode weighted --weight-tau 0.3 --rescore-every-epoch --phase-epochs 2",
+      "--measure teacher-confidence --isl-warmup 0 --pace-to-lr-drop --schedule kd",
+  };
+  int k = 0;
+  for (const std::string& v : variants) {
+    const std::string tag = "variant" + std::to_string(k++);
+    const std::string full = dir() + "/islkd_" + tag + "_full.safetensors", cut = dir() + "/islkd_" + tag + "_cut.safetensors";
+    const std::string args = "--method isl --model resnet8 --teacher " + teacher +
+                             " --teacher-model resnet8 --limit 64 --test-limit 32 --batch-size 16 --threads 2 "
+                             "--device cpu --seed 5 --epochs 3 " + v + " ";
+    RunResult a = run_kd(args + "--out " + full, tag + "_full");
+    ASSERT_EQ(a.exit_code, 0) << v << "\n" << a.out << a.err;
+    EXPECT_NE(a.out.find("phase 0 from epoch"), std::string::npos) << v << "\n" << a.out;
+    RunResult d = run_kd(args + "--interrupt-after-steps 6 --out " + cut, tag + "_cut");
+    ASSERT_EQ(d.exit_code, 130) << v << "\n" << d.out << d.err;
+    RunResult e = run_kd(args + "--resume " + cut + " --out " + cut, tag + "_resumed");
+    ASSERT_EQ(e.exit_code, 0) << v << "\n" << e.out << e.err;
+    EXPECT_TRUE(read_text(full) == read_text(cut)) << v << ": resumed after Ctrl-C differs from the uninterrupted run";
+  }
 }
