@@ -23,6 +23,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/sampler.h"
+#include "data/study_split.h"
 #include "data/transforms.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
@@ -81,6 +82,10 @@ struct Args {
   bool lr_restart = false;
   bool pace_to_lr_drop = false;
   std::string trace_batches;  // tests: every step's instance indices, one line per step
+  // Study conditions (data/study_split.h): symmetric noise on the student's training labels; training instances
+  // held out as a validation split (evaluated during the run; the test split is then evaluated once, at the end).
+  double label_noise = 0.0;
+  int64_t val_split = 0;
   uint64_t seed = 0;
   std::string device = "auto";
   int threads = 0;
@@ -173,7 +178,46 @@ struct Shared {
   // augmentation the kd targets of every step.
   std::vector<float> teacher_logits;
   double teacher_cache_seconds = 0.0;
+  std::shared_ptr<const data::Dataset> validation;  // --val-split: held out of data.train (null without it)
 };
+
+// --val-split, then --label-noise on what is left for the student; validation and test keep their clean labels.
+void apply_study_conditions(Shared& s, const Args& a) {
+  if (a.val_split > 0) {
+    data::HeldOut h = data::hold_out_validation(s.data.train, s.data.n_train, a.val_split);
+    s.data.train = h.train;
+    s.data.n_train = h.train->size();
+    s.validation = h.validation;
+  }
+  if (a.label_noise > 0.0) s.data.train = data::with_label_noise(s.data.train, s.data.n_train, a.label_noise, a.seed);
+}
+
+// Accuracy (percent) of each class over the loader's epoch 0, for the study's per-class comparison.
+std::vector<double> per_class_accuracy(Module& model, data::Loader& loader, Device device, int64_t classes) {
+  NoGradGuard no_grad;
+  model.eval();
+  std::vector<int64_t> right(static_cast<size_t>(classes), 0), total(static_cast<size_t>(classes), 0);
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    if (device == Device::CUDA) cuda::wait_prefetch();
+    std::vector<float> v = model(b.images).to_vector();
+    std::vector<int32_t> y = b.labels.to_labels();
+    for (size_t r = 0; r < y.size(); ++r) {
+      const float* row = v.data() + static_cast<int64_t>(r) * classes;
+      int64_t best = 0;
+      for (int64_t c = 1; c < classes; ++c)
+        if (row[c] > row[best]) best = c;
+      ++total[static_cast<size_t>(y[r])];
+      right[static_cast<size_t>(y[r])] += best == y[r];
+    }
+  }
+  model.train();
+  std::vector<double> acc(static_cast<size_t>(classes), 0.0);
+  for (size_t c = 0; c < acc.size(); ++c)
+    acc[c] = total[c] > 0 ? 100.0 * static_cast<double>(right[c]) / static_cast<double>(total[c]) : 0.0;
+  return acc;
+}
 
 std::string path_for_method(const std::string& path, const std::string& method, bool several) {
   if (!several) return path;
@@ -285,6 +329,7 @@ std::vector<float> curriculum_scores(const distill::Curriculum& c, int epoch, Mo
 struct MethodResult {
   std::string method;
   double test_accuracy = 0.0;
+  double val_accuracy = 0.0;
   double seconds = 0.0;
   bool interrupted = false;
 };
@@ -347,6 +392,8 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                                {"batch_size", a.batch_size},
                                {"seed", a.seed},
                                {"augment", a.augment},
+                               {"label_noise", a.label_noise},
+                               {"val_split", a.val_split},
                                {"optimizer", ocfg.to_json()},
                                {"schedule", schedule->config()}};
   if (use_teacher) {
@@ -368,7 +415,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     nlohmann::json saved = nlohmann::json::parse(app::meta_get(c.metadata, "config", a.resume, app), nullptr, false);
     ISLKD_CHECK(!saved.is_discarded(), a.resume, ": metadata 'config' is not JSON");
     for (const char* key : {"method", "model", "dataset", "num_classes", "in_channels", "train_instances",
-                            "batch_size", "seed", "augment", "curriculum"}) {
+                            "batch_size", "seed", "augment", "curriculum", "label_noise", "val_split"}) {
       nlohmann::json want = run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
       ISLKD_CHECK(want == got, "--resume ", a.resume, ": it was trained with ", key, " = ", got.dump(),
                   ", this run has ", want.dump());
@@ -440,6 +487,17 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                       train_ds.channels(), train_ds.height(), train_ds.width()),
       sampler, lopt);
   data::Loader test_loader = app::sequential_loader(s.data.test, s.data.n_test, lopt);
+  // What the run evaluates on as it goes: the validation split when there is one (the test split is then read once,
+  // at the end), else the test split.
+  std::unique_ptr<data::Loader> val_loader;
+  if (s.validation)
+    val_loader = std::make_unique<data::Loader>(s.validation,
+                                                data::Transform(data::eval_transform(*s.validation),
+                                                                s.validation->channels(), s.validation->height(),
+                                                                s.validation->width()),
+                                                std::make_shared<data::SequentialSampler>(s.validation->size()), lopt);
+  data::Loader& eval_loader = val_loader ? *val_loader : test_loader;
+  const std::string eval_name = val_loader ? "val" : "test";
   // Without augmentation an instance always looks the same, so the teacher's logits are computed once.
   const bool cached_targets = use_teacher && !a.augment;
   if (cached_targets || isl) cache_teacher_logits(s, a);
@@ -487,6 +545,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   int64_t steps_timed = 0;
   MethodResult result;
   result.method = method;
+  double last_eval_accuracy = 0.0;
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     nlohmann::json isl_log;
     if (isl && curriculum->is_phase_boundary(static_cast<int>(epoch)) &&
@@ -503,6 +562,14 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                  {"score_seconds", score_seconds},
                  {"sort_seconds", curriculum->last_sort_seconds()},
                  {"teacher_cache_seconds", s.teacher_cache_seconds}};
+      {
+        // The class histogram of the phase's subset (the study plots it: an easy half can drop whole classes).
+        std::vector<int64_t> hist(static_cast<size_t>(s.data.num_classes), 0);
+        const std::vector<int32_t>& y = s.data.train->labels();
+        for (int64_t r = 0; r < curriculum->subset_size(phase); ++r)
+          ++hist[static_cast<size_t>(y[curriculum->order()[static_cast<size_t>(r)]])];
+        isl_log["subset_class_counts"] = hist;
+      }
       // The boundary's cost against a training epoch of this run (the mean so far; none yet after a resume).
       const double boundary_seconds = score_seconds + curriculum->last_sort_seconds();
       const double epoch_seconds =
@@ -582,13 +649,14 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       if (a.eval_every > 0 && global_step % a.eval_every == 0 && step < steps_per_epoch) {
         // A test evaluation inside the epoch (accuracy against iterations); its time is not training time.
         app::Stopwatch eval_clock;
-        app::EvalResult mid = app::evaluate(*student, test_loader, s.device);
+        app::EvalResult mid = app::evaluate(*student, eval_loader, s.device);
         mid_eval_seconds += eval_clock.seconds();
         metrics.append({{"epoch", epoch + 1},
                         {"step", global_step},
                         {"epoch_step", step},
-                        {"test_loss", mid.loss},
-                        {"test_accuracy", mid.accuracy}});
+                        {"lr", lr},
+                        {eval_name + "_loss", mid.loss},
+                        {eval_name + "_accuracy", mid.accuracy}});
       }
       const double t = epoch_clock.seconds() - mid_eval_seconds;
       const int64_t timed = steps_timed + (step - first_step);
@@ -608,9 +676,10 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     steps_timed += step - first_step;
 
     app::Stopwatch eval_clock;
-    app::EvalResult test = app::evaluate(*student, test_loader, s.device);
+    app::EvalResult test = app::evaluate(*student, eval_loader, s.device);
     eval_seconds_last = eval_clock.seconds();
     result.test_accuracy = test.accuracy;
+    last_eval_accuracy = test.accuracy;
 
     save(epoch + 1, 0, app::EpochTally{}, test.accuracy);
     const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
@@ -618,9 +687,9 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                                  static_cast<double>(steps_per_epoch) * static_cast<double>(a.epochs - epoch - 1) +
                              eval_seconds_last * static_cast<double>(a.epochs - epoch - 1);
     progress.clear();
-    std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  test acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
+    std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  %s acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
                 method.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(a.epochs), train_loss,
-                train_acc, test.accuracy, lr_at(epoch, steps_per_epoch - 1),
+                train_acc, eval_name.c_str(), test.accuracy, lr_at(epoch, steps_per_epoch - 1),
                 static_cast<double>(step - first_step) * static_cast<double>(a.batch_size) / epoch_train_seconds,
                 app::format_duration(epoch_train_seconds).c_str(), app::format_duration(remaining).c_str());
     std::fflush(stdout);
@@ -629,13 +698,28 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                         {"lr_last", lr_at(epoch, steps_per_epoch - 1)},
                         {"train_loss", train_loss},
                         {"train_accuracy", train_acc},
-                        {"test_loss", test.loss},
-                        {"test_accuracy", test.accuracy},
+                        {eval_name + "_loss", test.loss},
+                        {eval_name + "_accuracy", test.accuracy},
                         {"train_seconds", epoch_train_seconds},
                         {"eval_seconds", eval_seconds_last}};
     if (!isl_log.is_null()) m["isl"] = isl_log;
     metrics.append(m);
   }
+  // The end of the run: the test split (read here for the first time when there is a validation split) and its
+  // per-class accuracies, one line of the metrics.
+  nlohmann::json final_line = {{"final", true}, {"epoch", a.epochs}, {"step", global_step}};
+  if (val_loader) {
+    app::EvalResult test = app::evaluate(*student, test_loader, s.device);
+    result.val_accuracy = last_eval_accuracy;
+    result.test_accuracy = test.accuracy;
+    final_line["val_accuracy"] = last_eval_accuracy;
+    final_line["test_loss"] = test.loss;
+    std::printf("%s: test acc %.2f%% (the test split, once, at the end; validation %.2f%%)\n", method.c_str(),
+                test.accuracy, last_eval_accuracy);
+  }
+  final_line["test_accuracy"] = result.test_accuracy;
+  final_line["test_per_class"] = per_class_accuracy(*student, test_loader, s.device, s.data.num_classes);
+  metrics.append(final_line);
   result.seconds = run_clock.seconds();
   return result;
 }
@@ -691,6 +775,14 @@ int run(int argc, char** argv) {
                "isl: restart the LR schedule (scaled to the segment) at the warm-up, each phase and the final stage");
   cli.add_flag("--pace-to-lr-drop", a.pace_to_lr_drop,
                "isl: lay the phases out so that all data is back before the first LR drop");
+  cli.add_option("--label-noise", a.label_noise,
+                 "replace this share of the student's training labels by another class, uniformly (seeded by --seed; "
+                 "the teacher stays the clean one)")
+      ->check(CLI::Range(0.0, 1.0));
+  cli.add_option("--val-split", a.val_split,
+                 "hold N training instances out of the student's training set as a validation split (a fixed draw); "
+                 "evaluate on it during the run and on the test split once, at the end")
+      ->check(CLI::NonNegativeNumber);
   cli.add_option("--seed", a.seed);
   cli.add_option("--device", a.device, "auto | cpu | cuda");
   cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)");
@@ -746,6 +838,7 @@ int run(int argc, char** argv) {
   Shared s;
   s.device = select_device(a.device, std::cout);
   s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);
+  apply_study_conditions(s, a);
 
   const bool need_teacher = std::any_of(methods.begin(), methods.end(), [](const auto& m) { return m != "ce"; });
   if (need_teacher) {

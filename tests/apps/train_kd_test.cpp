@@ -155,11 +155,14 @@ TEST(TrainKdApp, CachedTeacherTargetsMidEpochEvaluationsAndBoundaryShare) {
   EXPECT_NE(r.out.find("teacher logits of 96 un-augmented training instances cached"), std::string::npos) << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex("the boundary costs [0-9.]+% of a training epoch"))) << r.out;
   EXPECT_NE(r.out.find("batch norms folded"), std::string::npos) << r.out;
-  // 6 steps an epoch, an evaluation every 4 steps: mid-epoch at global steps 4 and 8, plus the two epoch ends.
+  // 6 steps an epoch, an evaluation every 4 steps: mid-epoch at global steps 4 and 8, plus the two epoch ends, plus
+  // the final line (test accuracy per class).
   const std::string m = read_text(dir() + "/islkd_kd_eval_isl.jsonl");
-  EXPECT_EQ(count_lines(m), 5) << m;
-  EXPECT_NE(m.find("\"epoch_step\":4,\"step\":4"), std::string::npos) << m;
-  EXPECT_NE(m.find("\"epoch_step\":2,\"step\":8"), std::string::npos) << m;
+  EXPECT_EQ(count_lines(m), 6) << m;
+  EXPECT_NE(m.find("\"test_per_class\""), std::string::npos) << m;
+  EXPECT_NE(m.find("\"subset_class_counts\""), std::string::npos) << m;
+  EXPECT_TRUE(std::regex_search(m, std::regex("\"epoch_step\":4,\"lr\":[0-9.e+-]+,\"step\":4"))) << m;
+  EXPECT_TRUE(std::regex_search(m, std::regex("\"epoch_step\":2,\"lr\":[0-9.e+-]+,\"step\":8"))) << m;
   EXPECT_NE(m.find("\"boundary_share_of_epoch\""), std::string::npos) << m;
 }
 
@@ -359,4 +362,40 @@ TEST(TrainKdApp, IslVariantsResumeAfterCtrlCByte4Byte) {
     ASSERT_EQ(e.exit_code, 0) << v << "\n" << e.out << e.err;
     EXPECT_TRUE(read_text(full) == read_text(cut)) << v << ": resumed after Ctrl-C differs from the uninterrupted run";
   }
+}
+
+// --val-split holds instances out of the student's training set and evaluates on them during the run, the test
+// split once at the end; --label-noise is recorded, changes the run, and resuming with another value is refused.
+TEST(TrainKdApp, ValidationSplitAndLabelNoise) {
+  const std::string teacher = make_teacher(10);
+  const std::string metrics = dir() + "/islkd_val.jsonl", out = dir() + "/islkd_val.safetensors";
+  const std::string args = "--method isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 96 --test-limit 32 --batch-size 16 --threads 2 "
+                           "--device cpu --seed 3 ";
+  std::remove(metrics.c_str());
+  RunResult r = run_kd(args + "--epochs 2 --val-split 32 --label-noise 0.4 --metrics " + metrics + " --out " + out, "val");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"train_instances\":64"), std::string::npos) << r.out;  // 96 - 32 held out
+  EXPECT_NE(r.out.find("\"label_noise\":0.4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("val acc"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("  test acc "), std::string::npos) << "an epoch evaluated on the test split\n" << r.out;
+  EXPECT_NE(r.out.find("isl: test acc"), std::string::npos) << r.out;
+  const std::vector<std::string> m = lines_of(read_text(metrics));
+  ASSERT_EQ(m.size(), 4u);  // config, 2 epochs, final
+  EXPECT_NE(m[1].find("\"val_accuracy\""), std::string::npos) << m[1];
+  EXPECT_EQ(m[1].find("\"test_accuracy\""), std::string::npos) << m[1];
+  EXPECT_NE(m[3].find("\"final\":true"), std::string::npos) << m[3];
+  EXPECT_NE(m[3].find("\"test_accuracy\""), std::string::npos) << m[3];
+
+  RunResult clean = run_kd(args + "--epochs 2 --val-split 32 --out " + dir() + "/islkd_val_clean.safetensors", "val_clean");
+  ASSERT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+  EXPECT_NE(read_text(out), read_text(dir() + "/islkd_val_clean.safetensors")) << "the noise changed nothing";
+
+  RunResult bad = run_kd(args + "--epochs 3 --val-split 32 --label-noise 0.2 --resume " + out + " --out " + dir() +
+                             "/islkd_val_bad.safetensors",
+                         "val_bad");
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("label_noise"), std::string::npos) << bad.err;
+  RunResult toolarge = run_kd(args + "--epochs 2 --val-split 96 --out " + dir() + "/islkd_val_big.safetensors", "val_big");
+  EXPECT_EQ(toolarge.exit_code, 1) << toolarge.out << toolarge.err;
 }
