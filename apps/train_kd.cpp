@@ -577,11 +577,17 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                           : 0.0;
       if (epoch_seconds > 0.0) isl_log["boundary_share_of_epoch"] = boundary_seconds / epoch_seconds;
       progress.clear();
-      std::printf("train_kd[isl]: phase %d from epoch %lld: easiest %.0f%% (%lld instances); scoring %.2fs, "
-                  "sort %.3f ms (%.3f%% of scoring)",
-                  phase, static_cast<long long>(epoch + 1), 100.0 * curriculum->fraction(phase),
-                  static_cast<long long>(curriculum->subset_size(phase)), score_seconds,
-                  1e3 * curriculum->last_sort_seconds(), 100.0 * curriculum->last_sort_seconds() / score_seconds);
+      std::string what;
+      if (copt.mode == distill::CurriculumMode::Weighted)
+        what = "draws weighted by exp(-rank/(" + app::fixed(curriculum->weight_tau(phase), 3) + " N))";
+      else
+        what = std::string(copt.direction == distill::Direction::HardFirst ? "hardest " : "easiest ") +
+               app::fixed(100.0 * curriculum->fraction(phase), 0) + "% (" +
+               std::to_string(curriculum->subset_size(phase)) + " instances)";
+      std::printf("train_kd[isl]: phase %d from epoch %lld: %s by %s; scoring %.2fs, sort %.3f ms (%.3f%% of scoring)",
+                  phase, static_cast<long long>(epoch + 1), what.c_str(), distill::measure_name(copt.measure),
+                  score_seconds, 1e3 * curriculum->last_sort_seconds(),
+                  100.0 * curriculum->last_sort_seconds() / std::max(score_seconds, 1e-9));
       if (epoch_seconds > 0.0)
         std::printf("; the boundary costs %.1f%% of a training epoch (%.1fs)", 100.0 * boundary_seconds / epoch_seconds,
                     epoch_seconds);

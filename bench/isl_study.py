@@ -82,8 +82,29 @@ def run_dir(args, stage, arm, epochs, seed):
     return os.path.join(args.out, stage, arm, f"e{epochs}", f"s{seed}")
 
 
-def command(args, stage, arm, epochs, seed, d):
+def scaled_flags(arm, epochs):
+    """The arm's flags at a budget: its curriculum layout (written for 3 epochs: warm-up, phase, the rest on all
+    data) scaled with the budget when the budget is a multiple of 3, so a 6-epoch ISL keeps its thirds instead of
+    a 1-epoch phase followed by 4 epochs of KD. Other budgets keep the 3-epoch layout (at 2 epochs the phase is the
+    last epoch). --pace-to-lr-drop lays its phase out itself."""
     method, flags, _ = ARMS[arm]
+    flags = list(flags)
+    if method != "isl" or epochs % 3 or epochs == 3 or "--pace-to-lr-drop" in flags:
+        return flags
+    layout = {"--isl-warmup": 1, "--phase-epochs": 1}
+    for k in layout:
+        if k in flags:
+            i = flags.index(k)
+            layout[k] = int(flags[i + 1])
+            del flags[i:i + 2]
+    for k, v in layout.items():
+        flags += [k, str(v * epochs // 3)]
+    return flags
+
+
+def command(args, stage, arm, epochs, seed, d):
+    method, _, _ = ARMS[arm]
+    flags = scaled_flags(arm, epochs)
     n_train = (args.limit or 60000) - (args.val_split if stage == "screening" else 0)
     steps = math.ceil(n_train / 128)
     cmd = [args.train_kd, "--method", method, "--epochs", str(epochs), "--seed", str(seed), "--threads", "1",
@@ -435,7 +456,9 @@ def write_report(args, results, plan_all):
                 continue
             est, lo, hi = st.bootstrap_matching_budget(sorted(conf_kd), conf_kd, list(v.values()))
             L.append(f"| {k[1]} | {k[2]} | {fmt(sum(v.values()) / len(v))} | {fmt(est)} | [{fmt(lo)}, {fmt(hi)}] |")
-    L += ["", "## Arms", "", "| arm | train_kd flags | what |", "|---|---|---|"]
+    L += ["", "## Arms", "", "Flags at 3 epochs; at 6 epochs an ISL arm's warm-up and phase lengths double (its "
+          "thirds are kept), at 2 epochs they stay (the phase is then the last epoch).", "",
+          "| arm | train_kd flags | what |", "|---|---|---|"]
     for arm, (method, flags, what) in ARMS.items():
         L.append(f"| {arm} | `--method {method} {' '.join(flags)}` | {what} |")
     if made:

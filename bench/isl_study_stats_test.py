@@ -84,5 +84,19 @@ class MatchingBudget(unittest.TestCase):
         self.assertLess(hi, 3.0)
 
 
+class StudyLayout(unittest.TestCase):
+    def test_isl_layout_keeps_its_thirds_at_multiples_of_three(self):
+        import isl_study
+        self.assertEqual(isl_study.scaled_flags("isl", 3), [])
+        self.assertEqual(isl_study.scaled_flags("isl", 2), [])
+        self.assertEqual(isl_study.scaled_flags("isl", 6), ["--isl-warmup", "2", "--phase-epochs", "2"])
+        self.assertEqual(isl_study.scaled_flags("kd", 6), [])
+        self.assertEqual(isl_study.scaled_flags("weighted-rescore", 6),
+                         ["--curriculum-mode", "weighted", "--rescore-every-epoch", "--isl-warmup", "2",
+                          "--phase-epochs", "4"])
+        self.assertIn("--pace-to-lr-drop", isl_study.scaled_flags("pace-teacher", 6))
+        self.assertNotIn("--phase-epochs", isl_study.scaled_flags("pace-teacher", 6))
+
+
 if __name__ == "__main__":
     unittest.main()

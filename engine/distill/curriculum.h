@@ -38,7 +38,8 @@
 //                           half of Fashion-MNIST keeps 88% of the trousers but 25% of the coats, i.e. it drops
 //                           exactly the classes where the errors are.
 //   hard_share h            a subset of k instances is the easiest (1-h)k plus hk drawn at random from the harder
-//                           rest: keeps some hard instances in view (self-paced learning with diversity).
+//                           rest: keeps some hard instances in view (self-paced learning with diversity). Mode
+//                           subset only; the draw is seeded by (seed, boundary epoch) and kept in the order.
 //   mode weighted, weight_tau
 //                           instead of a hard cut, each epoch draws num_instances instances with replacement,
 //                           P(rank r) ∝ exp(-r / (tau_p * N)), tau_p = weight_tau / (1 - x_p) with x_p the pacing's
