@@ -337,31 +337,47 @@ TEST(TrainKdApp, IslWarmupAndFinalEpochsDrawKdsInstancesStepByStep) {
   EXPECT_EQ(phase_instances.size(), 48u) << "the phase cycles the easiest half of 96 instances";
 }
 
-// Each variant and control trains, and a run cut by Ctrl-C inside its phase resumes to the same bytes.
-TEST(TrainKdApp, IslVariantsResumeAfterCtrlCByte4Byte) {
+namespace {
+
+// A variant or control trains, and a run cut by Ctrl-C after step 6 (inside epoch 2) resumes to the same bytes.
+void check_variant_resumes_byte4byte(const std::string& v, const std::string& tag) {
   const std::string teacher = make_teacher(10);
-  const std::vector<std::string> variants = {
-      "--measure random --direction hard-first",
-      "--measure teacher-ce --stratified --hard-share 0.25 --lr-restart --isl-warmup 0 --phases 2",
+  const std::string full = dir() + "/islkd_" + tag + "_full.safetensors", cut = dir() + "/islkd_" + tag + "_cut.safetensors";
+  const std::string args = "--method isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 64 --test-limit 32 --batch-size 16 --threads 2 "
+                           "--device cpu --seed 5 --epochs 3 " + v + " ";
+  RunResult a = run_kd(args + "--out " + full, tag + "_full");
+  ASSERT_EQ(a.exit_code, 0) << v << "\n" << a.out << a.err;
+  EXPECT_NE(a.out.find("phase 0 from epoch"), std::string::npos) << v << "\n" << a.out;
+  RunResult d = run_kd(args + "--interrupt-after-steps 6 --out " + cut, tag + "_cut");
+  ASSERT_EQ(d.exit_code, 130) << v << "\n" << d.out << d.err;
+  RunResult e = run_kd(args + "--resume " + cut + " --out " + cut, tag + "_resumed");
+  ASSERT_EQ(e.exit_code, 0) << v << "\n" << e.out << e.err;
+  EXPECT_TRUE(read_text(full) == read_text(cut)) << v << ": resumed after Ctrl-C differs from the uninterrupted run";
+}
+
+}  // namespace
+
+TEST(TrainKdApp, IslRandomHardFirstControlResumesByte4Byte) {
+  check_variant_resumes_byte4byte("--measure random --direction hard-first", "v_random");
+}
+
+// Teacher difficulty from step 0 (no warm-up), two phases: epoch 2 is inside the second phase.
+TEST(TrainKdApp, IslTeacherStratifiedHardShareLrRestartResumesByte4Byte) {
+  check_variant_resumes_byte4byte(
+      "--measure teacher-ce --stratified --hard-share 0.25 --lr-restart --isl-warmup 0 --phases 2", "v_teacher");
+}
+
+TEST(TrainKdApp, IslWeightedRescoredDisagreementResumesByte4Byte) {
+  check_variant_resumes_byte4byte(
       "--measure disagreement --curriculum-mode weighted --weight-tau 0.3 --rescore-every-epoch --phase-epochs 2",
-      "--measure teacher-confidence --isl-warmup 0 --pace-to-lr-drop --schedule kd",
-  };
-  int k = 0;
-  for (const std::string& v : variants) {
-    const std::string tag = "variant" + std::to_string(k++);
-    const std::string full = dir() + "/islkd_" + tag + "_full.safetensors", cut = dir() + "/islkd_" + tag + "_cut.safetensors";
-    const std::string args = "--method isl --model resnet8 --teacher " + teacher +
-                             " --teacher-model resnet8 --limit 64 --test-limit 32 --batch-size 16 --threads 2 "
-                             "--device cpu --seed 5 --epochs 3 " + v + " ";
-    RunResult a = run_kd(args + "--out " + full, tag + "_full");
-    ASSERT_EQ(a.exit_code, 0) << v << "\n" << a.out << a.err;
-    EXPECT_NE(a.out.find("phase 0 from epoch"), std::string::npos) << v << "\n" << a.out;
-    RunResult d = run_kd(args + "--interrupt-after-steps 6 --out " + cut, tag + "_cut");
-    ASSERT_EQ(d.exit_code, 130) << v << "\n" << d.out << d.err;
-    RunResult e = run_kd(args + "--resume " + cut + " --out " + cut, tag + "_resumed");
-    ASSERT_EQ(e.exit_code, 0) << v << "\n" << e.out << e.err;
-    EXPECT_TRUE(read_text(full) == read_text(cut)) << v << ": resumed after Ctrl-C differs from the uninterrupted run";
-  }
+      "v_weighted");
+}
+
+// --pace-to-lr-drop: the KD schedule scaled to 3 epochs drops at 1.875, so the phase is epoch 1 (warm-up 0).
+TEST(TrainKdApp, IslPaceToLrDropResumesByte4Byte) {
+  check_variant_resumes_byte4byte("--measure teacher-confidence --isl-warmup 0 --pace-to-lr-drop --schedule kd",
+                                  "v_pace");
 }
 
 // --val-split holds instances out of the student's training set and evaluates on them during the run, the test
@@ -398,4 +414,27 @@ TEST(TrainKdApp, ValidationSplitAndLabelNoise) {
   EXPECT_NE(bad.err.find("label_noise"), std::string::npos) << bad.err;
   RunResult toolarge = run_kd(args + "--epochs 2 --val-split 96 --out " + dir() + "/islkd_val_big.safetensors", "val_big");
   EXPECT_EQ(toolarge.exit_code, 1) << toolarge.out << toolarge.err;
+}
+
+// --lr-restart: the KD schedule scaled to each segment (warm-up, phase, final epoch) restarts at its first step, so
+// the final epoch starts at the base rate again; without it the final epoch of 3 starts after the drop at 1.875.
+TEST(TrainKdApp, IslLrRestartStartsEverySegmentAtTheBaseRate) {
+  const std::string teacher = make_teacher(10);
+  const std::string args = "--method isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 32 --test-limit 16 --batch-size 16 --threads 2 "
+                           "--device cpu --seed 1 --epochs 3 --eval-every 1 --schedule kd --lr 0.05 ";
+  std::map<std::string, std::string> first_lr_of_epoch3;
+  for (const std::string& v : {std::string("--lr-restart"), std::string()}) {
+    const std::string metrics = dir() + "/islkd_restart" + (v.empty() ? "_off" : "_on") + ".jsonl";
+    std::remove(metrics.c_str());
+    RunResult r = run_kd(args + v + " --metrics " + metrics + " --out " + dir() + "/islkd_restart.safetensors",
+                         "restart" + std::string(v.empty() ? "_off" : "_on"));
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    std::smatch m;
+    const std::string text = read_text(metrics);
+    ASSERT_TRUE(std::regex_search(text, m, std::regex("\"epoch\":3,\"epoch_step\":1,\"lr\":([0-9.e+-]+)"))) << text;
+    first_lr_of_epoch3[v] = m[1];
+  }
+  EXPECT_EQ(first_lr_of_epoch3["--lr-restart"], "0.05");
+  EXPECT_EQ(std::stod(first_lr_of_epoch3[""]), 0.05 * 0.1);
 }
