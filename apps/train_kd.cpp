@@ -329,7 +329,6 @@ std::vector<float> curriculum_scores(const distill::Curriculum& c, int epoch, Mo
 struct MethodResult {
   std::string method;
   double test_accuracy = 0.0;
-  double val_accuracy = 0.0;
   double seconds = 0.0;
   bool interrupted = false;
 };
@@ -716,7 +715,6 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   nlohmann::json final_line = {{"final", true}, {"epoch", a.epochs}, {"step", global_step}};
   if (val_loader) {
     app::EvalResult test = app::evaluate(*student, test_loader, s.device);
-    result.val_accuracy = last_eval_accuracy;
     result.test_accuracy = test.accuracy;
     final_line["val_accuracy"] = last_eval_accuracy;
     final_line["test_loss"] = test.loss;
@@ -753,7 +751,8 @@ int run(int argc, char** argv) {
   cli.add_flag("--augment,!--no-augment", a.augment,
                "random crop / flip (off by default; without it the teacher's logits are computed once)");
   cli.add_option("--eval-every", a.eval_every,
-                 "also evaluate on the test split every N steps, into the metrics file (0 = once per epoch)")
+                 "also evaluate on the test split (the validation split with --val-split) every N steps, into the metrics "
+                 "file (0 = once per epoch)")
       ->check(CLI::NonNegativeNumber);
   cli.add_option("-T,--temperature", a.temperature, "KD temperature");
   cli.add_option("--alpha", a.alpha, "KD weight: alpha*KD + (1-alpha)*CE");
