@@ -12,6 +12,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -24,6 +25,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/sampler.h"
+#include "data/study_split.h"
 #include "data/transforms.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
@@ -73,6 +75,19 @@ struct Args {
   std::string batch_order = "shuffled";
   std::string curriculum_mode = "subset";
   std::string measure = "loss";
+  // The study's variants and controls (curriculum.h gives the reason for each); off by default.
+  std::string direction = "easy-first";
+  bool stratified = false;
+  double hard_share = 0.0;
+  double weight_tau = 0.25;
+  bool rescore_every_epoch = false;
+  bool lr_restart = false;
+  bool pace_to_lr_drop = false;
+  std::string trace_batches;  // tests: every step's instance indices, one line per step
+  // Study conditions (data/study_split.h): symmetric noise on the student's training labels; training instances
+  // held out as a validation split (evaluated during the run; the test split is then evaluated once, at the end).
+  double label_noise = 0.0;
+  int64_t val_split = 0;
   uint64_t seed = 0;
   std::string device = "auto";
   int threads = 0;
@@ -106,7 +121,46 @@ struct Shared {
   // augmentation the kd targets of every step.
   std::vector<float> teacher_logits;
   double teacher_cache_seconds = 0.0;
+  std::shared_ptr<const data::Dataset> validation;  // --val-split: held out of data.train (null without it)
 };
+
+// --val-split, then --label-noise on what is left for the student; validation and test keep their clean labels.
+void apply_study_conditions(Shared& s, const Args& a) {
+  if (a.val_split > 0) {
+    data::HeldOut h = data::hold_out_validation(s.data.train, s.data.n_train, a.val_split);
+    s.data.train = h.train;
+    s.data.n_train = h.train->size();
+    s.validation = h.validation;
+  }
+  if (a.label_noise > 0.0) s.data.train = data::with_label_noise(s.data.train, s.data.n_train, a.label_noise, a.seed);
+}
+
+// Accuracy (percent) of each class over the loader's epoch 0, for the study's per-class comparison.
+std::vector<double> per_class_accuracy(Module& model, data::Loader& loader, Device device, int64_t classes) {
+  NoGradGuard no_grad;
+  model.eval();
+  std::vector<int64_t> right(static_cast<size_t>(classes), 0), total(static_cast<size_t>(classes), 0);
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    if (device == Device::CUDA) cuda::wait_prefetch();
+    std::vector<float> v = model(b.images).to_vector();
+    std::vector<int32_t> y = b.labels.to_labels();
+    for (size_t r = 0; r < y.size(); ++r) {
+      const float* row = v.data() + static_cast<int64_t>(r) * classes;
+      int64_t best = 0;
+      for (int64_t c = 1; c < classes; ++c)
+        if (row[c] > row[best]) best = c;
+      ++total[static_cast<size_t>(y[r])];
+      right[static_cast<size_t>(y[r])] += best == y[r];
+    }
+  }
+  model.train();
+  std::vector<double> acc(static_cast<size_t>(classes), 0.0);
+  for (size_t c = 0; c < acc.size(); ++c)
+    acc[c] = total[c] > 0 ? 100.0 * static_cast<double>(right[c]) / static_cast<double>(total[c]) : 0.0;
+  return acc;
+}
 
 std::string path_for_method(const std::string& path, const std::string& method, bool several) {
   if (!several) return path;
@@ -168,8 +222,9 @@ void cache_teacher_logits(Shared& s, const Args& a) {
 }
 
 // Scores every training instance with the current student (frozen: eval mode, no grad) and the cached teacher.
+// `labels_override` (one per training instance) replaces the labels, e.g. by the teacher's predictions.
 std::vector<float> score_instances(Module& student, Shared& s, const Args& a, const KDLossParams& kdp,
-                                   DifficultyMeasure measure) {
+                                   DifficultyMeasure measure, const std::vector<int32_t>* labels_override = nullptr) {
   data::Loader loader = app::sequential_loader(s.data.train, s.data.n_train, loader_options(a, s.device));
   std::vector<float> scores(static_cast<size_t>(s.data.n_train), 0.0f);
   NoGradGuard no_grad;
@@ -181,11 +236,37 @@ std::vector<float> score_instances(Module& student, Shared& s, const Args& a, co
     Tensor logits = student(b.images);
     const int64_t rows = static_cast<int64_t>(b.indices.size());
     Tensor teacher = gather_teacher_logits(s, b.indices);
-    std::vector<float> sc = ops::difficulty_scores(logits, teacher, b.labels, measure, kdp).to_vector();
+    Tensor labels = b.labels;
+    if (labels_override) {
+      std::vector<int32_t> l(b.indices.size());
+      for (size_t r = 0; r < l.size(); ++r) l[r] = (*labels_override)[static_cast<size_t>(b.indices[r])];
+      labels = Tensor::from_labels(l, s.device);
+    }
+    std::vector<float> sc = ops::difficulty_scores(logits, teacher, labels, measure, kdp).to_vector();
     for (int64_t r = 0; r < rows; ++r) scores[static_cast<size_t>(b.indices[static_cast<size_t>(r)])] = sc[static_cast<size_t>(r)];
   }
   student.train();
   return scores;
+}
+
+// The training labels, one per instance of the (possibly limited) training split.
+std::vector<int32_t> train_labels(const Shared& s) {
+  const auto& l = s.data.train->labels();
+  return std::vector<int32_t>(l.begin(), l.begin() + s.data.n_train);
+}
+
+// Every training instance's difficulty for the boundary at `epoch`, by the curriculum's measure.
+std::vector<float> curriculum_scores(const distill::Curriculum& c, int epoch, Module& student, Shared& s,
+                                     const Args& a, const KDLossParams& kdp) {
+  const distill::Measure m = c.options().measure;
+  if (m == distill::Measure::Random) return c.random_scores(epoch);
+  if (m == distill::Measure::Disagreement) {
+    const std::vector<int32_t> pred = distill::teacher_predictions(s.teacher_logits, s.data.num_classes);
+    return score_instances(student, s, a, kdp, DifficultyMeasure::CE, &pred);
+  }
+  if (!distill::needs_student(m))
+    return distill::teacher_difficulty(s.teacher_logits, train_labels(s), s.data.num_classes, m);
+  return score_instances(student, s, a, kdp, distill::student_measure(m));
 }
 
 struct MethodResult {
@@ -225,7 +306,22 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   copt.start_fraction = a.start_fraction;
   copt.full_at_last_phase = a.full_at_last_phase;
   copt.batch_order = distill::parse_batch_order(a.batch_order);
-  copt.measure = distill::parse_difficulty_measure(a.measure);
+  copt.measure = distill::parse_measure(a.measure);
+  copt.direction = distill::parse_direction(a.direction);
+  copt.stratified = a.stratified;
+  copt.hard_share = a.hard_share;
+  copt.weight_tau = a.weight_tau;
+  copt.rescore_every_epoch = a.rescore_every_epoch;
+  copt.lr_restart = a.lr_restart;
+  const int64_t steps_per_epoch = ceil_div(s.data.n_train, a.batch_size);
+  if (isl && a.pace_to_lr_drop) {
+    // The phases share the whole epochs between the warm-up and the first LR drop, so all data is back in time.
+    const int drop = distill::epochs_before_lr_drop(*schedule, a.epochs, steps_per_epoch);
+    ISLKD_CHECK(drop - a.isl_warmup >= a.phases, "--pace-to-lr-drop: the rate first drops in epoch ", drop + 1,
+                ", which leaves ", drop - a.isl_warmup, " whole epochs after --isl-warmup ", a.isl_warmup, " for ",
+                a.phases, " phases; lower --isl-warmup or --phases");
+    copt.phase_epochs = (drop - a.isl_warmup) / a.phases;
+  }
   std::unique_ptr<distill::Curriculum> curriculum;
   if (isl) curriculum = std::make_unique<distill::Curriculum>(copt);
 
@@ -238,6 +334,8 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                                {"batch_size", a.batch_size},
                                {"seed", a.seed},
                                {"augment", a.augment},
+                               {"label_noise", a.label_noise},
+                               {"val_split", a.val_split},
                                {"optimizer", ocfg.to_json()},
                                {"schedule", schedule->config()}};
   if (use_teacher) {
@@ -259,7 +357,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     nlohmann::json saved = nlohmann::json::parse(app::meta_get(c.metadata, "config", a.resume, app), nullptr, false);
     ISLKD_CHECK(!saved.is_discarded(), a.resume, ": metadata 'config' is not JSON");
     for (const char* key : {"method", "model", "dataset", "num_classes", "in_channels", "train_instances",
-                            "batch_size", "seed", "augment", "curriculum"}) {
+                            "batch_size", "seed", "augment", "curriculum", "label_noise", "val_split"}) {
       nlohmann::json want = run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
       ISLKD_CHECK(want == got, "--resume ", a.resume, ": it was trained with ", key, " = ", got.dump(),
                   ", this run has ", want.dump());
@@ -313,10 +411,27 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
 
   const data::LoaderOptions lopt = loader_options(a, s.device);
   std::shared_ptr<data::Sampler> sampler;
-  if (isl)
+  auto kd_sampler = std::make_shared<data::ShuffledSampler>(s.data.n_train, a.seed);
+  if (isl) {
+    // Outside its phases ISL draws exactly KD's batches (same sampler, seed and epoch): a fair comparison.
+    curriculum->set_plain_order([kd_sampler](int epoch) { return kd_sampler->indices(epoch); });
+    if (copt.stratified) curriculum->set_labels(train_labels(s));
     sampler = std::make_shared<CurriculumSampler>(curriculum);
-  else
-    sampler = std::make_shared<data::ShuffledSampler>(s.data.n_train, a.seed);
+  } else {
+    sampler = kd_sampler;
+  }
+  // The rate of (epoch, step): the run's schedule, or with lr_restart the schedule scaled to the curriculum segment
+  // holding the epoch, restarted at its first epoch.
+  std::map<int, std::unique_ptr<LRSchedule>> segment_schedules;
+  auto lr_at = [&](int64_t epoch, int64_t step) {
+    if (!isl || !copt.lr_restart) return schedule->lr_at_step(epoch, step, steps_per_epoch);
+    const int e = static_cast<int>(epoch), first = curriculum->segment_start(e);
+    auto& seg = segment_schedules[first];
+    if (!seg) seg = a.opt.make_schedule(curriculum->segment_end(e, static_cast<int>(a.epochs)) - first);
+    return seg->lr_at_step(epoch - first, step, steps_per_epoch);
+  };
+  std::unique_ptr<std::ofstream> trace;
+  if (!a.trace_batches.empty()) trace = std::make_unique<std::ofstream>(path_for_method(a.trace_batches, method, several));
   const data::Dataset& train_ds = *s.data.train;
   data::Loader train_loader(
       s.data.train,
@@ -324,10 +439,20 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                       train_ds.channels(), train_ds.height(), train_ds.width()),
       sampler, lopt);
   data::Loader test_loader = app::sequential_loader(s.data.test, s.data.n_test, lopt);
+  // What the run evaluates on as it goes: the validation split when there is one (the test split is then read once,
+  // at the end), else the test split.
+  std::unique_ptr<data::Loader> val_loader;
+  if (s.validation)
+    val_loader = std::make_unique<data::Loader>(s.validation,
+                                                data::Transform(data::eval_transform(*s.validation),
+                                                                s.validation->channels(), s.validation->height(),
+                                                                s.validation->width()),
+                                                std::make_shared<data::SequentialSampler>(s.validation->size()), lopt);
+  data::Loader& eval_loader = val_loader ? *val_loader : test_loader;
+  const std::string eval_name = val_loader ? "val" : "test";
   // Without augmentation an instance always looks the same, so the teacher's logits are computed once.
   const bool cached_targets = use_teacher && !a.augment;
   if (cached_targets || isl) cache_teacher_logits(s, a);
-  const int64_t steps_per_epoch = ceil_div(s.data.n_train, a.batch_size);
 
   std::printf("train_kd[%s]: student %s (%lld parameters)%s, %lld train / %lld test instances, out %s\n",
               method.c_str(), a.model.c_str(), static_cast<long long>(student->num_parameters()),
@@ -372,13 +497,14 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
   int64_t steps_timed = 0;
   MethodResult result;
   result.method = method;
+  double last_eval_accuracy = 0.0;
   for (int64_t epoch = start_epoch; epoch < a.epochs; ++epoch) {
     nlohmann::json isl_log;
     if (isl && curriculum->is_phase_boundary(static_cast<int>(epoch)) &&
         !(epoch == start_epoch && skip_steps > 0)) {  // a mid-epoch resume restored this phase's order
       cache_teacher_logits(s, a);
       app::Stopwatch score_clock;
-      std::vector<float> scores = score_instances(*student, s, a, kdp, copt.measure);
+      std::vector<float> scores = curriculum_scores(*curriculum, static_cast<int>(epoch), *student, s, a, kdp);
       const double score_seconds = score_clock.seconds();
       curriculum->begin_phase(static_cast<int>(epoch), scores);
       const int phase = curriculum->phase_of_epoch(static_cast<int>(epoch));
@@ -388,6 +514,14 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                  {"score_seconds", score_seconds},
                  {"sort_seconds", curriculum->last_sort_seconds()},
                  {"teacher_cache_seconds", s.teacher_cache_seconds}};
+      {
+        // The class histogram of the phase's subset (the study plots it: an easy half can drop whole classes).
+        std::vector<int64_t> hist(static_cast<size_t>(s.data.num_classes), 0);
+        const std::vector<int32_t>& y = s.data.train->labels();
+        for (int64_t r = 0; r < curriculum->subset_size(phase); ++r)
+          ++hist[static_cast<size_t>(y[curriculum->order()[static_cast<size_t>(r)]])];
+        isl_log["subset_class_counts"] = hist;
+      }
       // The boundary's cost against a training epoch of this run (the mean so far; none yet after a resume).
       const double boundary_seconds = score_seconds + curriculum->last_sort_seconds();
       const double epoch_seconds =
@@ -395,11 +529,17 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                           : 0.0;
       if (epoch_seconds > 0.0) isl_log["boundary_share_of_epoch"] = boundary_seconds / epoch_seconds;
       progress.clear();
-      std::printf("train_kd[isl]: phase %d from epoch %lld: easiest %.0f%% (%lld instances); scoring %.2fs, "
-                  "sort %.3f ms (%.3f%% of scoring)",
-                  phase, static_cast<long long>(epoch + 1), 100.0 * curriculum->fraction(phase),
-                  static_cast<long long>(curriculum->subset_size(phase)), score_seconds,
-                  1e3 * curriculum->last_sort_seconds(), 100.0 * curriculum->last_sort_seconds() / score_seconds);
+      std::string what;
+      if (copt.mode == distill::CurriculumMode::Weighted)
+        what = "draws weighted by exp(-rank/(" + app::fixed(curriculum->weight_tau(phase), 3) + " N))";
+      else
+        what = std::string(copt.direction == distill::Direction::HardFirst ? "hardest " : "easiest ") +
+               app::fixed(100.0 * curriculum->fraction(phase), 0) + "% (" +
+               std::to_string(curriculum->subset_size(phase)) + " instances)";
+      std::printf("train_kd[isl]: phase %d from epoch %lld: %s by %s; scoring %.2fs, sort %.3f ms (%.3f%% of scoring)",
+                  phase, static_cast<long long>(epoch + 1), what.c_str(), distill::measure_name(copt.measure),
+                  score_seconds, 1e3 * curriculum->last_sort_seconds(),
+                  100.0 * curriculum->last_sort_seconds() / std::max(score_seconds, 1e-9));
       if (epoch_seconds > 0.0)
         std::printf("; the boundary costs %.1f%% of a training epoch (%.1fs)", 100.0 * boundary_seconds / epoch_seconds,
                     epoch_seconds);
@@ -423,7 +563,12 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     double mid_eval_seconds = 0.0;
     while (train_loader.next(b)) {
       if (s.device == Device::CUDA) cuda::wait_prefetch();
-      const double lr = schedule->lr_at_step(epoch, step, steps_per_epoch);
+      const double lr = lr_at(epoch, step);
+      if (trace) {
+        *trace << epoch << ' ' << step;
+        for (int64_t i : b.indices) *trace << ' ' << i;
+        *trace << '\n';
+      }
       optimizer.set_lr(static_cast<float>(lr));
       optimizer.zero_grad();
       Tensor logits = (*student)(b.images);
@@ -462,13 +607,14 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       if (a.eval_every > 0 && global_step % a.eval_every == 0 && step < steps_per_epoch) {
         // A test evaluation inside the epoch (accuracy against iterations); its time is not training time.
         app::Stopwatch eval_clock;
-        app::EvalResult mid = app::evaluate(*student, test_loader, s.device);
+        app::EvalResult mid = app::evaluate(*student, eval_loader, s.device);
         mid_eval_seconds += eval_clock.seconds();
         metrics.append({{"epoch", epoch + 1},
                         {"step", global_step},
                         {"epoch_step", step},
-                        {"test_loss", mid.loss},
-                        {"test_accuracy", mid.accuracy}});
+                        {"lr", lr},
+                        {eval_name + "_loss", mid.loss},
+                        {eval_name + "_accuracy", mid.accuracy}});
       }
       const double t = epoch_clock.seconds() - mid_eval_seconds;
       const int64_t timed = steps_timed + (step - first_step);
@@ -488,9 +634,10 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     steps_timed += step - first_step;
 
     app::Stopwatch eval_clock;
-    app::EvalResult test = app::evaluate(*student, test_loader, s.device);
+    app::EvalResult test = app::evaluate(*student, eval_loader, s.device);
     eval_seconds_last = eval_clock.seconds();
     result.test_accuracy = test.accuracy;
+    last_eval_accuracy = test.accuracy;
 
     save(epoch + 1, 0, app::EpochTally{}, test.accuracy);
     const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
@@ -498,24 +645,38 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
                                  static_cast<double>(steps_per_epoch) * static_cast<double>(a.epochs - epoch - 1) +
                              eval_seconds_last * static_cast<double>(a.epochs - epoch - 1);
     progress.clear();
-    std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  test acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
+    std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  %s acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
                 method.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(a.epochs), train_loss,
-                train_acc, test.accuracy, schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch),
+                train_acc, eval_name.c_str(), test.accuracy, lr_at(epoch, steps_per_epoch - 1),
                 static_cast<double>(step - first_step) * static_cast<double>(a.batch_size) / epoch_train_seconds,
                 app::format_duration(epoch_train_seconds).c_str(), app::format_duration(remaining).c_str());
     std::fflush(stdout);
     nlohmann::json m = {{"epoch", epoch + 1},
                         {"step", global_step},
-                        {"lr_last", schedule->lr_at_step(epoch, steps_per_epoch - 1, steps_per_epoch)},
+                        {"lr_last", lr_at(epoch, steps_per_epoch - 1)},
                         {"train_loss", train_loss},
                         {"train_accuracy", train_acc},
-                        {"test_loss", test.loss},
-                        {"test_accuracy", test.accuracy},
+                        {eval_name + "_loss", test.loss},
+                        {eval_name + "_accuracy", test.accuracy},
                         {"train_seconds", epoch_train_seconds},
                         {"eval_seconds", eval_seconds_last}};
     if (!isl_log.is_null()) m["isl"] = isl_log;
     metrics.append(m);
   }
+  // The end of the run: the test split (read here for the first time when there is a validation split) and its
+  // per-class accuracies, one line of the metrics.
+  nlohmann::json final_line = {{"final", true}, {"epoch", a.epochs}, {"step", global_step}};
+  if (val_loader) {
+    app::EvalResult test = app::evaluate(*student, test_loader, s.device);
+    result.test_accuracy = test.accuracy;
+    final_line["val_accuracy"] = last_eval_accuracy;
+    final_line["test_loss"] = test.loss;
+    std::printf("%s: test acc %.2f%% (the test split, once, at the end; validation %.2f%%)\n", method.c_str(),
+                test.accuracy, last_eval_accuracy);
+  }
+  final_line["test_accuracy"] = result.test_accuracy;
+  final_line["test_per_class"] = per_class_accuracy(*student, test_loader, s.device, s.data.num_classes);
+  metrics.append(final_line);
   result.seconds = run_clock.seconds();
   return result;
 }
@@ -543,7 +704,8 @@ int run(int argc, char** argv) {
   cli.add_flag("--augment,!--no-augment", a.augment,
                "random crop / flip (off by default; without it the teacher's logits are computed once)");
   cli.add_option("--eval-every", a.eval_every,
-                 "also evaluate on the test split every N steps, into the metrics file (0 = once per epoch)")
+                 "also evaluate on the test split (the validation split with --val-split) every N steps, into the metrics "
+                 "file (0 = once per epoch)")
       ->check(app::at_least(0));
   cli.add_option("-T,--temperature", a.temperature, "KD temperature")->check(app::positive());
   cli.add_option("--alpha", a.alpha, "KD weight: alpha*KD + (1-alpha)*CE")->check(app::fraction());
@@ -559,8 +721,30 @@ int run(int argc, char** argv) {
                "bit-reproducible on the same GPU)");
   cli.add_flag("--full-at-last-phase", a.full_at_last_phase, "isl: the last phase already trains on everything");
   cli.add_option("--batch-order", a.batch_order, "isl: shuffled | sequence (within a phase's subset)");
-  cli.add_option("--curriculum-mode", a.curriculum_mode, "isl: subset | ordering");
-  cli.add_option("--measure", a.measure, "isl: difficulty: loss | ce | kd | confidence");
+  cli.add_option("--curriculum-mode", a.curriculum_mode, "isl: subset | ordering | weighted");
+  cli.add_option("--measure", a.measure,
+                 "isl: difficulty: loss | ce | kd | confidence (the student's) | random (control: a random subset) | "
+                 "teacher-ce | teacher-confidence (the teacher's, usable from step 0) | disagreement");
+  cli.add_option("--direction", a.direction, "isl: easy-first | hard-first (the anti-curriculum control)");
+  cli.add_flag("--stratified", a.stratified, "isl: each class keeps its own easiest fraction");
+  cli.add_option("--hard-share", a.hard_share, "isl: share of a phase's subset drawn at random from the harder rest")
+      ->check(app::fraction());
+  cli.add_option("--weight-tau", a.weight_tau,
+                 "isl, --curriculum-mode weighted: P(rank r) ~ exp(-r/(tau*N)), tau annealed towards uniform")
+      ->check(app::positive());
+  cli.add_flag("--rescore-every-epoch", a.rescore_every_epoch, "isl: re-score and re-sort at every phase epoch");
+  cli.add_flag("--lr-restart", a.lr_restart,
+               "isl: restart the LR schedule (scaled to the segment) at the warm-up, each phase and the final stage");
+  cli.add_flag("--pace-to-lr-drop", a.pace_to_lr_drop,
+               "isl: lay the phases out so that all data is back before the first LR drop");
+  cli.add_option("--label-noise", a.label_noise,
+                 "replace this share of the student's training labels by another class, uniformly (seeded by --seed; "
+                 "the teacher stays the clean one)")
+      ->check(app::fraction());
+  cli.add_option("--val-split", a.val_split,
+                 "hold N training instances out of the student's training set as a validation split (a fixed draw); "
+                 "evaluate on it during the run and on the test split once, at the end")
+      ->check(app::at_least(0));
   cli.add_option("--seed", a.seed);
   cli.add_option("--device", a.device, "auto | cpu | cuda");
   cli.add_option("--threads", a.threads, "CPU threads (0 = OMP_NUM_THREADS or all cores)")
@@ -575,6 +759,8 @@ int run(int argc, char** argv) {
   cli.add_option("--interrupt-after-steps", a.interrupt_after_steps,
                  "act as if Ctrl-C came after this many training steps (for tests)")
       ->group("");  // hidden from --help
+  cli.add_option("--trace-batches", a.trace_batches, "write every step's instance indices to this file (for tests)")
+      ->group("");
   app::TomlConfig::check_config_file(argc, argv);
   try {
     cli.parse(argc, argv);
@@ -599,8 +785,9 @@ int run(int argc, char** argv) {
   distill::parse_pacing(a.pacing);
   distill::parse_batch_order(a.batch_order);
   distill::parse_curriculum_mode(a.curriculum_mode);
-  distill::parse_difficulty_measure(a.measure);
-  if (std::find(methods.begin(), methods.end(), "isl") != methods.end()) {
+  distill::parse_measure(a.measure);
+  distill::parse_direction(a.direction);
+  if (std::find(methods.begin(), methods.end(), "isl") != methods.end() && !a.pace_to_lr_drop) {
     ISLKD_CHECK(a.phases >= 0 && a.phase_epochs >= 1, "isl: --phases must be >= 0 and --phase-epochs >= 1 (got ",
                 a.phases, " and ", a.phase_epochs, ")");
     const int64_t schedule_epochs = int64_t(a.isl_warmup) + int64_t(a.phases) * a.phase_epochs;
@@ -623,6 +810,7 @@ int run(int argc, char** argv) {
   Shared s;
   s.device = select_device(a.device, std::cout);
   s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);
+  apply_study_conditions(s, a);
 
   const bool need_teacher = std::any_of(methods.begin(), methods.end(), [](const auto& m) { return m != "ce"; });
   if (need_teacher) {

@@ -31,6 +31,8 @@ def read_metrics(path):
             if "config" in j:
                 config = j["config"]
                 continue
+            if j.get("final"):  # train_kd's closing line (per-class test accuracy): the last epoch's point again
+                continue
             points.append((j["step"], j["test_accuracy"], "epoch_step" not in j))
     return config, sorted(points)
 

@@ -6,9 +6,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <set>
+#include <sstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -154,11 +158,14 @@ TEST(TrainKdApp, CachedTeacherTargetsMidEpochEvaluationsAndBoundaryShare) {
   EXPECT_NE(r.out.find("teacher logits of 96 un-augmented training instances cached"), std::string::npos) << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex("the boundary costs [0-9.]+% of a training epoch"))) << r.out;
   EXPECT_NE(r.out.find("batch norms folded"), std::string::npos) << r.out;
-  // 6 steps an epoch, an evaluation every 4 steps: mid-epoch at global steps 4 and 8, plus the two epoch ends.
+  // 6 steps an epoch, an evaluation every 4 steps: mid-epoch at global steps 4 and 8, plus the two epoch ends, plus
+  // the final line (test accuracy per class).
   const std::string m = read_text(dir() + "/islkd_kd_eval_isl.jsonl");
-  EXPECT_EQ(count_lines(m), 5) << m;
-  EXPECT_NE(m.find("\"epoch_step\":4,\"step\":4"), std::string::npos) << m;
-  EXPECT_NE(m.find("\"epoch_step\":2,\"step\":8"), std::string::npos) << m;
+  EXPECT_EQ(count_lines(m), 6) << m;
+  EXPECT_NE(m.find("\"test_per_class\""), std::string::npos) << m;
+  EXPECT_NE(m.find("\"subset_class_counts\""), std::string::npos) << m;
+  EXPECT_TRUE(std::regex_search(m, std::regex("\"epoch_step\":4,\"lr\":[0-9.e+-]+,\"step\":4"))) << m;
+  EXPECT_TRUE(std::regex_search(m, std::regex("\"epoch_step\":2,\"lr\":[0-9.e+-]+,\"step\":8"))) << m;
   EXPECT_NE(m.find("\"boundary_share_of_epoch\""), std::string::npos) << m;
 }
 
@@ -252,4 +259,185 @@ TEST(TrainKdApp, UnsupportedForcedChannelBlockIsOneErrorLineNamingTheLayout) {
   const std::string e = read_text(err);
   EXPECT_EQ(count_lines(e), 1) << e;
   EXPECT_NE(e.find("nChw32c"), std::string::npos) << e;
+}
+
+// ---- issue 13: a fair ISL-KD comparison; the variants resume exactly ----
+
+namespace {
+
+// Every tensor of a train_kd checkpoint (parameters, buffers, momentum) by name; the metadata is left out.
+std::map<std::string, safetensors::Entry> tensors_of(const std::string& path) {
+  std::map<std::string, safetensors::Entry> m;
+  for (auto& e : safetensors::load(path).entries) m[e.name] = e;
+  return m;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+std::string fair_args(const std::string& teacher) {
+  return "--model resnet8 --teacher " + teacher +
+         " --teacher-model resnet8 --limit 96 --test-limit 32 --batch-size 16 --threads 2 --device cpu --seed 11 "
+         "--epochs 3 --isl-warmup 1 --phases 1 --phase-epochs 1 ";
+}
+
+}  // namespace
+
+// With phases that keep 100% of the data, shuffled, ISL is KD: the same batches at every step, hence the same
+// parameters, batch-norm statistics and momentum buffers, bit for bit (the scoring pass changes nothing).
+TEST(TrainKdApp, IslWhosePhasesKeepAllDataEndsWithKdsTensorsBitForBit) {
+  const std::string teacher = make_teacher(10);
+  const std::string kd = dir() + "/islkd_fair_kd.safetensors", isl = dir() + "/islkd_fair_isl.safetensors";
+  RunResult a = run_kd(fair_args(teacher) + "--method kd --out " + kd, "fair_kd");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  RunResult b = run_kd(fair_args(teacher) + "--method isl --start-fraction 1 --out " + isl, "fair_isl");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  ASSERT_NE(b.out.find("phase 0 from epoch 2: easiest 100%"), std::string::npos) << b.out;
+  auto tk = tensors_of(kd), ti = tensors_of(isl);
+  int momentum = 0;
+  for (const auto& [name, e] : tk) {
+    ASSERT_TRUE(ti.count(name)) << name;
+    const safetensors::Entry& f = ti.at(name);
+    EXPECT_EQ(f.shape, e.shape) << name;
+    EXPECT_EQ(f.i64, e.i64) << name;
+    ASSERT_EQ(f.f32.size(), e.f32.size()) << name;
+    EXPECT_EQ(std::memcmp(f.f32.data(), e.f32.data(), e.f32.size() * sizeof(float)), 0) << name << " differs";
+    momentum += name.find("momentum") != std::string::npos;
+  }
+  EXPECT_GT(momentum, 10) << "the momentum buffers are compared too";
+  for (const auto& [name, e] : ti) EXPECT_TRUE(tk.count(name) || name == "curriculum.order") << name;
+}
+
+// With a 50% phase, the warm-up and the final epoch draw KD's instances step by step; the phase draws from the
+// easiest half only.
+TEST(TrainKdApp, IslWarmupAndFinalEpochsDrawKdsInstancesStepByStep) {
+  const std::string teacher = make_teacher(10);
+  const std::string tk = dir() + "/islkd_trace.txt";
+  RunResult r = run_kd(fair_args(teacher) + "--method kd,isl --start-fraction 0.5 --trace-batches " + tk +
+                           " --out " + dir() + "/islkd_trace.safetensors",
+                       "trace");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::vector<std::string> kd = lines_of(read_text(dir() + "/islkd_trace_kd.txt")),
+                                 isl = lines_of(read_text(dir() + "/islkd_trace_isl.txt"));
+  ASSERT_EQ(kd.size(), 18u);  // 3 epochs x 6 steps
+  ASSERT_EQ(isl.size(), 18u);
+  std::set<std::string> phase_instances;
+  for (size_t i = 0; i < 18; ++i) {
+    if (i < 6 || i >= 12) {
+      EXPECT_EQ(isl[i], kd[i]) << "step " << i;
+    } else {
+      std::istringstream in(isl[i]);
+      std::string epoch, step, idx;
+      in >> epoch >> step;
+      EXPECT_EQ(epoch, "1");
+      while (in >> idx) phase_instances.insert(idx);
+    }
+  }
+  EXPECT_EQ(phase_instances.size(), 48u) << "the phase cycles the easiest half of 96 instances";
+}
+
+namespace {
+
+// A variant or control trains, and a run cut by Ctrl-C after step 6 (inside epoch 2) resumes to the same bytes.
+void check_variant_resumes_byte4byte(const std::string& v, const std::string& tag) {
+  const std::string teacher = make_teacher(10);
+  const std::string full = dir() + "/islkd_" + tag + "_full.safetensors", cut = dir() + "/islkd_" + tag + "_cut.safetensors";
+  const std::string args = "--method isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 64 --test-limit 32 --batch-size 16 --threads 2 "
+                           "--device cpu --seed 5 --epochs 3 " + v + " ";
+  RunResult a = run_kd(args + "--out " + full, tag + "_full");
+  ASSERT_EQ(a.exit_code, 0) << v << "\n" << a.out << a.err;
+  EXPECT_NE(a.out.find("phase 0 from epoch"), std::string::npos) << v << "\n" << a.out;
+  RunResult d = run_kd(args + "--interrupt-after-steps 6 --out " + cut, tag + "_cut");
+  ASSERT_EQ(d.exit_code, 130) << v << "\n" << d.out << d.err;
+  RunResult e = run_kd(args + "--resume " + cut + " --out " + cut, tag + "_resumed");
+  ASSERT_EQ(e.exit_code, 0) << v << "\n" << e.out << e.err;
+  EXPECT_TRUE(read_text(full) == read_text(cut)) << v << ": resumed after Ctrl-C differs from the uninterrupted run";
+}
+
+}  // namespace
+
+TEST(TrainKdApp, IslRandomHardFirstControlResumesByte4Byte) {
+  check_variant_resumes_byte4byte("--measure random --direction hard-first", "v_random");
+}
+
+// Teacher difficulty from step 0 (no warm-up), two phases: epoch 2 is inside the second phase.
+TEST(TrainKdApp, IslTeacherStratifiedHardShareLrRestartResumesByte4Byte) {
+  check_variant_resumes_byte4byte(
+      "--measure teacher-ce --stratified --hard-share 0.25 --lr-restart --isl-warmup 0 --phases 2", "v_teacher");
+}
+
+TEST(TrainKdApp, IslWeightedRescoredDisagreementResumesByte4Byte) {
+  check_variant_resumes_byte4byte(
+      "--measure disagreement --curriculum-mode weighted --weight-tau 0.3 --rescore-every-epoch --phase-epochs 2",
+      "v_weighted");
+}
+
+// --pace-to-lr-drop: the KD schedule scaled to 3 epochs drops at 1.875, so the phase is epoch 1 (warm-up 0).
+TEST(TrainKdApp, IslPaceToLrDropResumesByte4Byte) {
+  check_variant_resumes_byte4byte("--measure teacher-confidence --isl-warmup 0 --pace-to-lr-drop --schedule kd",
+                                  "v_pace");
+}
+
+// --val-split holds instances out of the student's training set and evaluates on them during the run, the test
+// split once at the end; --label-noise is recorded, changes the run, and resuming with another value is refused.
+TEST(TrainKdApp, ValidationSplitAndLabelNoise) {
+  const std::string teacher = make_teacher(10);
+  const std::string metrics = dir() + "/islkd_val.jsonl", out = dir() + "/islkd_val.safetensors";
+  const std::string args = "--method isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 96 --test-limit 32 --batch-size 16 --threads 2 "
+                           "--device cpu --seed 3 ";
+  std::remove(metrics.c_str());
+  RunResult r = run_kd(args + "--epochs 2 --val-split 32 --label-noise 0.4 --metrics " + metrics + " --out " + out, "val");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"train_instances\":64"), std::string::npos) << r.out;  // 96 - 32 held out
+  EXPECT_NE(r.out.find("\"label_noise\":0.4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("val acc"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("  test acc "), std::string::npos) << "an epoch evaluated on the test split\n" << r.out;
+  EXPECT_NE(r.out.find("isl: test acc"), std::string::npos) << r.out;
+  const std::vector<std::string> m = lines_of(read_text(metrics));
+  ASSERT_EQ(m.size(), 4u);  // config, 2 epochs, final
+  EXPECT_NE(m[1].find("\"val_accuracy\""), std::string::npos) << m[1];
+  EXPECT_EQ(m[1].find("\"test_accuracy\""), std::string::npos) << m[1];
+  EXPECT_NE(m[3].find("\"final\":true"), std::string::npos) << m[3];
+  EXPECT_NE(m[3].find("\"test_accuracy\""), std::string::npos) << m[3];
+
+  RunResult clean = run_kd(args + "--epochs 2 --val-split 32 --out " + dir() + "/islkd_val_clean.safetensors", "val_clean");
+  ASSERT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+  EXPECT_NE(read_text(out), read_text(dir() + "/islkd_val_clean.safetensors")) << "the noise changed nothing";
+
+  RunResult bad = run_kd(args + "--epochs 3 --val-split 32 --label-noise 0.2 --resume " + out + " --out " + dir() +
+                             "/islkd_val_bad.safetensors",
+                         "val_bad");
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("label_noise"), std::string::npos) << bad.err;
+  RunResult toolarge = run_kd(args + "--epochs 2 --val-split 96 --out " + dir() + "/islkd_val_big.safetensors", "val_big");
+  EXPECT_EQ(toolarge.exit_code, 1) << toolarge.out << toolarge.err;
+}
+
+// --lr-restart: the KD schedule scaled to each segment (warm-up, phase, final epoch) restarts at its first step, so
+// the final epoch starts at the base rate again; without it the final epoch of 3 starts after the drop at 1.875.
+TEST(TrainKdApp, IslLrRestartStartsEverySegmentAtTheBaseRate) {
+  const std::string teacher = make_teacher(10);
+  const std::string args = "--method isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 32 --test-limit 16 --batch-size 16 --threads 2 "
+                           "--device cpu --seed 1 --epochs 3 --eval-every 1 --schedule kd --lr 0.05 ";
+  std::map<std::string, std::string> first_lr_of_epoch3;
+  for (const std::string& v : {std::string("--lr-restart"), std::string()}) {
+    const std::string metrics = dir() + "/islkd_restart" + (v.empty() ? "_off" : "_on") + ".jsonl";
+    std::remove(metrics.c_str());
+    RunResult r = run_kd(args + v + " --metrics " + metrics + " --out " + dir() + "/islkd_restart.safetensors",
+                         "restart" + std::string(v.empty() ? "_off" : "_on"));
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    std::smatch m;
+    const std::string text = read_text(metrics);
+    ASSERT_TRUE(std::regex_search(text, m, std::regex("\"epoch\":3,\"epoch_step\":1,\"lr\":([0-9.e+-]+)"))) << text;
+    first_lr_of_epoch3[v] = m[1];
+  }
+  EXPECT_EQ(first_lr_of_epoch3["--lr-restart"], "0.05");
+  EXPECT_EQ(std::stod(first_lr_of_epoch3[""]), 0.05 * 0.1);
 }
