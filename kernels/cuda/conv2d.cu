@@ -4,8 +4,9 @@
 // By default only algorithms cuDNN reports deterministic are taken (set_deterministic_algorithms); the setting is
 // part of the plan's key, so switching it never reuses a choice made under the other.
 // Workspaces come from the caching allocator and are returned right after the call (stream-ordered reuse).
-// Bias and fused ReLU are one extra elementwise pass (8 B/element), bias_relu_kernel below. cuDNN's default math
-// (TF32 tensor cores on Ampere and later) is allowed, as PyTorch does for convolutions.
+// Bias and fused ReLU are one extra elementwise pass (8 B/element), bias_relu_kernel below. Math: strict FP32 by
+// default (CUDNN_FMA_MATH on the convolution descriptor, as PyTorch with allow_tf32=False), cuDNN's default math
+// (TF32 tensor cores on sm_80+) under set_tf32_allowed(true); the setting is part of the plan's key too.
 #include <array>
 #include <atomic>
 #include <climits>
@@ -62,12 +63,14 @@ int to_int(int64_t v, const char* what) {
 }
 
 std::atomic<bool> g_deterministic{true};
+std::atomic<bool> g_tf32{false};
 
 Plan& plan_for(const Conv2dShape& s) {
   static std::mutex mu;
-  static std::map<std::array<int64_t, 11>, std::unique_ptr<Plan>> plans;
-  const std::array<int64_t, 11> key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups,
-                                    g_deterministic ? 1 : 0};
+  static std::map<std::array<int64_t, 12>, std::unique_ptr<Plan>> plans;
+  const bool tf32 = g_tf32;
+  const std::array<int64_t, 12> key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups,
+                                    g_deterministic ? 1 : 0, tf32 ? 1 : 0};
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = plans[key];
   if (slot) return *slot;
@@ -89,6 +92,7 @@ Plan& plan_for(const Conv2dShape& s) {
                                                     to_int(s.stride, "stride"), to_int(s.stride, "stride"), 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   ISLKD_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p->conv, to_int(s.groups, "groups")));
+  ISLKD_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
   slot = std::move(p);
   return *slot;
 }
@@ -171,6 +175,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   ensure_fwd(p);
   Workspace ws(p.fwd_ws);
   const float one = 1.0f, zero = 0.0f;
+  detail::count_cudnn_call();
   ISLKD_CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, p.x, x, p.w, w, p.conv, p.fwd, ws.get(), ws.bytes(),
                                             &zero, p.y, y));
   if (bias != nullptr || fuse_relu) {
@@ -191,6 +196,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   ensure_bwd_data(p);
   Workspace ws(p.bwd_data_ws);
   const float one = 1.0f, zero = 0.0f;
+  detail::count_cudnn_call();
   ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, p.w, w, p.y, dy, p.conv, p.bwd_data, ws.get(),
                                                  ws.bytes(), &zero, p.x, dx));
 }
@@ -206,14 +212,20 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   const float one = 1.0f, zero = 0.0f;
   {
     Workspace ws(p.bwd_filter_ws);
+    detail::count_cudnn_call();
     ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, x, p.y, dy, p.conv, p.bwd_filter, ws.get(),
                                                      ws.bytes(), &zero, p.w, dw));
   }
-  if (dbias != nullptr) ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), &one, p.y, dy, &zero, p.bias, dbias));
+  if (dbias != nullptr) {
+    detail::count_cudnn_call();
+    ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), &one, p.y, dy, &zero, p.bias, dbias));
+  }
 }
 
 void set_deterministic_algorithms(bool on) { g_deterministic = on; }
 bool deterministic_algorithms() { return g_deterministic; }
+void set_tf32_allowed(bool on) { g_tf32 = on; }
+bool tf32_allowed() { return g_tf32; }
 
 ConvAlgorithms conv2d_algorithms(const Conv2dShape& s) {
   Plan& p = plan_for(s);

@@ -34,6 +34,30 @@ struct ConvAlgorithms {
 // The algorithms conv2d_* use for this shape under the current setting (choosing them if not yet chosen).
 ConvAlgorithms conv2d_algorithms(const Conv2dShape& s);
 
+// ---- math mode ---------------------------------------------------------------------------------------
+// Off (the default): strict FP32 in cuDNN convolutions (CUDNN_FMA_MATH) and cuBLAS GEMMs (CUBLAS_DEFAULT_MATH),
+// so results stay within FP32 rounding of the CPU backend. On: TF32 tensor cores allowed on sm_80+ (PyTorch's
+// `allow_tf32`), ~10 mantissa bits per product. Process-wide, read when a convolution plan is made (plans are
+// kept per setting) and before each GEMM.
+void set_tf32_allowed(bool on);
+bool tf32_allowed();
+
+// ---- counters ----------------------------------------------------------------------------------------
+// What the backend asked of the runtime since the process started (relaxed atomics: exact once the threads that
+// queue work are quiet). A copy is pinned when its host side lies in a pinned_host_malloc block.
+struct Counters {
+  uint64_t kernel_launches = 0;  // custom kernels (ISLKD_LAUNCH)
+  uint64_t cudnn_calls = 0;      // convolution work calls (forward, backward data / filter / bias)
+  uint64_t cublas_calls = 0;     // GEMMs
+  uint64_t host_syncs = 0;       // stream or device synchronisations the host waits on
+  uint64_t h2d_pageable = 0, h2d_pinned = 0, d2h_pageable = 0, d2h_pinned = 0, d2d = 0;  // copies
+  uint64_t h2d_bytes = 0, d2h_bytes = 0, d2d_bytes = 0;
+  uint64_t cuda_mallocs = 0, cuda_malloc_bytes = 0;  // made by the caching allocator (cache misses)
+};
+Counters counters();
+// b - a, field by field.
+Counters counters_delta(const Counters& a, const Counters& b);
+
 // ---- memory (caching allocator: no cudaMalloc/cudaFree in the steady state) -------------------------
 void* device_malloc(size_t bytes);
 void device_free(void* p);
@@ -56,6 +80,7 @@ void copy(const float* x, float* y, int64_t n);
 void add(const float* a, const float* b, float* y, int64_t n);     // y = a + b
 void accumulate(const float* x, float* y, int64_t n);              // y += x
 void scale(const float* x, float s, float* y, int64_t n);          // y = s * x
+void scale_by_device_scalar(const float* x, const float* s, float* y, int64_t n);  // y = s[0] * x, s on the device
 void relu_forward(const float* x, float* y, int64_t n);
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n);  // uses the output y (y > 0)
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* y);         // y[c] = sum_r x[r, c]

@@ -27,6 +27,7 @@ struct cudnnFilterStruct {
 struct cudnnConvolutionStruct {
   bool set = false;
   int pad_h = 0, pad_w = 0, u = 1, v = 1, groups = 1;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
 namespace {
@@ -221,6 +222,16 @@ cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int 
   d->groups = groups;
   return CUDNN_STATUS_SUCCESS;
 }
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t math) {
+  if (!live(d)) return CUDNN_STATUS_BAD_PARAM;
+  if (math != CUDNN_DEFAULT_MATH && math != CUDNN_TENSOR_OP_MATH &&
+      math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION && math != CUDNN_FMA_MATH) {
+    explain("cudnnSetConvolutionMathType", "unknown math type");
+    return CUDNN_STATUS_BAD_PARAM;
+  }
+  d->math = math;  // the CPU backend computes in FP32 whatever the type
+  return CUDNN_STATUS_SUCCESS;
+}
 
 // ---- algorithms and workspaces: the CPU backend needs no workspace; two ranked algorithms per direction ----------
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -304,6 +315,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
     return CUDNN_STATUS_BAD_PARAM;
   }
   counters().conv_forward++;
+  counters().last_conv_math_type = static_cast<int>(cd->math);
   with_blend(static_cast<float*>(y), bytes(yd) / 4, alpha, beta, [&](float* out) {
     islkd::cpu::conv2d_forward(s, static_cast<const float*>(x), static_cast<const float*>(w), nullptr, out, false);
   });
@@ -323,6 +335,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, c
     return CUDNN_STATUS_BAD_PARAM;
   }
   counters().conv_backward_data++;
+  counters().last_conv_math_type = static_cast<int>(cd->math);
   with_blend(static_cast<float*>(dx), bytes(dxd) / 4, alpha, beta, [&](float* out) {
     islkd::cpu::conv2d_backward_data(s, static_cast<const float*>(dy), static_cast<const float*>(w), out);
   });
@@ -342,6 +355,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
     return CUDNN_STATUS_BAD_PARAM;
   }
   counters().conv_backward_filter++;
+  counters().last_conv_math_type = static_cast<int>(cd->math);
   with_blend(static_cast<float*>(dw), bytes(dwd) / 4, alpha, beta, [&](float* out) {
     islkd::cpu::conv2d_backward_weights(s, static_cast<const float*>(x), static_cast<const float*>(dy), out, nullptr);
   });
