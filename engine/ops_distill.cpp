@@ -52,12 +52,11 @@ KDLossOutput kd_loss(const Tensor& student_in, const Tensor& teacher_in, const T
   if (grad) {
     // dL/ds was formed in the forward pass (it is the same sweep); backward only scales it by the upstream grad.
     record("kd_loss", {s}, {out.loss}, [s, ds](const std::vector<Tensor>& g) {
-      const float go = g[0].item();
       Tensor dx = Tensor::empty(s.shape(), s.device());
-      if (s.is_cuda())
-        cuda::scale(ds.data(), go, dx.data(), s.numel());
+      if (s.is_cuda())  // the upstream gradient stays on the device: no host sync in backward
+        cuda::scale_by_device_scalar(ds.data(), g[0].data(), dx.data(), s.numel());
       else
-        cpu::scale(ds.data(), go, dx.data(), s.numel());
+        cpu::scale(ds.data(), g[0].item(), dx.data(), s.numel());
       accumulate_grad(s, dx);
     });
   }

@@ -4,7 +4,9 @@
 // By default only algorithms cuDNN reports deterministic are taken (set_deterministic_algorithms); the setting is
 // part of the plan's key, so switching it never reuses a choice made under the other.
 // Workspaces come from the caching allocator and are returned right after the call (stream-ordered reuse).
-// Bias and fused ReLU are one extra elementwise pass (8 B/element), bias_relu_kernel below. Math: strict FP32 by
+// Bias + ReLU together run inside cuDNN (cudnnConvolutionBiasActivationForward: no extra pass over y; a frozen
+// teacher with folded BN has one per conv); bias alone or ReLU alone is one extra elementwise pass (8 B/element),
+// bias_relu_kernel below (cuDNN's fused call with an identity activation takes one algorithm only). Math: strict FP32 by
 // default (CUDNN_FMA_MATH on the convolution descriptor, as PyTorch with allow_tf32=False), cuDNN's default math
 // (TF32 tensor cores on sm_80+) under set_tf32_allowed(true); the setting is part of the plan's key too.
 #include <array>
@@ -48,6 +50,7 @@ cudnnHandle_t cudnn() {
 struct Plan {
   std::mutex mu;  // guards the lazily chosen algorithms below
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnActivationDescriptor_t relu = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   bool has_fwd = false, has_bwd_data = false, has_bwd_filter = false;
@@ -80,6 +83,8 @@ Plan& plan_for(const Conv2dShape& s) {
   ISLKD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bias));
   ISLKD_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
   ISLKD_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv));
+  ISLKD_CUDNN_CHECK(cudnnCreateActivationDescriptor(&p->relu));
+  ISLKD_CUDNN_CHECK(cudnnSetActivationDescriptor(p->relu, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0));
   ISLKD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(s.N, "N"),
                                                to_int(s.C, "C"), to_int(s.H, "H"), to_int(s.W, "W")));
   ISLKD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(s.N, "N"),
@@ -176,6 +181,12 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   Workspace ws(p.fwd_ws);
   const float one = 1.0f, zero = 0.0f;
   detail::count_cudnn_call();
+  if (bias != nullptr && fuse_relu) {  // alpha2 = 0: z (= y) is not read
+    ISLKD_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(cudnn(), &one, p.x, x, p.w, w, p.conv, p.fwd, ws.get(),
+                                                            ws.bytes(), &zero, p.y, y, p.bias, bias, p.relu, p.y,
+                                                            y));
+    return;
+  }
   ISLKD_CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, p.x, x, p.w, w, p.conv, p.fwd, ws.get(), ws.bytes(),
                                             &zero, p.y, y));
   if (bias != nullptr || fuse_relu) {

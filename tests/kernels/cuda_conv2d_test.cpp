@@ -198,3 +198,22 @@ TEST(CudaConv2d, StrictFp32MathByDefaultTf32OnlyWhenAllowed) {
 #endif
 }
 
+// Bias + ReLU run inside cuDNN's fused call (one cuDNN call, no extra kernel); bias alone or ReLU alone take the
+// convolution and one elementwise pass. Results against the CPU in ForwardWithBiasAndFusedReluMatchesCpu.
+TEST(CudaConv2d, BiasAndReluTogetherAreFusedIntoTheConvolution) {
+  const Conv2dShape s = shape(2, 3, 9, 7, 5, 3, 1, 1, 1);
+  DeviceVec<float> x(test::random_vector(x_size(s), 1)), w(test::random_vector(w_size(s), 2)),
+      b(test::random_vector(5, 3)), y(y_size(s));
+  cuda::conv2d_forward(s, x.get(), w.get(), b.get(), y.get(), true);  // plan and algorithm chosen
+  const struct {
+    bool bias, relu;
+    uint64_t launches;
+  } cases[] = {{true, true, 0}, {true, false, 1}, {false, true, 1}, {false, false, 0}};
+  for (const auto& c : cases) {
+    const cuda::Counters c0 = cuda::counters();
+    cuda::conv2d_forward(s, x.get(), w.get(), c.bias ? b.get() : nullptr, y.get(), c.relu);
+    const cuda::Counters d = cuda::counters_delta(c0, cuda::counters());
+    EXPECT_EQ(d.cudnn_calls, 1u) << "bias " << c.bias << " relu " << c.relu;
+    EXPECT_EQ(d.kernel_launches, c.launches) << "bias " << c.bias << " relu " << c.relu;
+  }
+}
