@@ -151,6 +151,12 @@ void difficulty_scores(int64_t rows, int64_t cols, const float* snapshot, const 
 void radix_sort_pairs(int64_t n, const float* keys_in, const uint32_t* values_in, float* keys_out,
                       uint32_t* values_out);
 
+// ---- training tallies (kernels/cuda/tally.cu) --------------------------------------------------------
+// acc[0] += loss[0] * rows, acc[1] += rows whose argmax (first maximum) equals the label, acc[2] += rows; all on
+// the device (acc: 3 doubles, loss: 1 float), so the host reads them only when it logs.
+void tally_add(int64_t rows, int64_t cols, const float* logits, const int32_t* labels, const float* loss,
+               double* acc);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 

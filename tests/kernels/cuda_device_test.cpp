@@ -83,7 +83,9 @@ TEST(CudaAllocator, ReusesFreedBlocksOfTheSameSizeClass) {
   void* a = cuda::device_malloc(1000);
   cuda::device_free(a);
   void* b = cuda::device_malloc(900);  // same 1 KiB class
-  if (kPools) EXPECT_EQ(a, b);
+  if (kPools) {
+    EXPECT_EQ(a, b);
+  }
   cuda::device_free(b);
 }
 
@@ -128,7 +130,9 @@ TEST(CudaAllocator, TracksInUseAndPeakBytesAndReleasesTheCache) {
 #if ISLKD_TEST_EMULATED
   const auto live = islkd_cuda_shim::stats().live_bytes;
   cuda::allocator_release_cached();
-  if (kPools) EXPECT_LE(islkd_cuda_shim::stats().live_bytes + (size_t(4) << 20), live);
+  if (kPools) {
+    EXPECT_LE(islkd_cuda_shim::stats().live_bytes + (size_t(4) << 20), live);
+  }
 #else
   cuda::allocator_release_cached();
 #endif
