@@ -198,7 +198,11 @@ Tensor gather_teacher_logits(const Shared& s, const std::vector<int64_t>& indice
   for (int64_t r = 0; r < rows; ++r)
     std::copy(s.teacher_logits.begin() + indices[static_cast<size_t>(r)] * c,
               s.teacher_logits.begin() + (indices[static_cast<size_t>(r)] + 1) * c, t.begin() + r * c);
-  return Tensor::from_vector(t, {rows, c}, s.device);
+  if (s.device != Device::CUDA) return Tensor::from_vector(t, {rows, c}, s.device);
+  // Through pinned staging on the copy stream: no pageable copy, no host wait in the step.
+  Tensor d = Tensor::empty({rows, c}, Device::CUDA);
+  cuda::memcpy_h2d_staged(d.data(), t.data(), t.size() * sizeof(float));
+  return d;
 }
 
 // Teacher logits on every un-augmented training instance, computed once (the difficulty scores reuse them).

@@ -4,8 +4,10 @@
 // By default only algorithms cuDNN reports deterministic are taken (set_deterministic_algorithms); the setting is
 // part of the plan's key, so switching it never reuses a choice made under the other.
 // Workspaces come from the caching allocator and are returned right after the call (stream-ordered reuse).
-// Bias + ReLU together run inside cuDNN (cudnnConvolutionBiasActivationForward: no extra pass over y; a frozen
-// teacher with folded BN has one per conv); bias alone or ReLU alone is one extra elementwise pass (8 B/element),
+// Bias + ReLU together, with or without a residual added before the ReLU, run inside cuDNN
+// (cudnnConvolutionBiasActivationForward, z = the residual: no extra pass over y; a frozen teacher with folded BN
+// has one per conv, the residual at each block's end); otherwise bias / residual / ReLU are one extra elementwise
+// pass (8-12 B/element),
 // bias_relu_kernel below (cuDNN's fused call with an identity activation takes one algorithm only). Math: strict FP32 by
 // default (CUDNN_FMA_MATH on the convolution descriptor, as PyTorch with allow_tf32=False), cuDNN's default math
 // (TF32 tensor cores on sm_80+) under set_tf32_allowed(true); the setting is part of the plan's key too.
@@ -27,11 +29,13 @@ constexpr int kThreads = 256;
 // Algorithms needing more workspace than this are skipped (the next heuristic choice is taken).
 constexpr size_t kMaxWorkspaceBytes = size_t(512) << 20;
 
-// y[n, k, :] (+)= bias[k], then ReLU; plane = H*W.
-__global__ void bias_relu_kernel(float* y, const float* bias, int64_t K, int64_t plane, int64_t n, bool relu) {
+// y[n, k, :] (+)= bias[k] (+ residual), then ReLU; plane = H*W.
+__global__ void bias_relu_kernel(float* y, const float* bias, const float* residual, int64_t K, int64_t plane,
+                                 int64_t n, bool relu) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     float v = y[i];
     if (bias != nullptr) v += bias[(i / plane) % K];
+    if (residual != nullptr) v += residual[i];
     if (relu) v = v > 0.0f ? v : 0.0f;
     y[i] = v;
   }
@@ -174,25 +178,25 @@ bool empty(const Conv2dShape& s) { return s.N == 0 || s.K == 0 || s.OH() <= 0 ||
 }  // namespace
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-                    bool fuse_relu) {
+                    bool fuse_relu, const float* residual) {
   if (empty(s)) return;
   Plan& p = plan_for(s);
   ensure_fwd(p);
   Workspace ws(p.fwd_ws);
   const float one = 1.0f, zero = 0.0f;
   detail::count_cudnn_call();
-  if (bias != nullptr && fuse_relu) {  // alpha2 = 0: z (= y) is not read
+  if (bias != nullptr && fuse_relu) {  // y = relu(conv + alpha2 * z + bias): z the residual, or unread (alpha2 = 0)
     ISLKD_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(cudnn(), &one, p.x, x, p.w, w, p.conv, p.fwd, ws.get(),
-                                                            ws.bytes(), &zero, p.y, y, p.bias, bias, p.relu, p.y,
-                                                            y));
+                                                            ws.bytes(), residual ? &one : &zero, p.y,
+                                                            residual ? residual : y, p.bias, bias, p.relu, p.y, y));
     return;
   }
   ISLKD_CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, p.x, x, p.w, w, p.conv, p.fwd, ws.get(), ws.bytes(),
                                             &zero, p.y, y));
-  if (bias != nullptr || fuse_relu) {
+  if (bias != nullptr || fuse_relu || residual != nullptr) {
     const int64_t n = s.N * s.K * s.OH() * s.OW();
-    ISLKD_LAUNCH(bias_relu_kernel, elementwise_blocks(n, kThreads), kThreads, 0, compute_stream(), y, bias, s.K,
-                 s.OH() * s.OW(), n, fuse_relu);
+    ISLKD_LAUNCH(bias_relu_kernel, elementwise_blocks(n, kThreads), kThreads, 0, compute_stream(), y, bias, residual,
+                 s.K, s.OH() * s.OW(), n, fuse_relu);
     ISLKD_CUDA_CHECK_LAUNCH();
   }
 }

@@ -73,6 +73,10 @@ void memcpy_d2d(void* dst, const void* src, size_t bytes);
 // next op that uses dst (call wait_prefetch before using the batch).
 void memcpy_h2d_prefetch(void* dst, const void* src_pinned, size_t bytes);
 void wait_prefetch();
+// Host bytes (pageable is fine; the caller may reuse src at once) to dst with no pageable copy and no host wait:
+// staged in one of a few pinned buffers, copied on the copy stream after the compute stream's queued work; the
+// compute stream waits for the copy before its next op. For small per-step uploads (teacher logits, SGD tables).
+void memcpy_h2d_staged(void* dst, const void* src, size_t bytes);
 
 // ---- elementwise ---------------------------------------------------------------------------------
 void fill(float* y, float value, int64_t n);
@@ -86,8 +90,9 @@ void relu_backward(const float* y, const float* dy, float* dx, int64_t n);  // u
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* y);         // y[c] = sum_r x[r, c]
 
 // ---- convolution (oneDNN) --------------------------------------------------------------------------
+// residual (nullable, y's shape) is added before the ReLU: y = relu(conv(x, w) + bias + residual).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias /*nullable*/,
-                    float* y, bool fuse_relu = false);
+                    float* y, bool fuse_relu = false, const float* residual = nullptr);
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* dbias /*nullable*/);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -377,6 +378,72 @@ void memcpy_h2d_prefetch(void* dst, const void* src_pinned, size_t bytes) {
   ISLKD_CUDA_CHECK(cudaStreamWaitEvent(s.copy, s.compute_mark, 0));
   ISLKD_CUDA_CHECK(cudaMemcpyAsync(dst, src_pinned, bytes, cudaMemcpyHostToDevice, s.copy));
   ISLKD_CUDA_CHECK(cudaEventRecord(s.prefetched, s.copy));
+}
+
+// ---- staged uploads ----------------------------------------------------------------------------------------
+// kStagingSlots pinned buffers used in turn; a slot is rewritten only once the copy that read it has completed
+// (its event; normally long done, else the wait is counted as a host sync). The copy runs on the copy stream after
+// the compute stream's queued work (dst may be a block the allocator just recycled from it), and the compute
+// stream waits for it before its next op: the block crosses streams in both directions in order.
+namespace {
+
+constexpr int kStagingSlots = 8;
+
+struct StagingSlot {
+  void* host = nullptr;
+  size_t capacity = 0;
+  cudaEvent_t done = nullptr;
+  bool pending = false;
+};
+
+struct Staging {
+  std::mutex mu;
+  StagingSlot slots[kStagingSlots];
+  int next = 0;
+};
+
+Staging& staging() {
+  static Staging* s = new Staging;  // never destroyed: pinned blocks may be in flight at exit
+  return *s;
+}
+
+}  // namespace
+
+void memcpy_h2d_staged(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  Staging& st = staging();
+  std::lock_guard<std::mutex> lock(st.mu);
+  StagingSlot& slot = st.slots[st.next];
+  st.next = (st.next + 1) % kStagingSlots;
+  if (slot.done == nullptr) ISLKD_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+  if (slot.pending) {
+    const cudaError_t q = cudaEventQuery(slot.done);
+    if (q == cudaErrorNotReady) {
+      bump(ctr().host_syncs);
+      ISLKD_CUDA_CHECK(cudaEventSynchronize(slot.done));
+    } else {
+      ISLKD_CUDA_CHECK(q);
+    }
+    slot.pending = false;
+  }
+  if (slot.capacity < bytes) {
+    pinned_host_free(slot.host);
+    slot.host = nullptr;
+    slot.capacity = 0;
+    const size_t cap = bytes < 4096 ? 4096 : bytes + bytes / 4;  // room to grow without a new block each time
+    slot.host = pinned_host_malloc(cap);
+    slot.capacity = cap;
+  }
+  std::memcpy(slot.host, src, bytes);
+  Streams& s = streams();
+  bump(ctr().h2d_pinned);
+  bump(ctr().h2d_bytes, bytes);
+  ISLKD_CUDA_CHECK(cudaEventRecord(s.compute_mark, s.compute));
+  ISLKD_CUDA_CHECK(cudaStreamWaitEvent(s.copy, s.compute_mark, 0));
+  ISLKD_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, s.copy));
+  ISLKD_CUDA_CHECK(cudaEventRecord(slot.done, s.copy));
+  slot.pending = true;
+  ISLKD_CUDA_CHECK(cudaStreamWaitEvent(s.compute, slot.done, 0));
 }
 
 void wait_prefetch() {

@@ -10,13 +10,10 @@
 // Napkin math: 12 bytes read + 8 written per element with momentum (8 + 4 without): memory-bound; a ResNet-20
 // (0.27 M parameters) moves ~5 MB per step. Loads are scalar because chunk starts inherit the tensors' offsets,
 // which need not be 16-byte aligned.
-// The descriptor table changes every step (gradients are new tensors), so it is uploaded every step, from pinned
-// memory (TableStaging below: a few pinned buffers used in turn, each reused only once the copy that read it has
-// completed, by its event) into a block of the caching allocator, which hands blocks out in compute-stream order,
-// so no later op can overwrite it before this kernel has read it. Steady state: one small pinned copy, no pageable
-// copy, no cudaMalloc and no host wait (the event of a copy kTableSlots steps old has long completed).
-#include <cstring>
-#include <mutex>
+// The descriptor table changes every step (gradients are new tensors), so it is uploaded every step, through the
+// backend's pinned staging (memcpy_h2d_staged: copy stream, events) into a block of the caching allocator, which
+// hands blocks out in compute-stream order, so no later op can overwrite it before this kernel has read it.
+// Steady state: one small pinned copy, no pageable copy, no cudaMalloc and no host wait.
 #include <vector>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -59,56 +56,6 @@ __global__ void sgd_update_kernel(const SGDChunk* __restrict__ chunks, float lr,
   }
 }
 
-constexpr int kTableSlots = 4;
-
-class TableStaging {
- public:
-  // Queues the copy of `chunks` into `dst` (device) on the compute stream, from a pinned buffer.
-  void upload(const std::vector<SGDChunk>& chunks, SGDChunk* dst) {
-    std::lock_guard<std::mutex> lock(mu_);
-    Slot& s = slots_[next_];
-    next_ = (next_ + 1) % kTableSlots;
-    const size_t bytes = chunks.size() * sizeof(SGDChunk);
-    if (s.done == nullptr) ISLKD_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
-    if (s.pending) {  // the copy that last read this buffer must be over before it is rewritten
-      const cudaError_t q = cudaEventQuery(s.done);
-      if (q == cudaErrorNotReady) {
-        detail::count_host_sync();
-        ISLKD_CUDA_CHECK(cudaEventSynchronize(s.done));
-      } else {
-        ISLKD_CUDA_CHECK(q);
-      }
-    }
-    if (s.capacity < bytes) {
-      pinned_host_free(s.host);
-      s.host = nullptr;
-      s.capacity = 0;
-      s.host = static_cast<SGDChunk*>(pinned_host_malloc(bytes));
-      s.capacity = bytes;
-    }
-    std::memcpy(s.host, chunks.data(), bytes);
-    memcpy_h2d(dst, s.host, bytes);
-    ISLKD_CUDA_CHECK(cudaEventRecord(s.done, compute_stream()));
-    s.pending = true;
-  }
-
- private:
-  struct Slot {
-    SGDChunk* host = nullptr;
-    size_t capacity = 0;
-    cudaEvent_t done = nullptr;
-    bool pending = false;
-  };
-  std::mutex mu_;
-  Slot slots_[kTableSlots];
-  int next_ = 0;
-};
-
-TableStaging& table_staging() {
-  static TableStaging* t = new TableStaging;  // never destroyed: the device may be gone at exit
-  return *t;
-}
-
 }  // namespace
 
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p) {
@@ -126,7 +73,7 @@ void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p) {
   ISLKD_CHECK(chunks.size() <= 0x7fffffffu, "sgd_update: too many parameter chunks (", chunks.size(), ")");
   const int64_t count = static_cast<int64_t>(chunks.size());
   detail::DeviceTemp<SGDChunk> table(count);
-  table_staging().upload(chunks, table.get());
+  memcpy_h2d_staged(table.get(), chunks.data(), chunks.size() * sizeof(SGDChunk));
   ISLKD_LAUNCH(sgd_update_kernel, dim3(static_cast<unsigned>(count)), dim3(kThreads), 0, compute_stream(),
                table.get(), p.lr, p.weight_decay, p.momentum, 1.0f - p.dampening, p.nesterov, p.first_step);
   ISLKD_CUDA_CHECK_LAUNCH();

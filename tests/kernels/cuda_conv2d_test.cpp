@@ -217,3 +217,31 @@ TEST(CudaConv2d, BiasAndReluTogetherAreFusedIntoTheConvolution) {
     EXPECT_EQ(d.kernel_launches, c.launches) << "bias " << c.bias << " relu " << c.relu;
   }
 }
+
+// A residual added before the ReLU (a folded teacher's block end): with bias and ReLU it rides in cuDNN's fused call
+// (z = residual, alpha2 = 1), otherwise in the one elementwise pass; both against the CPU's conv, + residual, ReLU.
+TEST(CudaConv2d, ResidualAddIsFusedAndMatchesCpu) {
+  const Conv2dShape s = shape(2, 4, 9, 7, 4, 3, 1, 1, 1);
+  const std::vector<float> x = test::random_vector(x_size(s), 11), w = test::random_vector(w_size(s), 12),
+                           b = test::random_vector(4, 13), r = test::random_vector(y_size(s), 14);
+  DeviceVec<float> dx(x), dw(w), db(b), dr(r), dy(y_size(s));
+  const struct {
+    bool bias, relu;
+    uint64_t launches;
+  } cases[] = {{true, true, 0}, {true, false, 1}, {false, true, 1}, {false, false, 1}};
+  for (const auto& c : cases) {
+    std::vector<float> ref(y_size(s));
+    cpu::conv2d_forward(s, x.data(), w.data(), c.bias ? b.data() : nullptr, ref.data(), false);
+    for (size_t i = 0; i < ref.size(); ++i) {
+      ref[i] += r[i];
+      if (c.relu) ref[i] = ref[i] > 0.0f ? ref[i] : 0.0f;
+    }
+    cuda::conv2d_forward(s, dx.get(), dw.get(), c.bias ? db.get() : nullptr, dy.get(), c.relu, dr.get());  // plan
+    const cuda::Counters c0 = cuda::counters();
+    cuda::conv2d_forward(s, dx.get(), dw.get(), c.bias ? db.get() : nullptr, dy.get(), c.relu, dr.get());
+    const cuda::Counters d = cuda::counters_delta(c0, cuda::counters());
+    EXPECT_TRUE(test::all_close(dy.host(), ref, 1e-5f, 1e-5f)) << "bias " << c.bias << " relu " << c.relu;
+    EXPECT_EQ(d.cudnn_calls, 1u) << "bias " << c.bias << " relu " << c.relu;
+    EXPECT_EQ(d.kernel_launches, c.launches) << "bias " << c.bias << " relu " << c.relu;
+  }
+}

@@ -56,6 +56,7 @@ TEST(CudaDevice, BadOrdinalIsAnErrorNamingCallFileAndLine) {
     EXPECT_NE(m.find("invalid device ordinal"), std::string::npos) << m;
     EXPECT_NE(m.find("device.cpp:"), std::string::npos) << m;
   }
+  cudaGetLastError();  // the failed call's error must not surface at the next launch check
 }
 
 TEST(CudaDevice, CublasAndCudnnChecksNameCallFileAndLine) {
@@ -158,6 +159,34 @@ TEST(CudaMemory, CopiesRoundTripAndPrefetchLandsBeforeUse) {
   const std::vector<float> got = b.host();
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(got[static_cast<size_t>(i)], static_cast<float>(i));
   cuda::pinned_host_free(pinned);
+}
+
+// Staged uploads from pageable memory: the source may be overwritten as soon as the call returns, more uploads
+// than staging buffers in a row still land in order, the compute stream sees them, and none counts as pageable.
+TEST(CudaMemory, StagedUploadsLandWithoutAPageableCopyOrAHostWait) {
+  constexpr int kUploads = 20;  // more than the backend's staging buffers
+  std::vector<DeviceVec<float>*> dst;
+  const cuda::Counters c0 = cuda::counters();
+  std::vector<float> src(333);
+  for (int k = 0; k < kUploads; ++k) {
+    for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(k * 1000 + static_cast<int>(i));
+    dst.push_back(new DeviceVec<float>(src.size()));
+    cuda::memcpy_h2d_staged(dst.back()->get(), src.data(), src.size() * sizeof(float));
+    std::fill(src.begin(), src.end(), -1.0f);  // the caller reuses its buffer at once
+  }
+  DeviceVec<float> sum(std::vector<float>(333, 0.0f));
+  for (int k = 0; k < kUploads; ++k) cuda::accumulate(dst[static_cast<size_t>(k)]->get(), sum.get(), 333);
+  const cuda::Counters d = cuda::counters_delta(c0, cuda::counters());
+  EXPECT_EQ(d.h2d_pinned, static_cast<uint64_t>(kUploads));
+  EXPECT_EQ(d.h2d_pageable, static_cast<uint64_t>(kUploads + 1));  // the DeviceVecs' own uploads only
+  EXPECT_EQ(d.host_syncs, 0u);
+  const std::vector<float> got = sum.host();
+  for (size_t i = 0; i < got.size(); i += 37) {
+    double want = 0;
+    for (int k = 0; k < kUploads; ++k) want += k * 1000 + static_cast<double>(i);
+    ASSERT_EQ(got[i], static_cast<float>(want)) << i;
+  }
+  for (auto* p : dst) delete p;
 }
 
 TEST(CudaMemory, CopyFromAHostPointerAsDeviceIsAnError) {

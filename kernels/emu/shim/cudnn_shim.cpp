@@ -341,11 +341,12 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
 }
 
 // The fused y = act(alpha1 * conv(x, w) + alpha2 * z + bias), served for what conv2d.cu asks: alpha1 = 1,
-// alpha2 = 0 (z unused, as cuDNN reads no z then), a 1 x K x 1 x 1 bias and ReLU.
+// alpha2 = 0 (z unused, as cuDNN reads no z then) or 1 (z: a residual of y's shape, may alias y), a 1 x K x 1 x 1
+// bias and ReLU.
 cudnnStatus_t cudnnConvolutionBiasActivationForward(
     cudnnHandle_t h, const void* alpha1, const cudnnTensorDescriptor_t xd, const void* x,
     const cudnnFilterDescriptor_t wd, const void* w, const cudnnConvolutionDescriptor_t cd,
-    cudnnConvolutionFwdAlgo_t, void*, size_t, const void* alpha2, const cudnnTensorDescriptor_t zd, const void*,
+    cudnnConvolutionFwdAlgo_t, void*, size_t, const void* alpha2, const cudnnTensorDescriptor_t zd, const void* z,
     const cudnnTensorDescriptor_t bd, const void* bias, const cudnnActivationDescriptor_t ad,
     const cudnnTensorDescriptor_t yd, void* y) {
   islkd::Conv2dShape s;
@@ -356,15 +357,33 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
     explain("cudnnConvolutionBiasActivationForward", "bad descriptors or pointers");
     return CUDNN_STATUS_BAD_PARAM;
   }
-  if (*static_cast<const float*>(alpha1) != 1.0f || *static_cast<const float*>(alpha2) != 0.0f ||
-      ad->mode != CUDNN_ACTIVATION_RELU) {
-    explain("cudnnConvolutionBiasActivationForward", "the shim serves alpha1 = 1, alpha2 = 0 and ReLU only");
+  const float a2 = *static_cast<const float*>(alpha2);
+  if (*static_cast<const float*>(alpha1) != 1.0f || (a2 != 0.0f && a2 != 1.0f) || ad->mode != CUDNN_ACTIVATION_RELU) {
+    explain("cudnnConvolutionBiasActivationForward", "the shim serves alpha1 = 1, alpha2 = 0 or 1 and ReLU only");
     return CUDNN_STATUS_NOT_SUPPORTED;
+  }
+  if (a2 != 0.0f && (!zd->set || zd->n != yd->n || zd->c != yd->c || zd->h != yd->h || zd->w != yd->w ||
+                     !is_device_range(z, bytes(zd)))) {
+    explain("cudnnConvolutionBiasActivationForward", "z is not device memory of y's shape");
+    return CUDNN_STATUS_BAD_PARAM;
   }
   counters().conv_forward++;
   counters().last_conv_math_type = static_cast<int>(cd->math);
-  islkd::cpu::conv2d_forward(s, static_cast<const float*>(x), static_cast<const float*>(w),
-                             static_cast<const float*>(bias), static_cast<float*>(y), true);
+  const size_t n = bytes(yd) / 4;
+  if (a2 == 0.0f) {
+    islkd::cpu::conv2d_forward(s, static_cast<const float*>(x), static_cast<const float*>(w),
+                               static_cast<const float*>(bias), static_cast<float*>(y), true);
+  } else {  // conv + bias first, then + z and ReLU (z may be y itself: it is read before y is written)
+    std::vector<float> t(n);
+    islkd::cpu::conv2d_forward(s, static_cast<const float*>(x), static_cast<const float*>(w),
+                               static_cast<const float*>(bias), t.data(), false);
+    const float* zp = static_cast<const float*>(z);
+    float* yp = static_cast<float*>(y);
+    for (size_t i = 0; i < n; ++i) {
+      const float v = t[i] + zp[i];
+      yp[i] = v > 0.0f ? v : 0.0f;
+    }
+  }
   return CUDNN_STATUS_SUCCESS;
 }
 
