@@ -252,7 +252,8 @@ struct EpochTally {
     cuda::fill(reinterpret_cast<float*>(device_acc.get()), 0.0f, 6);
     const double* h = host_acc.get();
     ISLKD_CHECK(std::isfinite(h[0]), "epoch ", queued_epoch + 1, ", a step from step ", queued_from_step + 1,
-                " on: the loss is ", h[0], " (diverged); lower --lr");
+                " on: the loss is ", h[0], " (diverged: lower --lr; on CUDA also what a label outside the classes "
+                "gives)");
     loss_sum += h[0];
     correct += static_cast<int64_t>(h[1]);
     seen += static_cast<int64_t>(h[2]);

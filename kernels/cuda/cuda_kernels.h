@@ -149,6 +149,12 @@ float cross_entropy_forward_backward(int64_t rows, int64_t cols, const float* lo
 float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
                                const int32_t* labels, const KDLossParams& p, float* row_loss,
                                float* dstudent, float* mean_kd, float* mean_ce);
+// The same pass without a host wait (rows >= 1): the mean total loss goes to loss[0] and the mean KD and CE parts to
+// parts[0..1] (nullable), all on the device. A label outside [0, cols) makes them NaN instead of throwing (nothing
+// is read back to check it): the training step's loss, read every --log-every steps, then reports it.
+void kd_loss_forward_backward_on_device(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                                        const int32_t* labels, const KDLossParams& p, float* row_loss,
+                                        float* dstudent, float* loss, float* parts);
 // scores[r] per DifficultyMeasure (lower = easier); teacher may be null for CE and Confidence.
 void difficulty_scores(int64_t rows, int64_t cols, const float* snapshot, const float* teacher,
                        const int32_t* labels, DifficultyMeasure m, const KDLossParams& p, float* scores);
