@@ -244,16 +244,49 @@ inline std::string fixed(double v, int digits) {
 // finite stops the run with advice (the rate is too high) instead of training on NaNs.
 struct EpochTally {
   double loss_sum = 0.0;
-  int64_t correct = 0, seen = 0;
+  int64_t correct = 0, seen = 0;  // up to the last sync() when deferred
+  // Deferred (train_kd on CUDA): add() queues the step's loss and right predictions into device accumulators
+  // (cuda::tally_add: no host sync per step) and sync() reads them, one host sync per --log-every steps.
+  bool deferred = false;
+  int64_t queued = 0, queued_from_step = -1, queued_epoch = 0;  // rows added since the last sync()
+  std::shared_ptr<double> device_acc, host_acc;                  // 3 doubles each (device; pinned host)
+
+  int64_t rows_added() const { return seen + queued; }
 
   void add(const Tensor& loss, const Tensor& logits, const Tensor& labels, int64_t epoch, int64_t step) {
     const int64_t n = logits.size(0);
+    if (deferred && loss.is_cuda()) {
+      if (!device_acc) {
+        device_acc.reset(static_cast<double*>(cuda::device_malloc(3 * sizeof(double))), cuda::device_free);
+        cuda::fill(reinterpret_cast<float*>(device_acc.get()), 0.0f, 6);  // 0.0f bits are 0.0 doubles
+        host_acc.reset(static_cast<double*>(cuda::pinned_host_malloc(3 * sizeof(double))), cuda::pinned_host_free);
+      }
+      const Tensor l = logits.detach().to_plain();
+      cuda::tally_add(n, l.size(1), l.data(), labels.data_i32(), loss.data(), device_acc.get());
+      if (queued_from_step < 0) queued_from_step = step, queued_epoch = epoch;
+      queued += n;
+      return;
+    }
     const float value = loss.item();
     ISLKD_CHECK(std::isfinite(value), "epoch ", epoch + 1, " step ", step + 1, ": the loss is ", value,
                 " (diverged); lower --lr");
     loss_sum += static_cast<double>(value) * static_cast<double>(n);
     correct += count_correct(logits.detach(), labels.to_labels());
     seen += n;
+  }
+  // Reads the device accumulators (one host sync) into loss_sum / correct / seen and checks the loss.
+  void sync() {
+    if (queued == 0 || !device_acc) return;
+    cuda::memcpy_d2h(host_acc.get(), device_acc.get(), 3 * sizeof(double));
+    cuda::fill(reinterpret_cast<float*>(device_acc.get()), 0.0f, 6);
+    const double* h = host_acc.get();
+    ISLKD_CHECK(std::isfinite(h[0]), "epoch ", queued_epoch + 1, ", a step from step ", queued_from_step + 1,
+                " on: the loss is ", h[0], " (diverged: lower --lr; on CUDA also what a label outside the classes "
+                "gives)");
+    loss_sum += h[0];
+    correct += static_cast<int64_t>(h[1]);
+    seen += static_cast<int64_t>(h[2]);
+    queued = 0, queued_from_step = -1;
   }
   double mean_loss() const { return seen > 0 ? loss_sum / static_cast<double>(seen) : 0.0; }
   double accuracy() const { return seen > 0 ? 100.0 * static_cast<double>(correct) / static_cast<double>(seen) : 0.0; }

@@ -98,6 +98,7 @@ struct Args {
   int64_t limit = 0;
   int64_t test_limit = 0;
   int64_t eval_every = 0;  // steps between mid-epoch test evaluations (0 = at the end of each epoch only)
+  int64_t log_every = 10;  // CUDA: steps between reads of the loss/accuracy tallies from the device (a host sync)
   int64_t interrupt_after_steps = 0;  // tests: behave as if Ctrl-C came after this many steps of the run
 };
 
@@ -194,7 +195,11 @@ Tensor gather_teacher_logits(const Shared& s, const std::vector<int64_t>& indice
   for (int64_t r = 0; r < rows; ++r)
     std::copy(s.teacher_logits.begin() + indices[static_cast<size_t>(r)] * c,
               s.teacher_logits.begin() + (indices[static_cast<size_t>(r)] + 1) * c, t.begin() + r * c);
-  return Tensor::from_vector(t, {rows, c}, s.device);
+  if (s.device != Device::CUDA) return Tensor::from_vector(t, {rows, c}, s.device);
+  // Through pinned staging on the copy stream: no pageable copy, no host wait in the step.
+  Tensor d = Tensor::empty({rows, c}, Device::CUDA);
+  cuda::memcpy_h2d_staged(d.data(), t.data(), t.size() * sizeof(float));
+  return d;
 }
 
 // Teacher logits on every un-augmented training instance, computed once (the difficulty scores reuse them).
@@ -550,6 +555,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
     app::Stopwatch epoch_clock;
     train_loader.start_epoch(epoch);
     app::EpochTally tally;
+    tally.deferred = s.device == Device::CUDA;
     int64_t step = 0;
     data::Batch b;
     if (epoch == start_epoch && skip_steps > 0) {
@@ -558,6 +564,7 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       ISLKD_CHECK(step == skip_steps, a.resume, ": epoch ", epoch + 1, " has only ", step, " steps, checkpoint says ",
                   skip_steps, " were done");
       tally = part;
+      tally.deferred = s.device == Device::CUDA;
     }
     const int64_t first_step = step;
     double mid_eval_seconds = 0.0;
@@ -591,10 +598,12 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       tally.add(loss, logits, b.labels, epoch, step);
       ++step;
       ++global_step;
+      if (step % a.log_every == 0 || step == steps_per_epoch) tally.sync();  // CUDA: one host sync per --log-every steps
 
       if (a.interrupt_after_steps > 0 && global_step >= a.interrupt_after_steps) g_interrupted.store(true);
       if (g_interrupted.load()) {
         progress.clear();
+        tally.sync();
         save(epoch, step, tally, 0.0);
         std::printf("train_kd[%s]: interrupted in epoch %lld after step %lld; checkpoint %s (continue with "
                     "--resume %s)\n",
@@ -626,9 +635,10 @@ MethodResult run_method(const std::string& method, const Args& a, Shared& s, boo
       progress.update(method + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs) + " [" +
                       std::to_string(step) + "/" + std::to_string(steps_per_epoch) + "] loss " +
                       app::fixed(tally.mean_loss(), 4) + " acc " + app::fixed(tally.accuracy(), 2) + "% " +
-                      app::fixed(static_cast<double>(tally.seen - part.seen * (epoch == start_epoch)) / t, 0) +
+                      app::fixed(static_cast<double>(tally.rows_added() - part.seen * (epoch == start_epoch)) / t, 0) +
                       " img/s ETA " + app::format_duration(remaining));
     }
+    tally.sync();
     const double epoch_train_seconds = epoch_clock.seconds() - mid_eval_seconds;
     train_seconds += epoch_train_seconds;
     steps_timed += step - first_step;
@@ -703,6 +713,9 @@ int run(int argc, char** argv) {
   a.opt.add_flags(cli);
   cli.add_flag("--augment,!--no-augment", a.augment,
                "random crop / flip (off by default; without it the teacher's logits are computed once)");
+  cli.add_option("--log-every", a.log_every,
+                 "CUDA: steps between reads of the training loss and accuracy from the device (each is a host sync)")
+      ->check(CLI::PositiveNumber);
   cli.add_option("--eval-every", a.eval_every,
                  "also evaluate on the test split (the validation split with --val-split) every N steps, into the metrics "
                  "file (0 = once per epoch)")

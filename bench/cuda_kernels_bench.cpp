@@ -13,6 +13,10 @@
 #include "bench/conv_bench_shape.h"
 #include "kernels/cuda/cuda_kernels.h"
 
+namespace islkd::cuda {
+cudaStream_t compute_stream();  // kernels/cuda/cuda_common.cuh: the stream every op runs on
+}  // namespace islkd::cuda
+
 using namespace islkd;
 
 namespace {
@@ -58,19 +62,21 @@ struct DeviceBuffer {
   size_t n;
 };
 
-// Times fn with events; sets manual time and the rate counters (per_iter in bytes or FLOPs).
+// Times fn with events recorded on the stream its kernels run on (the backend's compute stream, non-blocking:
+// events on the legacy default stream would not be ordered with them), with no host sync inside the timed region;
+// the host waits for the end event after it. Sets manual time and the rate counters (per_iter in bytes or FLOPs).
 template <typename F>
 void run(benchmark::State& st, F&& fn, double per_iter, bool flops) {
   cudaEvent_t a, b;
   cudaEventCreate(&a);
   cudaEventCreate(&b);
+  const cudaStream_t s = cuda::compute_stream();
+  cuda::synchronize();  // setup work (fills, uploads) stays out of the first iteration
   double total = 0.0;
   for (auto _ : st) {
-    cuda::synchronize();
-    cudaEventRecord(a, nullptr);
+    cudaEventRecord(a, s);
     fn();
-    cuda::synchronize();
-    cudaEventRecord(b, nullptr);
+    cudaEventRecord(b, s);
     cudaEventSynchronize(b);
     float ms = 0.0f;
     cudaEventElapsedTime(&ms, a, b);

@@ -5,6 +5,12 @@
 //
 // Output: one JSON line per measurement on stdout (`{"kind": "kd_step", ...}`, `{"kind": "isl_boundary", ...}`,
 // `{"kind": "memory", ...}`), then a human table on stderr (so `| grep kind` style consumers see only JSON).
+// On --device cuda each kd_step record also has "cuda_counters_per_step": what the backend asked of the runtime
+// (kernel launches, cuDNN / cuBLAS calls, host syncs, copies split pinned/pageable, cudaMalloc) per steady-state
+// step, counted over --steps further steps that upload their batch from pinned memory on the copy stream, as
+// train_kd's loader does, with no benchmark sync inside and the loss read once at the end; and "cuda_targets_met"
+// (0 cudaMalloc, 0 pageable copies, at most 1 host sync per step). kd_step_bench_emu gives the same counts on the
+// emulated device (ISLKD_EMULATED_CUDA=1).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -47,6 +53,8 @@ struct Options {
   int64_t isl_instances = 50000;  // 0 = skip the phase-boundary measurement
   int64_t isl_batch = 500;
   bool smoke = false, table = true;
+  bool tf32 = false;  // CUDA: allow TF32 tensor cores (cuda::set_tf32_allowed); strict FP32 by default
+  bool require_cuda_targets = false;  // exit 1 when a pair's counted CUDA step misses the targets (CI)
   bool fold = true;  // fold the frozen teacher's (and snapshot's) BN into its convs
   bool blocked = true;  // keep the student's CPU activations in nChw<B>c (ops::set_cpu_blocked_activations)
   Device device = Device::CPU;
@@ -87,6 +95,9 @@ std::vector<int32_t> random_labels(int64_t n, int64_t classes, uint64_t seed) {
   return y;
 }
 
+// The host-sync budget of the counted steps: at most one per step.
+uint64_t d_steps(const Options& o) { return static_cast<uint64_t>(o.steps); }
+
 nlohmann::json bench_pair(const Pair& pr, const Options& o) {
   models::ModelConfig cfg;
   cfg.num_classes = o.classes;
@@ -124,24 +135,70 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
     kd.loss.backward();
     opt.step();
     if (timed) sync(o.device), t_student += now_s() - t1;
-    return kd.loss;
+    return kd;
   };
   for (int i = 0; i < o.warmup; ++i) step(false);
   sync(o.device);
   std::vector<double> times;
   for (int i = 0; i < o.steps; ++i) {
     const double t0 = now_s();
-    Tensor l = step(true);
+    Tensor l = step(true).loss;
     sync(o.device);
     times.push_back(now_s() - t0);
     if (i + 1 == o.steps) loss = l.item();
   }
   const double med = median(times);
+  nlohmann::json counted = nullptr, targets_met = nullptr;
+  if (o.device == Device::CUDA) {
+    // The batch arrives as the loader delivers it: pinned host buffers, copied on the copy stream.
+    const std::vector<float> xh = x.to_vector();
+    const std::vector<int32_t> yh = random_labels(pr.batch, o.classes, 9);
+    float* xp = static_cast<float*>(cuda::pinned_host_malloc(xh.size() * sizeof(float)));
+    int32_t* yp = static_cast<int32_t*>(cuda::pinned_host_malloc(yh.size() * sizeof(int32_t)));
+    std::copy(xh.begin(), xh.end(), xp);
+    std::copy(yh.begin(), yh.end(), yp);
+    Tensor last_loss;
+    auto counted_step = [&] {
+      cuda::memcpy_h2d_prefetch(x.data(), xp, xh.size() * sizeof(float));
+      cuda::memcpy_h2d_prefetch(y.data_i32(), yp, yh.size() * sizeof(int32_t));
+      cuda::wait_prefetch();
+      last_loss = step(false).loss;  // only the [1] loss stays alive, as in a training loop
+    };
+    for (int i = 0; i < 2; ++i) counted_step();  // uncounted: the allocator learns the blocks that overlap steps
+    sync(o.device);
+    const cuda::Counters c0 = cuda::counters();
+    for (int i = 0; i < o.steps; ++i) counted_step();
+    float* loss_pinned = static_cast<float*>(cuda::pinned_host_malloc(sizeof(float)));
+    cuda::memcpy_d2h(loss_pinned, last_loss.data(), sizeof(float));  // the one read (train_kd: every --log-every)
+    loss = *loss_pinned;
+    cuda::pinned_host_free(loss_pinned);
+    const cuda::Counters d = cuda::counters_delta(c0, cuda::counters());
+    cuda::pinned_host_free(xp);
+    cuda::pinned_host_free(yp);
+    const double n = o.steps;
+    counted = {{"steps", o.steps},
+               {"kernel_launches", d.kernel_launches / n},
+               {"cudnn_calls", d.cudnn_calls / n},
+               {"cublas_calls", d.cublas_calls / n},
+               {"host_syncs", d.host_syncs / n},
+               {"h2d_pinned", d.h2d_pinned / n},
+               {"h2d_pageable", d.h2d_pageable / n},
+               {"d2h_pinned", d.d2h_pinned / n},
+               {"d2h_pageable", d.d2h_pageable / n},
+               {"d2d", d.d2d / n},
+               {"h2d_bytes", d.h2d_bytes / n},
+               {"d2h_bytes", d.d2h_bytes / n},
+               {"d2d_bytes", d.d2d_bytes / n},
+               {"cuda_mallocs", d.cuda_mallocs / n},
+               {"cuda_malloc_bytes", d.cuda_malloc_bytes / n}};
+    targets_met = d.cuda_mallocs == 0 && d.h2d_pageable + d.d2h_pageable == 0 && d.host_syncs <= d_steps(o);
+  }
   return {{"kind", "kd_step"},
           {"impl", "islkd"},
           {"pair", pr.teacher + "->" + pr.student},
           {"batch", pr.batch},
           {"device", device_name(o.device)},
+          {"math", o.device == Device::CUDA ? (o.tf32 ? "tf32" : "strict") : "fp32"},
           {"threads", cpu::num_threads()},
           {"teacher_fold", o.fold},
           {"blocked_activations", o.blocked},
@@ -153,7 +210,9 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
           {"step_s", times},
           {"images_per_s", double(pr.batch) / med},
           {"teacher_share", t_teacher / (t_teacher + t_student)},
-          {"loss", loss}};
+          {"loss", loss},
+          {"cuda_counters_per_step", counted},
+          {"cuda_targets_met", targets_met}};
 }
 
 // The ISL phase boundary: forward a resnet20 snapshot (eval, no grad) over every instance, score each against
@@ -225,7 +284,10 @@ void usage() {
                "usage: kd_step_bench [--smoke] [--pair TEACHER->STUDENT]... [--warmup N] [--steps N] [--threads N]\n"
                "                     [--isl-instances N (0 = skip)] [--device cpu|cuda|auto] [--no-table]\n"
                "                     [--no-fold (run the teacher's BN unfolded)]\n"
-               "                     [--plain-activations (train the student on plain NCHW activations)]\n");
+               "                     [--plain-activations (train the student on plain NCHW activations)]\n"
+               "                     [--tf32 (CUDA: TF32 tensor cores allowed; default strict FP32)]\n"
+               "                     [--require-cuda-targets (exit 1 unless every CUDA step makes 0 cudaMalloc,\n"
+               "                      0 pageable copies and at most 1 host sync)]\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -245,6 +307,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--isl-instances") o.isl_instances = std::stoll(next());
     else if (a == "--device") device = next();
     else if (a == "--no-table") o.table = false;
+    else if (a == "--require-cuda-targets") o.require_cuda_targets = true;
+    else if (a == "--tf32") o.tf32 = true;
     else if (a == "--no-fold") o.fold = false;
     else if (a == "--plain-activations") o.blocked = false;
     else if (a == "--help" || a == "-h") usage(), std::exit(0);
@@ -268,6 +332,7 @@ int main(int argc, char** argv) {
     Options o = parse(argc, argv);
     cpu::set_num_threads(o.threads);
     ops::set_cpu_blocked_activations(o.blocked);
+    cuda::set_tf32_allowed(o.tf32);
     std::vector<Pair> pairs;
     if (o.pairs.empty()) {
       pairs = o.smoke ? std::vector<Pair>{kSmokePair} : kPairs;
@@ -295,10 +360,22 @@ int main(int argc, char** argv) {
     if (o.table) {
       std::fprintf(stderr, "\n%-24s %6s %12s %10s %9s\n", "pair", "batch", "images/s", "median ms", "teacher%");
       for (const auto& j : out) {
-        if (j["kind"] == "kd_step")
+        if (j["kind"] == "kd_step") {
           std::fprintf(stderr, "%-24s %6lld %12.1f %10.2f %8.1f%%\n", j["pair"].get<std::string>().c_str(),
                        static_cast<long long>(j["batch"].get<int64_t>()), j["images_per_s"].get<double>(),
                        1e3 * j["median_s"].get<double>(), 100.0 * j["teacher_share"].get<double>());
+          const auto& c = j["cuda_counters_per_step"];
+          if (!c.is_null())
+            std::fprintf(stderr,
+                         "  per step: %.0f launches, %.0f cuDNN, %.0f cuBLAS, %.2f host syncs, H2D %.1f pinned / "
+                         "%.1f pageable, D2H %.1f pinned / %.1f pageable, %.0f D2D, %.1f cudaMalloc (%s)\n",
+                         c["kernel_launches"].get<double>(), c["cudnn_calls"].get<double>(),
+                         c["cublas_calls"].get<double>(), c["host_syncs"].get<double>(),
+                         c["h2d_pinned"].get<double>(), c["h2d_pageable"].get<double>(),
+                         c["d2h_pinned"].get<double>(), c["d2h_pageable"].get<double>(), c["d2d"].get<double>(),
+                         c["cuda_mallocs"].get<double>(),
+                         j["cuda_targets_met"].get<bool>() ? "targets met" : "TARGETS MISSED");
+        }
         else if (j["kind"] == "isl_boundary")
           std::fprintf(stderr, "ISL boundary, %lld instances: snapshot forward %.2f s, difficulty_scores %.4f s, "
                                "radix sort %.4f s\n",
@@ -307,6 +384,15 @@ int main(int argc, char** argv) {
         else if (j["kind"] == "memory")
           std::fprintf(stderr, "peak memory: max RSS %.1f MiB\n", j["max_rss_bytes"].get<int64_t>() / 1048576.0);
       }
+    }
+    if (o.require_cuda_targets) {
+      ISLKD_CHECK(o.device == Device::CUDA, "kd_step_bench: --require-cuda-targets needs --device cuda");
+      for (const auto& j : out)
+        if (j["kind"] == "kd_step" && !j["cuda_targets_met"].get<bool>()) {
+          std::fprintf(stderr, "kd_step_bench: %s misses the CUDA step targets: %s\n",
+                       j["pair"].get<std::string>().c_str(), j["cuda_counters_per_step"].dump().c_str());
+          return 1;
+        }
     }
     return 0;
   } catch (const std::exception& e) {

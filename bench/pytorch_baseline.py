@@ -91,11 +91,16 @@ def main():
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--temperature", type=float, default=4.0)
     ap.add_argument("--alpha", type=float, default=0.9)
+    ap.add_argument("--math", default="strict", choices=["strict", "tf32"],
+                    help="CUDA: strict FP32 (TF32 off in cuDNN and cuBLAS, islkd's default) or TF32 allowed "
+                         "(islkd's kd_step_bench --tf32); AMP is never used")
     ap.add_argument("--smoke", action="store_true", help="1 warm-up + 2 steps of a tiny pair (CI)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = args.math == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = args.math == "tf32"
     dev = args.device
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -112,7 +117,9 @@ def main():
             sys.exit("pytorch_baseline: unknown pair %s (known: %s)" % (unknown, ", ".join(by_name)))
         pairs = [by_name[p] for p in args.pair]
     for t, s, b in pairs:
-        print(json.dumps(bench_pair(t, s, b, args, device)), flush=True)
+        rec = bench_pair(t, s, b, args, device)
+        rec["math"] = args.math if device.type == "cuda" else "fp32"
+        print(json.dumps(rec), flush=True)
 
 
 if __name__ == "__main__":

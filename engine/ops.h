@@ -65,7 +65,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
 struct KDLossOutput {
   Tensor loss;      // shape [1], differentiable w.r.t. student
   Tensor row_loss;  // M, no grad
+  // Host values on the CPU. On CUDA nothing is read back (no host sync in the step): they are NaN and `parts`
+  // holds them on the device ([2]: mean KD, mean CE); a label out of range makes the loss NaN there.
   float mean_kd = 0.0f, mean_ce = 0.0f;
+  Tensor parts;
 };
 KDLossOutput kd_loss(const Tensor& student, const Tensor& teacher, const Tensor& labels, const KDLossParams& p);
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher

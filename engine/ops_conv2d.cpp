@@ -92,7 +92,7 @@ Tensor conv2d_inference(const Tensor& x, const Tensor& w_in, const Tensor& bias_
                         int64_t groups, bool fuse_relu, const Tensor& residual) {
   ISLKD_CHECK(!needs_grad({&x, &w_in, &bias_in, &residual}), "conv2d_inference: an input requires grad; use conv2d "
                                                              "(or a NoGradGuard)");
-  if (x.is_cuda() || groups != 1 || x.dim() != 4 || x.dtype() != DType::F32) {
+  if (groups != 1 || x.dim() != 4 || x.dtype() != DType::F32) {
     if (!residual.defined()) return conv2d(x, w_in, bias_in, stride, pad, groups, fuse_relu);
     Tensor y = add(conv2d(x, w_in, bias_in, stride, pad, groups), residual);
     return fuse_relu ? relu(y) : y;
@@ -112,6 +112,20 @@ Tensor conv2d_inference(const Tensor& x, const Tensor& w_in, const Tensor& bias_
   if (bias.defined()) check_shape("conv2d_inference", "bias", bias, {s.K});
   ISLKD_CHECK(s.H + 2 * pad >= s.R && s.W + 2 * pad >= s.S, "conv2d_inference: kernel of weight ",
               shape_str(w.shape()), " is larger than the padded input ", shape_str(x.shape()), " (pad ", pad, ")");
+  if (x.is_cuda()) {  // conv + bias + residual + ReLU in one cuDNN call where cuDNN fuses them (conv2d_forward)
+    const Shape y_cuda{s.N, s.K, s.OH(), s.OW()};
+    Tensor rp;
+    if (residual.defined()) {
+      check_same_device("conv2d_inference", {&x, &residual});
+      check_shape("conv2d_inference", "residual", residual, y_cuda);
+      rp = residual.to_plain();
+    }
+    const Tensor xp = x.to_plain();
+    Tensor y = Tensor::empty(y_cuda, Device::CUDA);
+    cuda::conv2d_forward(s, xp.data(), w.data(), bias.defined() ? bias.data() : nullptr, y.data(), fuse_relu,
+                         rp.defined() ? rp.data() : nullptr);
+    return y;
+  }
   const cpu::BlockedLayout* x_layout =
       x.layout() == Layout::DnnlBlocked ? static_cast<const cpu::BlockedLayout*>(x.impl()->layout_desc.get())
                                         : nullptr;

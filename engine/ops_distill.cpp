@@ -1,6 +1,7 @@
 // The distillation ops: fused KD loss (with its backward on the tape), per-instance difficulty scores, and the
 // radix sort of scores that orders the ISL curriculum. Boundary checks here, arithmetic in kernels/{cpu,cuda}.
 #include <cstring>
+#include <limits>
 
 #include "engine/ops_common.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -41,23 +42,26 @@ KDLossOutput kd_loss(const Tensor& student_in, const Tensor& teacher_in, const T
   KDLossOutput out;
   out.row_loss = Tensor::empty({M}, s.device());
   Tensor ds = grad ? Tensor::empty(s.shape(), s.device()) : Tensor();
-  float loss;
-  if (s.is_cuda())
-    loss = cuda::kd_loss_forward_backward(M, C, s.data(), t.data(), labels.data_i32(), p, out.row_loss.data(),
-                                          grad ? ds.data() : nullptr, &out.mean_kd, &out.mean_ce);
-  else
-    loss = cpu::kd_loss_forward_backward(M, C, s.data(), t.data(), labels.data_i32(), p, out.row_loss.data(),
-                                         grad ? ds.data() : nullptr, &out.mean_kd, &out.mean_ce);
-  out.loss = Tensor::full({1}, loss, s.device());
+  if (s.is_cuda()) {  // the loss stays on the device: no host sync (labels are checked where the loss is read)
+    out.loss = Tensor::empty({1}, s.device());
+    out.parts = Tensor::empty({2}, s.device());
+    cuda::kd_loss_forward_backward_on_device(M, C, s.data(), t.data(), labels.data_i32(), p, out.row_loss.data(),
+                                             grad ? ds.data() : nullptr, out.loss.data(), out.parts.data());
+    out.mean_kd = out.mean_ce = std::numeric_limits<float>::quiet_NaN();
+  } else {
+    const float loss = cpu::kd_loss_forward_backward(M, C, s.data(), t.data(), labels.data_i32(), p,
+                                                     out.row_loss.data(), grad ? ds.data() : nullptr, &out.mean_kd,
+                                                     &out.mean_ce);
+    out.loss = Tensor::full({1}, loss, s.device());
+  }
   if (grad) {
     // dL/ds was formed in the forward pass (it is the same sweep); backward only scales it by the upstream grad.
     record("kd_loss", {s}, {out.loss}, [s, ds](const std::vector<Tensor>& g) {
-      const float go = g[0].item();
       Tensor dx = Tensor::empty(s.shape(), s.device());
-      if (s.is_cuda())
-        cuda::scale(ds.data(), go, dx.data(), s.numel());
+      if (s.is_cuda())  // the upstream gradient stays on the device: no host sync in backward
+        cuda::scale_by_device_scalar(ds.data(), g[0].data(), dx.data(), s.numel());
       else
-        cpu::scale(ds.data(), go, dx.data(), s.numel());
+        cpu::scale(ds.data(), g[0].item(), dx.data(), s.numel());
       accumulate_grad(s, dx);
     });
   }

@@ -4,8 +4,13 @@
 // By default only algorithms cuDNN reports deterministic are taken (set_deterministic_algorithms); the setting is
 // part of the plan's key, so switching it never reuses a choice made under the other.
 // Workspaces come from the caching allocator and are returned right after the call (stream-ordered reuse).
-// Bias and fused ReLU are one extra elementwise pass (8 B/element), bias_relu_kernel below. cuDNN's default math
-// (TF32 tensor cores on Ampere and later) is allowed, as PyTorch does for convolutions.
+// Bias + ReLU together, with or without a residual added before the ReLU, run inside cuDNN
+// (cudnnConvolutionBiasActivationForward, z = the residual: no extra pass over y; a frozen teacher with folded BN
+// has one per conv, the residual at each block's end); otherwise bias / residual / ReLU are one extra elementwise
+// pass (8-12 B/element),
+// bias_relu_kernel below (cuDNN's fused call with an identity activation takes one algorithm only). Math: strict FP32 by
+// default (CUDNN_FMA_MATH on the convolution descriptor, as PyTorch with allow_tf32=False), cuDNN's default math
+// (TF32 tensor cores on sm_80+) under set_tf32_allowed(true); the setting is part of the plan's key too.
 #include <array>
 #include <atomic>
 #include <climits>
@@ -24,11 +29,13 @@ constexpr int kThreads = 256;
 // Algorithms needing more workspace than this are skipped (the next heuristic choice is taken).
 constexpr size_t kMaxWorkspaceBytes = size_t(512) << 20;
 
-// y[n, k, :] (+)= bias[k], then ReLU; plane = H*W.
-__global__ void bias_relu_kernel(float* y, const float* bias, int64_t K, int64_t plane, int64_t n, bool relu) {
+// y[n, k, :] (+)= bias[k] (+ residual), then ReLU; plane = H*W.
+__global__ void bias_relu_kernel(float* y, const float* bias, const float* residual, int64_t K, int64_t plane,
+                                 int64_t n, bool relu) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     float v = y[i];
     if (bias != nullptr) v += bias[(i / plane) % K];
+    if (residual != nullptr) v += residual[i];
     if (relu) v = v > 0.0f ? v : 0.0f;
     y[i] = v;
   }
@@ -47,6 +54,7 @@ cudnnHandle_t cudnn() {
 struct Plan {
   std::mutex mu;  // guards the lazily chosen algorithms below
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnActivationDescriptor_t relu = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   bool has_fwd = false, has_bwd_data = false, has_bwd_filter = false;
@@ -62,12 +70,14 @@ int to_int(int64_t v, const char* what) {
 }
 
 std::atomic<bool> g_deterministic{true};
+std::atomic<bool> g_tf32{false};
 
 Plan& plan_for(const Conv2dShape& s) {
   static std::mutex mu;
-  static std::map<std::array<int64_t, 11>, std::unique_ptr<Plan>> plans;
-  const std::array<int64_t, 11> key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups,
-                                    g_deterministic ? 1 : 0};
+  static std::map<std::array<int64_t, 12>, std::unique_ptr<Plan>> plans;
+  const bool tf32 = g_tf32;
+  const std::array<int64_t, 12> key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad, s.groups,
+                                    g_deterministic ? 1 : 0, tf32 ? 1 : 0};
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = plans[key];
   if (slot) return *slot;
@@ -77,6 +87,8 @@ Plan& plan_for(const Conv2dShape& s) {
   ISLKD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bias));
   ISLKD_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
   ISLKD_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&p->conv));
+  ISLKD_CUDNN_CHECK(cudnnCreateActivationDescriptor(&p->relu));
+  ISLKD_CUDNN_CHECK(cudnnSetActivationDescriptor(p->relu, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0));
   ISLKD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(s.N, "N"),
                                                to_int(s.C, "C"), to_int(s.H, "H"), to_int(s.W, "W")));
   ISLKD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(s.N, "N"),
@@ -89,6 +101,7 @@ Plan& plan_for(const Conv2dShape& s) {
                                                     to_int(s.stride, "stride"), to_int(s.stride, "stride"), 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   ISLKD_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p->conv, to_int(s.groups, "groups")));
+  ISLKD_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
   slot = std::move(p);
   return *slot;
 }
@@ -165,18 +178,25 @@ bool empty(const Conv2dShape& s) { return s.N == 0 || s.K == 0 || s.OH() <= 0 ||
 }  // namespace
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-                    bool fuse_relu) {
+                    bool fuse_relu, const float* residual) {
   if (empty(s)) return;
   Plan& p = plan_for(s);
   ensure_fwd(p);
   Workspace ws(p.fwd_ws);
   const float one = 1.0f, zero = 0.0f;
+  detail::count_cudnn_call();
+  if (bias != nullptr && fuse_relu) {  // y = relu(conv + alpha2 * z + bias): z the residual, or unread (alpha2 = 0)
+    ISLKD_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(cudnn(), &one, p.x, x, p.w, w, p.conv, p.fwd, ws.get(),
+                                                            ws.bytes(), residual ? &one : &zero, p.y,
+                                                            residual ? residual : y, p.bias, bias, p.relu, p.y, y));
+    return;
+  }
   ISLKD_CUDNN_CHECK(cudnnConvolutionForward(cudnn(), &one, p.x, x, p.w, w, p.conv, p.fwd, ws.get(), ws.bytes(),
                                             &zero, p.y, y));
-  if (bias != nullptr || fuse_relu) {
+  if (bias != nullptr || fuse_relu || residual != nullptr) {
     const int64_t n = s.N * s.K * s.OH() * s.OW();
-    ISLKD_LAUNCH(bias_relu_kernel, elementwise_blocks(n, kThreads), kThreads, 0, compute_stream(), y, bias, s.K,
-                 s.OH() * s.OW(), n, fuse_relu);
+    ISLKD_LAUNCH(bias_relu_kernel, elementwise_blocks(n, kThreads), kThreads, 0, compute_stream(), y, bias, residual,
+                 s.K, s.OH() * s.OW(), n, fuse_relu);
     ISLKD_CUDA_CHECK_LAUNCH();
   }
 }
@@ -191,6 +211,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   ensure_bwd_data(p);
   Workspace ws(p.bwd_data_ws);
   const float one = 1.0f, zero = 0.0f;
+  detail::count_cudnn_call();
   ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn(), &one, p.w, w, p.y, dy, p.conv, p.bwd_data, ws.get(),
                                                  ws.bytes(), &zero, p.x, dx));
 }
@@ -206,14 +227,20 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
   const float one = 1.0f, zero = 0.0f;
   {
     Workspace ws(p.bwd_filter_ws);
+    detail::count_cudnn_call();
     ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn(), &one, p.x, x, p.y, dy, p.conv, p.bwd_filter, ws.get(),
                                                      ws.bytes(), &zero, p.w, dw));
   }
-  if (dbias != nullptr) ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), &one, p.y, dy, &zero, p.bias, dbias));
+  if (dbias != nullptr) {
+    detail::count_cudnn_call();
+    ISLKD_CUDNN_CHECK(cudnnConvolutionBackwardBias(cudnn(), &one, p.y, dy, &zero, p.bias, dbias));
+  }
 }
 
 void set_deterministic_algorithms(bool on) { g_deterministic = on; }
 bool deterministic_algorithms() { return g_deterministic; }
+void set_tf32_allowed(bool on) { g_tf32 = on; }
+bool tf32_allowed() { return g_tf32; }
 
 ConvAlgorithms conv2d_algorithms(const Conv2dShape& s) {
   Plan& p = plan_for(s);

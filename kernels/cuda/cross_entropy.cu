@@ -77,15 +77,23 @@ __global__ void summarize_kernel(int64_t rows, int64_t cols, const int32_t* __re
 
 namespace detail {
 
+void summarize_row_losses_on_device(int64_t rows, int64_t cols, const int32_t* labels, const float* a,
+                                    const float* b, RowLossSummary* out) {
+  ISLKD_LAUNCH(summarize_kernel, dim3(1), dim3(kSummaryThreads), 0, compute_stream(), rows, cols, labels, a, b, out);
+  ISLKD_CUDA_CHECK_LAUNCH();
+}
+
 RowLossSummary summarize_row_losses(int64_t rows, int64_t cols, const int32_t* labels, const float* a,
                                     const float* b) {
   RowLossSummary host;
   if (rows <= 0) return host;
   DeviceTemp<RowLossSummary> dev(1);
-  ISLKD_LAUNCH(summarize_kernel, dim3(1), dim3(kSummaryThreads), 0, compute_stream(), rows, cols, labels, a, b,
-               dev.get());
-  ISLKD_CUDA_CHECK_LAUNCH();
-  memcpy_d2h(&host, dev.get(), sizeof host);
+  summarize_row_losses_on_device(rows, cols, labels, a, b, dev.get());
+  // Read back through a pinned buffer (a pageable destination would be staged by the driver; this is the one
+  // host wait of a loss call). One buffer per thread, never freed (freeing at exit could outlive the runtime).
+  thread_local RowLossSummary* pinned = static_cast<RowLossSummary*>(pinned_host_malloc(sizeof(RowLossSummary)));
+  memcpy_d2h(pinned, dev.get(), sizeof host);
+  host = *pinned;
   return host;
 }
 

@@ -16,6 +16,14 @@ cudaStream_t compute_stream();
 // Throws islkd::Error("<call> failed: <cuda error string> at file:line").
 [[noreturn]] void throw_cuda_error(const char* call, int code, const char* message, const char* file, int line);
 
+// Counters (cuda::counters()): bumped by the launch check below and at each cuDNN / cuBLAS work call.
+namespace detail {
+void count_launch();
+void count_cudnn_call();
+void count_cublas_call();
+void count_host_sync();  // a host wait outside device.cpp (an event the host had to wait for)
+}  // namespace detail
+
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Grid for a grid-stride elementwise loop: enough blocks to fill the device, never more than needed.
@@ -37,4 +45,9 @@ inline unsigned elementwise_blocks(int64_t n, int threads) {
   } while (0)
 
 // After ISLKD_LAUNCH: reports a bad launch configuration with the kernel's file and line.
-#define ISLKD_CUDA_CHECK_LAUNCH() ISLKD_CUDA_CHECK(cudaGetLastError())
+// Follows every launch exactly once, so it also counts the launches.
+#define ISLKD_CUDA_CHECK_LAUNCH()             \
+  do {                                        \
+    ::islkd::cuda::detail::count_launch();    \
+    ISLKD_CUDA_CHECK(cudaGetLastError());     \
+  } while (0)

@@ -34,6 +34,30 @@ struct ConvAlgorithms {
 // The algorithms conv2d_* use for this shape under the current setting (choosing them if not yet chosen).
 ConvAlgorithms conv2d_algorithms(const Conv2dShape& s);
 
+// ---- math mode ---------------------------------------------------------------------------------------
+// Off (the default): strict FP32 in cuDNN convolutions (CUDNN_FMA_MATH) and cuBLAS GEMMs (CUBLAS_DEFAULT_MATH),
+// so results stay within FP32 rounding of the CPU backend. On: TF32 tensor cores allowed on sm_80+ (PyTorch's
+// `allow_tf32`), ~10 mantissa bits per product. Process-wide, read when a convolution plan is made (plans are
+// kept per setting) and before each GEMM.
+void set_tf32_allowed(bool on);
+bool tf32_allowed();
+
+// ---- counters ----------------------------------------------------------------------------------------
+// What the backend asked of the runtime since the process started (relaxed atomics: exact once the threads that
+// queue work are quiet). A copy is pinned when its host side lies in a pinned_host_malloc block.
+struct Counters {
+  uint64_t kernel_launches = 0;  // custom kernels (ISLKD_LAUNCH)
+  uint64_t cudnn_calls = 0;      // convolution work calls (forward, backward data / filter / bias)
+  uint64_t cublas_calls = 0;     // GEMMs
+  uint64_t host_syncs = 0;       // stream or device synchronisations the host waits on
+  uint64_t h2d_pageable = 0, h2d_pinned = 0, d2h_pageable = 0, d2h_pinned = 0, d2d = 0;  // copies
+  uint64_t h2d_bytes = 0, d2h_bytes = 0, d2d_bytes = 0;
+  uint64_t cuda_mallocs = 0, cuda_malloc_bytes = 0;  // made by the caching allocator (cache misses)
+};
+Counters counters();
+// b - a, field by field.
+Counters counters_delta(const Counters& a, const Counters& b);
+
 // ---- memory (caching allocator: no cudaMalloc/cudaFree in the steady state) -------------------------
 void* device_malloc(size_t bytes);
 void device_free(void* p);
@@ -49,6 +73,10 @@ void memcpy_d2d(void* dst, const void* src, size_t bytes);
 // next op that uses dst (call wait_prefetch before using the batch).
 void memcpy_h2d_prefetch(void* dst, const void* src_pinned, size_t bytes);
 void wait_prefetch();
+// Host bytes (pageable is fine; the caller may reuse src at once) to dst with no pageable copy and no host wait:
+// staged in one of a few pinned buffers, copied on the copy stream after the compute stream's queued work; the
+// compute stream waits for the copy before its next op. For small per-step uploads (teacher logits, SGD tables).
+void memcpy_h2d_staged(void* dst, const void* src, size_t bytes);
 
 // ---- elementwise ---------------------------------------------------------------------------------
 void fill(float* y, float value, int64_t n);
@@ -56,13 +84,15 @@ void copy(const float* x, float* y, int64_t n);
 void add(const float* a, const float* b, float* y, int64_t n);     // y = a + b
 void accumulate(const float* x, float* y, int64_t n);              // y += x
 void scale(const float* x, float s, float* y, int64_t n);          // y = s * x
+void scale_by_device_scalar(const float* x, const float* s, float* y, int64_t n);  // y = s[0] * x, s on the device
 void relu_forward(const float* x, float* y, int64_t n);
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n);  // uses the output y (y > 0)
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* y);         // y[c] = sum_r x[r, c]
 
 // ---- convolution (oneDNN) --------------------------------------------------------------------------
+// residual (nullable, y's shape) is added before the ReLU: y = relu(conv(x, w) + bias + residual).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias /*nullable*/,
-                    float* y, bool fuse_relu = false);
+                    float* y, bool fuse_relu = false, const float* residual = nullptr);
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw,
                              float* dbias /*nullable*/);
@@ -119,12 +149,24 @@ float cross_entropy_forward_backward(int64_t rows, int64_t cols, const float* lo
 float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
                                const int32_t* labels, const KDLossParams& p, float* row_loss,
                                float* dstudent, float* mean_kd, float* mean_ce);
+// The same pass without a host wait (rows >= 1): the mean total loss goes to loss[0] and the mean KD and CE parts to
+// parts[0..1] (nullable), all on the device. A label outside [0, cols) makes them NaN instead of throwing (nothing
+// is read back to check it): the training step's loss, read every --log-every steps, then reports it.
+void kd_loss_forward_backward_on_device(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                                        const int32_t* labels, const KDLossParams& p, float* row_loss,
+                                        float* dstudent, float* loss, float* parts);
 // scores[r] per DifficultyMeasure (lower = easier); teacher may be null for CE and Confidence.
 void difficulty_scores(int64_t rows, int64_t cols, const float* snapshot, const float* teacher,
                        const int32_t* labels, DifficultyMeasure m, const KDLossParams& p, float* scores);
 // Stable ascending sort of float scores carrying uint32 values (instance indices): -0 -> +0, NaN last.
 void radix_sort_pairs(int64_t n, const float* keys_in, const uint32_t* values_in, float* keys_out,
                       uint32_t* values_out);
+
+// ---- training tallies (kernels/cuda/tally.cu) --------------------------------------------------------
+// acc[0] += loss[0] * rows, acc[1] += rows whose argmax (first maximum) equals the label, acc[2] += rows; all on
+// the device (acc: 3 doubles, loss: 1 float), so the host reads them only when it logs.
+void tally_add(int64_t rows, int64_t cols, const float* logits, const int32_t* labels, const float* loss,
+               double* acc);
 
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);

@@ -3,7 +3,9 @@
 // ISLKD_CUDA_CHECK. Built against the real runtime (islkd_cuda) and against the shim (islkd_cuda_emu).
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -22,6 +24,81 @@
 #endif
 
 namespace islkd::cuda {
+
+// ---- counters ------------------------------------------------------------------------------------------------
+namespace {
+
+struct AtomicCounters {
+  std::atomic<uint64_t> kernel_launches{0}, cudnn_calls{0}, cublas_calls{0}, host_syncs{0};
+  std::atomic<uint64_t> h2d_pageable{0}, h2d_pinned{0}, d2h_pageable{0}, d2h_pinned{0}, d2d{0};
+  std::atomic<uint64_t> h2d_bytes{0}, d2h_bytes{0}, d2d_bytes{0};
+  std::atomic<uint64_t> cuda_mallocs{0}, cuda_malloc_bytes{0};
+};
+
+AtomicCounters& ctr() {
+  static AtomicCounters* c = new AtomicCounters;  // never destroyed: counted calls may come during exit
+  return *c;
+}
+
+void bump(std::atomic<uint64_t>& c, uint64_t by = 1) { c.fetch_add(by, std::memory_order_relaxed); }
+
+// Stream synchronisations the host waits on, counted.
+void host_sync(cudaStream_t s, const char* call, const char* file, int line) {
+  bump(ctr().host_syncs);
+  const cudaError_t e = cudaStreamSynchronize(s);
+  if (e != cudaSuccess) throw_cuda_error(call, static_cast<int>(e), cudaGetErrorString(e), file, line);
+}
+
+// Pinned blocks handed out by pinned_host_malloc (start -> bytes), so a copy can be classified pinned/pageable.
+std::mutex pinned_mu;
+std::map<uintptr_t, size_t>& pinned_blocks() {
+  static auto* m = new std::map<uintptr_t, size_t>;
+  return *m;
+}
+
+bool is_pinned(const void* p, size_t bytes) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(pinned_mu);
+  auto& m = pinned_blocks();
+  auto it = m.upper_bound(a);
+  if (it == m.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->first + it->second;
+}
+
+}  // namespace
+
+namespace detail {
+void count_launch() { bump(ctr().kernel_launches); }
+void count_cudnn_call() { bump(ctr().cudnn_calls); }
+void count_cublas_call() { bump(ctr().cublas_calls); }
+void count_host_sync() { bump(ctr().host_syncs); }
+}  // namespace detail
+
+Counters counters() {
+  const AtomicCounters& a = ctr();
+  Counters c;
+  c.kernel_launches = a.kernel_launches.load(), c.cudnn_calls = a.cudnn_calls.load();
+  c.cublas_calls = a.cublas_calls.load(), c.host_syncs = a.host_syncs.load();
+  c.h2d_pageable = a.h2d_pageable.load(), c.h2d_pinned = a.h2d_pinned.load();
+  c.d2h_pageable = a.d2h_pageable.load(), c.d2h_pinned = a.d2h_pinned.load(), c.d2d = a.d2d.load();
+  c.h2d_bytes = a.h2d_bytes.load(), c.d2h_bytes = a.d2h_bytes.load(), c.d2d_bytes = a.d2d_bytes.load();
+  c.cuda_mallocs = a.cuda_mallocs.load(), c.cuda_malloc_bytes = a.cuda_malloc_bytes.load();
+  return c;
+}
+
+Counters counters_delta(const Counters& a, const Counters& b) {
+  Counters d;
+  d.kernel_launches = b.kernel_launches - a.kernel_launches, d.cudnn_calls = b.cudnn_calls - a.cudnn_calls;
+  d.cublas_calls = b.cublas_calls - a.cublas_calls, d.host_syncs = b.host_syncs - a.host_syncs;
+  d.h2d_pageable = b.h2d_pageable - a.h2d_pageable, d.h2d_pinned = b.h2d_pinned - a.h2d_pinned;
+  d.d2h_pageable = b.d2h_pageable - a.d2h_pageable, d.d2h_pinned = b.d2h_pinned - a.d2h_pinned;
+  d.d2d = b.d2d - a.d2d;
+  d.h2d_bytes = b.h2d_bytes - a.h2d_bytes, d.d2h_bytes = b.d2h_bytes - a.d2h_bytes;
+  d.d2d_bytes = b.d2d_bytes - a.d2d_bytes;
+  d.cuda_mallocs = b.cuda_mallocs - a.cuda_mallocs, d.cuda_malloc_bytes = b.cuda_malloc_bytes - a.cuda_malloc_bytes;
+  return d;
+}
 
 void throw_cuda_error(const char* call, int code, const char* message, const char* file, int line) {
   ISLKD_FAIL(call, " failed: ", message ? message : "unknown error", " (code ", code, ") at ", file, ":", line);
@@ -59,6 +136,19 @@ bool device_available(std::string* why) {
       cudaGetLastError();  // the failed query must not surface later as a launch error
       if (why) {
         *why = std::string("cudaGetDeviceCount: ") + (e != cudaSuccess ? cudaGetErrorString(e) : "no device");
+#if !defined(ISLKD_CUDA_EMULATED)
+        if (e == cudaErrorInsufficientDriver) {  // error 35: every call fails, say why once, clearly
+          int driver = 0, runtime = 0;
+          cudaDriverGetVersion(&driver);
+          cudaRuntimeGetVersion(&runtime);
+          const std::string rt = std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10);
+          *why += driver == 0 ? " (error 35: no NVIDIA driver is installed; this build's CUDA " + rt + " runtime "
+                                "needs one, CUDA 13 needs driver >= 580)"
+                              : " (error 35: this build's CUDA " + rt + " runtime needs a newer NVIDIA driver than "
+                                "the installed one (CUDA " + std::to_string(driver / 1000) + "." +
+                                std::to_string(driver % 1000 / 10) + "); CUDA 13 needs driver >= 580)";
+        }
+#endif
         if (is_emulated())
           *why += " (this build runs CUDA under the CPU emulator; set ISLKD_EMULATED_CUDA=1 to use it)";
       }
@@ -103,7 +193,9 @@ cudaStream_t compute_stream() { return streams().compute; }
 
 void set_device(int ordinal) { ISLKD_CUDA_CHECK(cudaSetDevice(ordinal)); }
 
+// One wait of the host (counted once), on both streams.
 void synchronize() {
+  bump(ctr().host_syncs);
   ISLKD_CUDA_CHECK(cudaStreamSynchronize(streams().compute));
   ISLKD_CUDA_CHECK(cudaStreamSynchronize(streams().copy));
 }
@@ -149,6 +241,8 @@ class Allocator {
         throw_cuda_error("cudaMalloc", static_cast<int>(e), cudaGetErrorString(e), __FILE__, __LINE__);
       }
       reserved_ += cls;
+      bump(ctr().cuda_mallocs);
+      bump(ctr().cuda_malloc_bytes, cls);
     }
     live_[p] = cls;
     in_use_ += cls;
@@ -195,6 +289,7 @@ class Allocator {
   void release_locked() {
     if (cached_ == 0) return;
     // Cached blocks may still be read by queued kernels: let the device finish before cudaFree.
+    bump(ctr().host_syncs);
     cudaDeviceSynchronize();
     for (auto& [cls, blocks] : free_) {
       for (void* p : blocks) {
@@ -228,12 +323,18 @@ void allocator_release_cached() { allocator().release_cached(); }
 void* pinned_host_malloc(size_t bytes) {
   void* p = nullptr;
   ISLKD_CUDA_CHECK(cudaMallocHost(&p, bytes));
+  std::lock_guard<std::mutex> lock(pinned_mu);
+  pinned_blocks()[reinterpret_cast<uintptr_t>(p)] = bytes;
   return p;
 }
 
 // Never throws: the loader frees its pinned buffers in its destructor.
 void pinned_host_free(void* p) {
   if (p == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(pinned_mu);
+    pinned_blocks().erase(reinterpret_cast<uintptr_t>(p));
+  }
   const cudaError_t e = cudaFreeHost(p);
   if (e != cudaSuccess) {
     cudaGetLastError();
@@ -246,17 +347,23 @@ void pinned_host_free(void* p) {
 // the source has been staged, so the caller may reuse it; device-to-host waits, since the caller reads dst.
 void memcpy_h2d(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  bump(is_pinned(src, bytes) ? ctr().h2d_pinned : ctr().h2d_pageable);
+  bump(ctr().h2d_bytes, bytes);
   ISLKD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, compute_stream()));
 }
 
 void memcpy_d2h(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  bump(is_pinned(dst, bytes) ? ctr().d2h_pinned : ctr().d2h_pageable);
+  bump(ctr().d2h_bytes, bytes);
   ISLKD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, compute_stream()));
-  ISLKD_CUDA_CHECK(cudaStreamSynchronize(compute_stream()));
+  host_sync(compute_stream(), "cudaStreamSynchronize(compute)", __FILE__, __LINE__);
 }
 
 void memcpy_d2d(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  bump(ctr().d2d);
+  bump(ctr().d2d_bytes, bytes);
   ISLKD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, compute_stream()));
 }
 
@@ -264,11 +371,79 @@ void memcpy_d2d(void* dst, const void* src, size_t bytes) {
 // recycled from it), then copies while the compute stream goes on with what is queued after.
 void memcpy_h2d_prefetch(void* dst, const void* src_pinned, size_t bytes) {
   if (bytes == 0) return;
+  bump(is_pinned(src_pinned, bytes) ? ctr().h2d_pinned : ctr().h2d_pageable);
+  bump(ctr().h2d_bytes, bytes);
   Streams& s = streams();
   ISLKD_CUDA_CHECK(cudaEventRecord(s.compute_mark, s.compute));
   ISLKD_CUDA_CHECK(cudaStreamWaitEvent(s.copy, s.compute_mark, 0));
   ISLKD_CUDA_CHECK(cudaMemcpyAsync(dst, src_pinned, bytes, cudaMemcpyHostToDevice, s.copy));
   ISLKD_CUDA_CHECK(cudaEventRecord(s.prefetched, s.copy));
+}
+
+// ---- staged uploads ----------------------------------------------------------------------------------------
+// kStagingSlots pinned buffers used in turn; a slot is rewritten only once the copy that read it has completed
+// (its event; normally long done, else the wait is counted as a host sync). The copy runs on the copy stream after
+// the compute stream's queued work (dst may be a block the allocator just recycled from it), and the compute
+// stream waits for it before its next op: the block crosses streams in both directions in order.
+namespace {
+
+constexpr int kStagingSlots = 8;
+
+struct StagingSlot {
+  void* host = nullptr;
+  size_t capacity = 0;
+  cudaEvent_t done = nullptr;
+  bool pending = false;
+};
+
+struct Staging {
+  std::mutex mu;
+  StagingSlot slots[kStagingSlots];
+  int next = 0;
+};
+
+Staging& staging() {
+  static Staging* s = new Staging;  // never destroyed: pinned blocks may be in flight at exit
+  return *s;
+}
+
+}  // namespace
+
+void memcpy_h2d_staged(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  Staging& st = staging();
+  std::lock_guard<std::mutex> lock(st.mu);
+  StagingSlot& slot = st.slots[st.next];
+  st.next = (st.next + 1) % kStagingSlots;
+  if (slot.done == nullptr) ISLKD_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+  if (slot.pending) {
+    const cudaError_t q = cudaEventQuery(slot.done);
+    if (q == cudaErrorNotReady) {
+      bump(ctr().host_syncs);
+      ISLKD_CUDA_CHECK(cudaEventSynchronize(slot.done));
+    } else {
+      ISLKD_CUDA_CHECK(q);
+    }
+    slot.pending = false;
+  }
+  if (slot.capacity < bytes) {
+    pinned_host_free(slot.host);
+    slot.host = nullptr;
+    slot.capacity = 0;
+    const size_t cap = bytes < 4096 ? 4096 : bytes + bytes / 4;  // room to grow without a new block each time
+    slot.host = pinned_host_malloc(cap);
+    slot.capacity = cap;
+  }
+  std::memcpy(slot.host, src, bytes);
+  Streams& s = streams();
+  bump(ctr().h2d_pinned);
+  bump(ctr().h2d_bytes, bytes);
+  ISLKD_CUDA_CHECK(cudaEventRecord(s.compute_mark, s.compute));
+  ISLKD_CUDA_CHECK(cudaStreamWaitEvent(s.copy, s.compute_mark, 0));
+  ISLKD_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, s.copy));
+  ISLKD_CUDA_CHECK(cudaEventRecord(slot.done, s.copy));
+  slot.pending = true;
+  ISLKD_CUDA_CHECK(cudaStreamWaitEvent(s.compute, slot.done, 0));
 }
 
 void wait_prefetch() {

@@ -75,26 +75,31 @@ __global__ void kd_loss_kernel(int64_t cols, float T, float alpha, float scale, 
   }
 }
 
-}  // namespace
+// The means from the device summary: total, KD and CE (NaN when a label is out of range: nothing is thrown here).
+__global__ void kd_loss_finish_kernel(const detail::RowLossSummary* __restrict__ sum, double rows, float alpha,
+                                      float* __restrict__ loss, float* __restrict__ parts) {
+  if (threadIdx.x != 0) return;
+  const double kd = sum->sum_a / rows, ce = sum->sum_b / rows;
+  const bool bad = sum->bad_row >= 0;
+  loss[0] = bad ? NAN : static_cast<float>(static_cast<double>(alpha) * kd + (1.0 - static_cast<double>(alpha)) * ce);
+  if (parts) {
+    parts[0] = bad ? NAN : static_cast<float>(kd);
+    parts[1] = bad ? NAN : static_cast<float>(ce);
+  }
+}
 
-float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
-                               const int32_t* labels, const KDLossParams& p, float* row_loss, float* dstudent,
-                               float* mean_kd, float* mean_ce) {
+void check_params(int64_t rows, int64_t cols, const KDLossParams& p) {
   ISLKD_CHECK(rows >= 0 && cols >= 1, "kd_loss: needs rows >= 0 and at least one class, got ", rows, " x ", cols);
   ISLKD_CHECK(std::isfinite(p.temperature) && p.temperature > 0.0f, "kd_loss: temperature must be > 0, got ",
               p.temperature);
   ISLKD_CHECK(std::isfinite(p.alpha) && p.alpha >= 0.0f && p.alpha <= 1.0f, "kd_loss: alpha must be in [0, 1], got ",
               p.alpha);
-  if (rows == 0) {
-    if (mean_kd) *mean_kd = 0.0f;
-    if (mean_ce) *mean_ce = 0.0f;
-    return 0.0f;
-  }
   ISLKD_CHECK(rows <= 0x7fffffff, "kd_loss: ", rows, " rows exceed one launch's grid");
+}
 
-  detail::DeviceTemp<float> parts(2 * rows);  // row_kd, then row_ce
-  float* row_kd = parts.get();
-  float* row_ce = parts.get() + rows;
+// The per-row launch, shared by both entry points.
+void launch_rows(int64_t rows, int64_t cols, const float* student, const float* teacher, const int32_t* labels,
+                 const KDLossParams& p, float* row_kd, float* row_ce, float* row_loss, float* dstudent) {
   const dim3 grid(static_cast<unsigned>(rows)), block(detail::kd_row_threads(cols));
   const float scale = static_cast<float>(1.0 / static_cast<double>(rows));
   if (cols <= kStageMaxCols) {
@@ -106,6 +111,38 @@ float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student,
                  student, teacher, labels, row_kd, row_ce, row_loss, dstudent);
   }
   ISLKD_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void kd_loss_forward_backward_on_device(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                                        const int32_t* labels, const KDLossParams& p, float* row_loss,
+                                        float* dstudent, float* loss, float* parts) {
+  check_params(rows, cols, p);
+  ISLKD_CHECK(rows >= 1, "kd_loss: no rows");
+  detail::DeviceTemp<float> tmp(2 * rows);  // row_kd, then row_ce
+  detail::DeviceTemp<detail::RowLossSummary> sum(1);
+  launch_rows(rows, cols, student, teacher, labels, p, tmp.get(), tmp.get() + rows, row_loss, dstudent);
+  detail::summarize_row_losses_on_device(rows, cols, labels, tmp.get(), tmp.get() + rows, sum.get());
+  ISLKD_LAUNCH(kd_loss_finish_kernel, dim3(1), dim3(32), 0, compute_stream(), sum.get(), static_cast<double>(rows),
+               p.alpha, loss, parts);
+  ISLKD_CUDA_CHECK_LAUNCH();
+}
+
+float kd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                               const int32_t* labels, const KDLossParams& p, float* row_loss, float* dstudent,
+                               float* mean_kd, float* mean_ce) {
+  check_params(rows, cols, p);
+  if (rows == 0) {
+    if (mean_kd) *mean_kd = 0.0f;
+    if (mean_ce) *mean_ce = 0.0f;
+    return 0.0f;
+  }
+
+  detail::DeviceTemp<float> parts(2 * rows);  // row_kd, then row_ce
+  float* row_kd = parts.get();
+  float* row_ce = parts.get() + rows;
+  launch_rows(rows, cols, student, teacher, labels, p, row_kd, row_ce, row_loss, dstudent);
 
   const detail::RowLossSummary sum = detail::summarize_row_losses(rows, cols, labels, row_kd, row_ce);
   ISLKD_CHECK(sum.bad_row < 0, "kd_loss: label ", sum.bad_label, " of row ", sum.bad_row, " is out of range [0, ",

@@ -2,7 +2,8 @@
 // cuBLAS is column-major, so each product is written for the transposed matrices (a row-major A[r,c] is a
 // column-major c x r matrix):  y^T = w * x^T  (Sgemm T,N),  dx^T = w^T * dy^T  (N,N),  dw^T = x^T * dy  (N,T).
 // The bias is broadcast into y first (broadcast_rows_kernel, 4 B/element written) and the GEMM accumulates with
-// beta = 1; db is sum_rows(dy). FP32 GEMM with cuBLAS's default math (no TF32 unless the handle asks for it).
+// beta = 1; db is sum_rows(dy). FP32 GEMM: CUBLAS_DEFAULT_MATH (no TF32) unless set_tf32_allowed(true) asks for
+// CUBLAS_TF32_TENSOR_OP_MATH; the mode is set on the handle before each GEMM (one host-side call, no device work).
 #include <climits>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -30,6 +31,14 @@ cublasHandle_t cublas() {
   return h;
 }
 
+// The handle with the math mode of the current setting, counted as one cuBLAS call per GEMM.
+cublasHandle_t gemm_handle() {
+  cublasHandle_t h = cublas();
+  ISLKD_CUBLAS_CHECK(cublasSetMathMode(h, tf32_allowed() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  detail::count_cublas_call();
+  return h;
+}
+
 int to_int(int64_t v, const char* what) {
   ISLKD_CHECK(v >= 0 && v <= INT_MAX, "linear (cuBLAS): ", what, " = ", v, " does not fit cuBLAS's int sizes");
   return static_cast<int>(v);
@@ -49,7 +58,7 @@ void linear_forward(int64_t M, int64_t K, int64_t N, const float* x, const float
   }
   const float one = 1.0f;
   // y^T (N x M, ld N) = w (as T of the column-major K x N) * x^T (K x M, ld K)
-  ISLKD_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, k > 0 ? k : 1, x,
+  ISLKD_CUBLAS_CHECK(cublasSgemm(gemm_handle(), CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, k > 0 ? k : 1, x,
                                  k > 0 ? k : 1, &beta, y, n));
 }
 
@@ -61,13 +70,13 @@ void linear_backward(int64_t M, int64_t K, int64_t N, const float* x, const floa
     if (N == 0)
       fill(dx, 0.0f, M * K);
     else  // dx^T (K x M, ld K) = w^T (column-major K x N, ld K) * dy^T (N x M, ld N)
-      ISLKD_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, k, m, n, &one, w, k, dy, n, &zero, dx, k));
+      ISLKD_CUBLAS_CHECK(cublasSgemm(gemm_handle(), CUBLAS_OP_N, CUBLAS_OP_N, k, m, n, &one, w, k, dy, n, &zero, dx, k));
   }
   if (dw != nullptr && N > 0 && K > 0) {
     if (M == 0)
       fill(dw, 0.0f, N * K);
     else  // dw^T (K x N, ld K) = x^T (K x M, ld K) * dy (transpose of the column-major N x M dy^T)
-      ISLKD_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_T, k, n, m, &one, x, k, dy, n, &zero, dw, k));
+      ISLKD_CUBLAS_CHECK(cublasSgemm(gemm_handle(), CUBLAS_OP_N, CUBLAS_OP_T, k, n, m, &one, x, k, dy, n, &zero, dw, k));
   }
   if (db != nullptr && N > 0) sum_rows(dy, M, N, db);
 }

@@ -37,5 +37,8 @@ struct RowLossSummary {
 // Copies the result to the host (this synchronises with the compute stream).
 RowLossSummary summarize_row_losses(int64_t rows, int64_t cols, const int32_t* labels, const float* a,
                                     const float* b);
+// The same summary left on the device (rows >= 1; no host wait), for launchers that finish on the device.
+void summarize_row_losses_on_device(int64_t rows, int64_t cols, const int32_t* labels, const float* a,
+                                    const float* b, RowLossSummary* out);
 
 }  // namespace islkd::cuda::detail

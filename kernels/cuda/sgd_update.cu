@@ -10,8 +10,10 @@
 // Napkin math: 12 bytes read + 8 written per element with momentum (8 + 4 without): memory-bound; a ResNet-20
 // (0.27 M parameters) moves ~5 MB per step. Loads are scalar because chunk starts inherit the tensors' offsets,
 // which need not be 16-byte aligned.
-// The descriptor table comes from the caching allocator and goes back right after the launch: the allocator
+// The descriptor table changes every step (gradients are new tensors), so it is uploaded every step, through the
+// backend's pinned staging (memcpy_h2d_staged: copy stream, events) into a block of the caching allocator, which
 // hands blocks out in compute-stream order, so no later op can overwrite it before this kernel has read it.
+// Steady state: one small pinned copy, no pageable copy, no cudaMalloc and no host wait.
 #include <vector>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -71,7 +73,7 @@ void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p) {
   ISLKD_CHECK(chunks.size() <= 0x7fffffffu, "sgd_update: too many parameter chunks (", chunks.size(), ")");
   const int64_t count = static_cast<int64_t>(chunks.size());
   detail::DeviceTemp<SGDChunk> table(count);
-  memcpy_h2d(table.get(), chunks.data(), chunks.size() * sizeof(SGDChunk));
+  memcpy_h2d_staged(table.get(), chunks.data(), chunks.size() * sizeof(SGDChunk));
   ISLKD_LAUNCH(sgd_update_kernel, dim3(static_cast<unsigned>(count)), dim3(kThreads), 0, compute_stream(),
                table.get(), p.lr, p.weight_decay, p.momentum, 1.0f - p.dampening, p.nesterov, p.first_step);
   ISLKD_CUDA_CHECK_LAUNCH();

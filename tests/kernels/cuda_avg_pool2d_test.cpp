@@ -24,8 +24,12 @@ void check(const Pool2dShape& s, uint32_t seed) {
   DeviceVec<float> dxin(x), dyout(out), ddy(dy), ddx(in);
   cuda::avg_pool2d_forward(s, dxin.get(), dyout.get());
   cuda::avg_pool2d_backward(s, ddy.get(), ddx.get());
-  EXPECT_TRUE(all_close(dyout.host(), y, 0.0f, 0.0f));  // same additions in the same order
-  EXPECT_TRUE(all_close(ddx.host(), dx, 0.0f, 0.0f));
+  EXPECT_TRUE(all_close(dyout.host(), y, 0.0f, 0.0f));  // same additions in the same order, then one multiply
+  // The backward's `sum += gp * inv` is contracted into an FMA by nvcc (PTX fma.rn.f32) but not by the CPU: each of
+  // the <= k*k terms then skips one rounding of at most 2^-24 of |gp * inv|, and sum |gp * inv| <= max|dy| <= 1
+  // here, so the results differ by at most ~6e-8; 1e-6 states that bound with room. The emulator matches exactly.
+  const float fma_tol = cuda::is_emulated() ? 0.0f : 1e-6f;
+  EXPECT_TRUE(all_close(ddx.host(), dx, fma_tol, 0.0f));
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ void check_backward(Shape3 s, uint32_t seed, bool with_dx) {
   EXPECT_TRUE(all_close(ddb.host(), dbr, 1e-4f, 1e-4f));
 }
 
-const Shape3 kAwkward[] = {{1, 1, 1}, {2, 1, 1}, {1, 3, 31}, {3, 33, 1}, {2, 5, 33}, {1, 7, 1000}, {31, 3, 9}};
+const Shape3 kAwkward[] = {{1, 1, 1},   {2, 1, 1},  {1, 3, 31},   {3, 33, 1},  {2, 5, 33},
+                           {1, 7, 1000}, {31, 3, 9}, {33, 2, 1000}, {1000, 3, 1}, {7, 1, 4099}};
 
 }  // namespace
 
@@ -104,4 +105,40 @@ TEST(BatchNormCuda, LargeChannelStatisticsMatchCpu) {
   // 64 x 32 x 32 values per channel: each thread adds 256 of them in float before the shuffle tree.
   check_train_forward({64, 2, 1024}, 555);
   check_backward({64, 2, 1024}, 556, true);
+}
+
+// Channels whose values are split over many blocks (slices of unequal length: the last one shorter), with an
+// offset mean and a large spread of counts per channel: 1 channel x 1000 planes of 33, 3 x 31 planes of 1000.
+TEST(BatchNormCuda, StatisticsSplitOverManyBlocksMatchCpu) {
+  const Shape3 shapes[] = {{1000, 1, 33}, {31, 3, 1000}, {1, 1, 100003}, {129, 5, 31}};
+  uint32_t seed = 900;
+  for (const Shape3& s : shapes) {
+    check_train_forward(s, seed += 10);
+    check_backward(s, seed += 10, true);
+    check_backward(s, seed += 10, false);
+  }
+}
+
+// The statistics are the same bits run after run (partials combined in a fixed order, no atomics).
+TEST(BatchNormCuda, MultiBlockStatisticsAreDeterministic) {
+  const Shape3 s{64, 3, 1024};
+  const size_t n = static_cast<size_t>(s.N * s.C * s.HW), c = static_cast<size_t>(s.C);
+  const auto x = random_vector(n, 5, -2.0f, 7.0f), g = random_vector(n, 6);
+  DeviceVec<float> dx(x), dg(g), gamma(std::vector<float>(c, 1.0f)), beta(std::vector<float>(c, 0.0f));
+  DeviceVec<float> rm(std::vector<float>(c, 0.0f)), rv(std::vector<float>(c, 1.0f)), y(n), mean(c), inv(c);
+  DeviceVec<float> ddx(n), dgam(c), dbet(c);
+  std::vector<float> first_y, first_dx, first_dgam;
+  for (int run = 0; run < 2; ++run) {
+    cuda::batch_norm_forward_train(s.N, s.C, s.HW, dx.get(), gamma.get(), beta.get(), rm.get(), rv.get(), 0.1f,
+                                   1e-5f, y.get(), mean.get(), inv.get());
+    cuda::batch_norm_backward(s.N, s.C, s.HW, dx.get(), dg.get(), gamma.get(), mean.get(), inv.get(), ddx.get(),
+                              dgam.get(), dbet.get());
+    if (run == 0) {
+      first_y = y.host(), first_dx = ddx.host(), first_dgam = dgam.host();
+    } else {
+      EXPECT_TRUE(all_close(y.host(), first_y, 0.0f, 0.0f));
+      EXPECT_TRUE(all_close(ddx.host(), first_dx, 0.0f, 0.0f));
+      EXPECT_TRUE(all_close(dgam.host(), first_dgam, 0.0f, 0.0f));
+    }
+  }
 }

@@ -1,6 +1,7 @@
 // conv2d on the CUDA backend (cuDNN v7 API, served by the shim under the emulator) against the CPU backend:
 // descriptor setup for strides, padding and groups, bias and fused ReLU, backward data / filter / bias, the
 // per-shape algorithm cache and the deterministic-algorithm selector.
+#include <cublas_v2.h>
 #include <cudnn.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -78,12 +79,20 @@ TEST(CudaConv2d, AlgorithmIsChosenOncePerShapeAndDirection) {
   cuda::conv2d_forward(s, x.get(), w.get(), nullptr, y.get());
   cuda::conv2d_backward_data(s, y.get(), w.get(), dx.get());
   cuda::conv2d_backward_weights(s, x.get(), y.get(), dw.get(), nullptr);
+  const cuda::Counters c0 = cuda::counters();
+#if ISLKD_TEST_EMULATED
   const auto first = islkd_cuda_shim::stats();
+#endif
   for (int i = 0; i < 3; ++i) {
     cuda::conv2d_forward(s, x.get(), w.get(), nullptr, y.get());
     cuda::conv2d_backward_data(s, y.get(), w.get(), dx.get());
     cuda::conv2d_backward_weights(s, x.get(), y.get(), dw.get(), nullptr);
   }
+  const cuda::Counters d = cuda::counters_delta(c0, cuda::counters());
+  EXPECT_EQ(d.cudnn_calls, 9u);  // three directions, three times, and nothing else
+  EXPECT_EQ(d.kernel_launches, 0u);  // no bias, no ReLU: no extra pass
+  EXPECT_EQ(d.cuda_mallocs, 0u);
+#if ISLKD_TEST_EMULATED
   const auto later = islkd_cuda_shim::stats();
   EXPECT_EQ(later.algorithm_queries, first.algorithm_queries);
   EXPECT_EQ(later.conv_forward - first.conv_forward, 3u);
@@ -95,6 +104,7 @@ TEST(CudaConv2d, AlgorithmIsChosenOncePerShapeAndDirection) {
   cuda::fill(x2.get(), 1.0f, static_cast<int64_t>(x_size(t)));
   cuda::conv2d_forward(t, x2.get(), w.get(), nullptr, y2.get());
   EXPECT_EQ(islkd_cuda_shim::stats().algorithm_queries, later.algorithm_queries + 1);
+#endif
 }
 
 TEST(CudaConv2d, SteadyStateForwardBackwardMakesNoCudaMalloc) {
@@ -108,11 +118,11 @@ TEST(CudaConv2d, SteadyStateForwardBackwardMakesNoCudaMalloc) {
     cuda::conv2d_backward_weights(s, x.get(), y.get(), dw.get(), db.get());
   };
   step();
-  const auto before = islkd_cuda_shim::stats().mallocs;
+  const uint64_t before = cuda::counters().cuda_mallocs;
   step();
   step();
 #if !defined(ISLKD_SANITIZE) && !defined(__SANITIZE_ADDRESS__)
-  EXPECT_EQ(islkd_cuda_shim::stats().mallocs, before);
+  EXPECT_EQ(cuda::counters().cuda_mallocs, before);
 #else
   (void)before;
 #endif
@@ -123,6 +133,7 @@ TEST(CudaConv2d, SteadyStateForwardBackwardMakesNoCudaMalloc) {
 // first. Each setting keeps its own choice (switching back does not reuse the other's).
 TEST(CudaConv2d, SelectorSkipsNondeterministicAlgorithmsUnlessAllowed) {
   ASSERT_TRUE(cuda::deterministic_algorithms());  // the default
+  ISLKD_SKIP_UNLESS_EMULATED("the ranking of algorithms is the shim's (on a GPU: BackwardIsBitwiseReproducible)");
   const Conv2dShape s = shape(2, 3, 10, 10, 4, 3, 1, 1, 1);
   const cuda::ConvAlgorithms det = cuda::conv2d_algorithms(s);
   EXPECT_EQ(det.forward, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
@@ -138,4 +149,99 @@ TEST(CudaConv2d, SelectorSkipsNondeterministicAlgorithmsUnlessAllowed) {
   EXPECT_EQ(again.forward, det.forward);
   EXPECT_EQ(again.backward_data, det.backward_data);
   EXPECT_EQ(again.backward_filter, det.backward_filter);
+}
+
+// What the determinism default is for, checked where it matters (a GPU; the emulator is deterministic anyway):
+// the same backward twice gives the same bits, at a shape whose filter gradient sums over many positions.
+TEST(CudaConv2d, BackwardIsBitwiseReproducibleByDefault) {
+  const Conv2dShape s = shape(16, 16, 32, 32, 16, 3, 1, 1, 1);
+  const std::vector<float> x = test::random_vector(x_size(s), 21), w = test::random_vector(w_size(s), 22),
+                           dy = test::random_vector(y_size(s), 23);
+  DeviceVec<float> d_x(x), d_w(w), d_dy(dy), d_dx(x_size(s)), d_dw(w_size(s)), d_db(16);
+  std::vector<float> first_dx, first_dw, first_db;
+  for (int run = 0; run < 2; ++run) {
+    cuda::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get());
+    cuda::conv2d_backward_weights(s, d_x.get(), d_dy.get(), d_dw.get(), d_db.get());
+    if (run == 0) {
+      first_dx = d_dx.host(), first_dw = d_dw.host(), first_db = d_db.host();
+    } else {
+      EXPECT_TRUE(test::all_close(d_dx.host(), first_dx, 0, 0)) << "backward data";
+      EXPECT_TRUE(test::all_close(d_dw.host(), first_dw, 0, 0)) << "backward filter";
+      EXPECT_TRUE(test::all_close(d_db.host(), first_db, 0, 0)) << "backward bias";
+    }
+  }
+}
+
+// Strict FP32 by default (the parity tests' tolerances assume it): the convolution descriptor asks for FMA math and
+// the GEMM handle for cuBLAS's default math; with TF32 allowed they ask for tensor-op math.
+TEST(CudaConv2d, StrictFp32MathByDefaultTf32OnlyWhenAllowed) {
+  ISLKD_SKIP_UNLESS_EMULATED("the math type is read back from the shim");
+#if ISLKD_TEST_EMULATED
+  ASSERT_FALSE(cuda::tf32_allowed());
+  const Conv2dShape s = shape(2, 3, 6, 6, 4, 3, 1, 1, 1);
+  DeviceVec<float> x(test::random_vector(x_size(s), 1)), w(test::random_vector(w_size(s), 2)), y(y_size(s));
+  DeviceVec<float> a(test::random_vector(12, 3)), b(test::random_vector(8, 4)), c(6);
+  auto run = [&] {
+    cuda::conv2d_forward(s, x.get(), w.get(), nullptr, y.get());
+    cuda::linear_forward(3, 4, 2, a.get(), b.get(), nullptr, c.get());
+  };
+  run();
+  EXPECT_EQ(islkd_cuda_shim::stats().last_conv_math_type, static_cast<int>(CUDNN_FMA_MATH));
+  EXPECT_EQ(islkd_cuda_shim::stats().last_gemm_math_mode, static_cast<int>(CUBLAS_DEFAULT_MATH));
+  cuda::set_tf32_allowed(true);
+  run();
+  cuda::set_tf32_allowed(false);
+  EXPECT_EQ(islkd_cuda_shim::stats().last_conv_math_type, static_cast<int>(CUDNN_DEFAULT_MATH));
+  EXPECT_EQ(islkd_cuda_shim::stats().last_gemm_math_mode, static_cast<int>(CUBLAS_TF32_TENSOR_OP_MATH));
+  run();  // back to strict: the strict plan is reused
+  EXPECT_EQ(islkd_cuda_shim::stats().last_conv_math_type, static_cast<int>(CUDNN_FMA_MATH));
+#endif
+}
+
+// Bias + ReLU run inside cuDNN's fused call (one cuDNN call, no extra kernel); bias alone or ReLU alone take the
+// convolution and one elementwise pass. Results against the CPU in ForwardWithBiasAndFusedReluMatchesCpu.
+TEST(CudaConv2d, BiasAndReluTogetherAreFusedIntoTheConvolution) {
+  const Conv2dShape s = shape(2, 3, 9, 7, 5, 3, 1, 1, 1);
+  DeviceVec<float> x(test::random_vector(x_size(s), 1)), w(test::random_vector(w_size(s), 2)),
+      b(test::random_vector(5, 3)), y(y_size(s));
+  cuda::conv2d_forward(s, x.get(), w.get(), b.get(), y.get(), true);  // plan and algorithm chosen
+  const struct {
+    bool bias, relu;
+    uint64_t launches;
+  } cases[] = {{true, true, 0}, {true, false, 1}, {false, true, 1}, {false, false, 0}};
+  for (const auto& c : cases) {
+    const cuda::Counters c0 = cuda::counters();
+    cuda::conv2d_forward(s, x.get(), w.get(), c.bias ? b.get() : nullptr, y.get(), c.relu);
+    const cuda::Counters d = cuda::counters_delta(c0, cuda::counters());
+    EXPECT_EQ(d.cudnn_calls, 1u) << "bias " << c.bias << " relu " << c.relu;
+    EXPECT_EQ(d.kernel_launches, c.launches) << "bias " << c.bias << " relu " << c.relu;
+  }
+}
+
+// A residual added before the ReLU (a folded teacher's block end): with bias and ReLU it rides in cuDNN's fused call
+// (z = residual, alpha2 = 1), otherwise in the one elementwise pass; both against the CPU's conv, + residual, ReLU.
+TEST(CudaConv2d, ResidualAddIsFusedAndMatchesCpu) {
+  const Conv2dShape s = shape(2, 4, 9, 7, 4, 3, 1, 1, 1);
+  const std::vector<float> x = test::random_vector(x_size(s), 11), w = test::random_vector(w_size(s), 12),
+                           b = test::random_vector(4, 13), r = test::random_vector(y_size(s), 14);
+  DeviceVec<float> dx(x), dw(w), db(b), dr(r), dy(y_size(s));
+  const struct {
+    bool bias, relu;
+    uint64_t launches;
+  } cases[] = {{true, true, 0}, {true, false, 1}, {false, true, 1}, {false, false, 1}};
+  for (const auto& c : cases) {
+    std::vector<float> ref(y_size(s));
+    cpu::conv2d_forward(s, x.data(), w.data(), c.bias ? b.data() : nullptr, ref.data(), false);
+    for (size_t i = 0; i < ref.size(); ++i) {
+      ref[i] += r[i];
+      if (c.relu) ref[i] = ref[i] > 0.0f ? ref[i] : 0.0f;
+    }
+    cuda::conv2d_forward(s, dx.get(), dw.get(), c.bias ? db.get() : nullptr, dy.get(), c.relu, dr.get());  // plan
+    const cuda::Counters c0 = cuda::counters();
+    cuda::conv2d_forward(s, dx.get(), dw.get(), c.bias ? db.get() : nullptr, dy.get(), c.relu, dr.get());
+    const cuda::Counters d = cuda::counters_delta(c0, cuda::counters());
+    EXPECT_TRUE(test::all_close(dy.host(), ref, 1e-5f, 1e-5f)) << "bias " << c.bias << " relu " << c.relu;
+    EXPECT_EQ(d.cudnn_calls, 1u) << "bias " << c.bias << " relu " << c.relu;
+    EXPECT_EQ(d.kernel_launches, c.launches) << "bias " << c.bias << " relu " << c.relu;
+  }
 }

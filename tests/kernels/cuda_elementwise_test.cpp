@@ -41,6 +41,10 @@ TEST(CudaElementwise, AddAccumulateScaleMatchCpu) {
     cpu::scale(a.data(), -0.75f, ref.data(), n);
     EXPECT_TRUE(test::all_close(dy.host(), ref, 0, 0)) << "scale n=" << n;
 
+    DeviceVec<float> factor(std::vector<float>{-0.75f});  // same product as scale, the factor read on the device
+    cuda::scale_by_device_scalar(da.get(), factor.get(), dy.get(), n);
+    EXPECT_TRUE(test::all_close(dy.host(), ref, 0, 0)) << "scale_by_device_scalar n=" << n;
+
     std::vector<float> acc = b;
     cuda::accumulate(da.get(), db.get(), n);
     cpu::accumulate(a.data(), acc.data(), n);

@@ -115,3 +115,40 @@ TEST(KdLossCuda, ZeroRowsGiveZeroMeans) {
   EXPECT_EQ(kd, 0.0f);
   EXPECT_EQ(ce, 0.0f);
 }
+
+// The host-wait-free entry point (what ops::kd_loss uses on CUDA): the same bits as the synchronous one for the
+// loss, its parts, per-row losses and the gradient, at awkward sizes; a label out of range gives NaN, no throw; and
+// no host sync is made.
+TEST(KdLossCuda, OnDeviceVariantMatchesTheSynchronousOneWithoutAHostSync) {
+  const int64_t sizes[][2] = {{1, 1}, {31, 33}, {33, 10}, {3, 1000}, {2, 5000}, {1000, 3}};
+  uint32_t seed = 700;
+  for (const auto& sz : sizes) {
+    const int64_t rows = sz[0], cols = sz[1];
+    SCOPED_TRACE(::testing::Message() << rows << " x " << cols);
+    const size_t n = static_cast<size_t>(rows * cols);
+    const auto s = test::random_vector(n, seed++, -5.0f, 5.0f), t = test::random_vector(n, seed++, -5.0f, 5.0f);
+    const auto labels = test::random_labels(static_cast<size_t>(rows), static_cast<int32_t>(cols), seed++);
+    const KDLossParams p = kd_params(4.0f, 0.9f);
+    DeviceVec<float> ds(s), dt(t), l1(static_cast<size_t>(rows)), g1(n), l2(static_cast<size_t>(rows)), g2(n);
+    DeviceVec<float> loss(1), parts(2);
+    DeviceVec<int32_t> dlab(labels);
+    float kd = 0, ce = 0;
+    const float total =
+        cuda::kd_loss_forward_backward(rows, cols, ds.get(), dt.get(), dlab.get(), p, l1.get(), g1.get(), &kd, &ce);
+    const cuda::Counters c0 = cuda::counters();
+    cuda::kd_loss_forward_backward_on_device(rows, cols, ds.get(), dt.get(), dlab.get(), p, l2.get(), g2.get(),
+                                             loss.get(), parts.get());
+    EXPECT_EQ(cuda::counters_delta(c0, cuda::counters()).host_syncs, 0u);
+    EXPECT_TRUE(all_close(loss.host(), {total}, 0.0f, 0.0f));
+    EXPECT_TRUE(all_close(parts.host(), {kd, ce}, 0.0f, 0.0f));
+    EXPECT_TRUE(all_close(l2.host(), l1.host(), 0.0f, 0.0f));
+    EXPECT_TRUE(all_close(g2.host(), g1.host(), 0.0f, 0.0f));
+  }
+  // A label out of range: NaN loss and parts (the synchronous entry point throws instead).
+  DeviceVec<float> ds(test::random_vector(12, 1)), dt(test::random_vector(12, 2)), rl(3), loss(1), parts(2);
+  DeviceVec<int32_t> dlab(std::vector<int32_t>{0, 4, 1});
+  cuda::kd_loss_forward_backward_on_device(3, 4, ds.get(), dt.get(), dlab.get(), kd_params(4.0f, 0.5f), rl.get(),
+                                           nullptr, loss.get(), parts.get());
+  EXPECT_TRUE(std::isnan(loss.host()[0]));
+  EXPECT_TRUE(std::isnan(parts.host()[0]) && std::isnan(parts.host()[1]));
+}

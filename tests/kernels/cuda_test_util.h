@@ -13,6 +13,18 @@
 
 #include "kernels/cuda/cuda_kernels.h"
 
+// 1 in the emulated test binaries (the shim's counters, shim.h, can be read), 0 in islkd_tests_gpu, which builds
+// the same cuda_*_test.cpp files against the real backend (tests/CMakeLists.txt).
+#ifndef ISLKD_TEST_EMULATED
+#define ISLKD_TEST_EMULATED 1
+#endif
+
+// For a check that only the emulator can make (hiding the device, the shim's choices): on a GPU the case skips.
+#define ISLKD_SKIP_UNLESS_EMULATED(why)                                             \
+  do {                                                                              \
+    if (!::islkd::cuda::is_emulated()) GTEST_SKIP() << "emulator only: " << (why);  \
+  } while (0)
+
 namespace islkd::test {
 
 // Makes cuda::device_available() true in an emulated build (the shim's device is hidden without

@@ -11,6 +11,7 @@
 
 struct cublasContext {
   cudaStream_t stream = nullptr;
+  cublasMath_t math = CUBLAS_DEFAULT_MATH;
 };
 
 namespace {
@@ -50,6 +51,12 @@ cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+  if (!valid(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  handle->math = mode;  // the CPU backend computes in FP32 whatever the mode
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 // C (m x n, ldc) = alpha * op(A) * op(B) + beta * C, all column-major; alpha and beta are host pointers (the
 // default CUBLAS_POINTER_MODE_HOST). beta == 0 ignores C's old contents (NaN included), as cuBLAS does.
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
@@ -75,6 +82,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   islkd_cuda_shim::detail::counters().sgemms++;
+  islkd_cuda_shim::detail::counters().last_gemm_math_mode = static_cast<int>(handle->math);
   const float a = *alpha, b = *beta;
   if (b == 0.0f)
     for (int j = 0; j < n; ++j) std::fill(C + static_cast<size_t>(j) * ldc, C + static_cast<size_t>(j) * ldc + m, 0.0f);

@@ -126,6 +126,7 @@ Stats stats() {
   s.conv_forward = c.conv_forward, s.conv_backward_data = c.conv_backward_data;
   s.conv_backward_filter = c.conv_backward_filter, s.conv_backward_bias = c.conv_backward_bias;
   s.algorithm_queries = c.algorithm_queries;
+  s.last_conv_math_type = c.last_conv_math_type, s.last_gemm_math_mode = c.last_gemm_math_mode;
   return s;
 }
 
@@ -300,6 +301,13 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return r.events.count(e) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+// Work is done when it is queued here, so a recorded event has always completed.
+cudaError_t cudaEventQuery(cudaEvent_t e) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   return r.events.count(e) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);

@@ -24,9 +24,14 @@ struct cudnnFilterStruct {
   bool set = false;
   int k = 0, c = 0, h = 0, w = 0;
 };
+struct cudnnActivationStruct {
+  bool set = false;
+  cudnnActivationMode_t mode = CUDNN_ACTIVATION_RELU;
+};
 struct cudnnConvolutionStruct {
   bool set = false;
   int pad_h = 0, pad_w = 0, u = 1, v = 1, groups = 1;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
 namespace {
@@ -221,6 +226,30 @@ cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int 
   d->groups = groups;
   return CUDNN_STATUS_SUCCESS;
 }
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t math) {
+  if (!live(d)) return CUDNN_STATUS_BAD_PARAM;
+  if (math != CUDNN_DEFAULT_MATH && math != CUDNN_TENSOR_OP_MATH &&
+      math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION && math != CUDNN_FMA_MATH) {
+    explain("cudnnSetConvolutionMathType", "unknown math type");
+    return CUDNN_STATUS_BAD_PARAM;
+  }
+  d->math = math;  // the CPU backend computes in FP32 whatever the type
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateActivationDescriptor(cudnnActivationDescriptor_t* d) {
+  if (d == nullptr) return CUDNN_STATUS_BAD_PARAM;
+  *d = create<cudnnActivationStruct>();
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyActivationDescriptor(cudnnActivationDescriptor_t d) { return destroy(d); }
+cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t d, cudnnActivationMode_t mode,
+                                           cudnnNanPropagation_t, double) {
+  if (!live(d)) return CUDNN_STATUS_BAD_PARAM;
+  d->set = true;
+  d->mode = mode;
+  return CUDNN_STATUS_SUCCESS;
+}
 
 // ---- algorithms and workspaces: the CPU backend needs no workspace; two ranked algorithms per direction ----------
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudnnTensorDescriptor_t x,
@@ -304,9 +333,57 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const 
     return CUDNN_STATUS_BAD_PARAM;
   }
   counters().conv_forward++;
+  counters().last_conv_math_type = static_cast<int>(cd->math);
   with_blend(static_cast<float*>(y), bytes(yd) / 4, alpha, beta, [&](float* out) {
     islkd::cpu::conv2d_forward(s, static_cast<const float*>(x), static_cast<const float*>(w), nullptr, out, false);
   });
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// The fused y = act(alpha1 * conv(x, w) + alpha2 * z + bias), served for what conv2d.cu asks: alpha1 = 1,
+// alpha2 = 0 (z unused, as cuDNN reads no z then) or 1 (z: a residual of y's shape, may alias y), a 1 x K x 1 x 1
+// bias and ReLU.
+cudnnStatus_t cudnnConvolutionBiasActivationForward(
+    cudnnHandle_t h, const void* alpha1, const cudnnTensorDescriptor_t xd, const void* x,
+    const cudnnFilterDescriptor_t wd, const void* w, const cudnnConvolutionDescriptor_t cd,
+    cudnnConvolutionFwdAlgo_t, void*, size_t, const void* alpha2, const cudnnTensorDescriptor_t zd, const void* z,
+    const cudnnTensorDescriptor_t bd, const void* bias, const cudnnActivationDescriptor_t ad,
+    const cudnnTensorDescriptor_t yd, void* y) {
+  islkd::Conv2dShape s;
+  if (cudnnStatus_t st = conv_shape("cudnnConvolutionBiasActivationForward", h, xd, wd, cd, yd, &s)) return st;
+  if (!alpha1 || !alpha2 || !live(zd) || !live(bd) || !bd->set || !live(ad) || !ad->set ||
+      !is_device_range(x, bytes(xd)) || !is_device_range(w, bytes(wd)) || !is_device_range(y, bytes(yd)) ||
+      !is_device_range(bias, bytes(bd)) || bd->n != 1 || bd->c != yd->c || bd->h != 1 || bd->w != 1) {
+    explain("cudnnConvolutionBiasActivationForward", "bad descriptors or pointers");
+    return CUDNN_STATUS_BAD_PARAM;
+  }
+  const float a2 = *static_cast<const float*>(alpha2);
+  if (*static_cast<const float*>(alpha1) != 1.0f || (a2 != 0.0f && a2 != 1.0f) || ad->mode != CUDNN_ACTIVATION_RELU) {
+    explain("cudnnConvolutionBiasActivationForward", "the shim serves alpha1 = 1, alpha2 = 0 or 1 and ReLU only");
+    return CUDNN_STATUS_NOT_SUPPORTED;
+  }
+  if (a2 != 0.0f && (!zd->set || zd->n != yd->n || zd->c != yd->c || zd->h != yd->h || zd->w != yd->w ||
+                     !is_device_range(z, bytes(zd)))) {
+    explain("cudnnConvolutionBiasActivationForward", "z is not device memory of y's shape");
+    return CUDNN_STATUS_BAD_PARAM;
+  }
+  counters().conv_forward++;
+  counters().last_conv_math_type = static_cast<int>(cd->math);
+  const size_t n = bytes(yd) / 4;
+  if (a2 == 0.0f) {
+    islkd::cpu::conv2d_forward(s, static_cast<const float*>(x), static_cast<const float*>(w),
+                               static_cast<const float*>(bias), static_cast<float*>(y), true);
+  } else {  // conv + bias first, then + z and ReLU (z may be y itself: it is read before y is written)
+    std::vector<float> t(n);
+    islkd::cpu::conv2d_forward(s, static_cast<const float*>(x), static_cast<const float*>(w),
+                               static_cast<const float*>(bias), t.data(), false);
+    const float* zp = static_cast<const float*>(z);
+    float* yp = static_cast<float*>(y);
+    for (size_t i = 0; i < n; ++i) {
+      const float v = t[i] + zp[i];
+      yp[i] = v > 0.0f ? v : 0.0f;
+    }
+  }
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -323,6 +400,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, c
     return CUDNN_STATUS_BAD_PARAM;
   }
   counters().conv_backward_data++;
+  counters().last_conv_math_type = static_cast<int>(cd->math);
   with_blend(static_cast<float*>(dx), bytes(dxd) / 4, alpha, beta, [&](float* out) {
     islkd::cpu::conv2d_backward_data(s, static_cast<const float*>(dy), static_cast<const float*>(w), out);
   });
@@ -342,6 +420,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
     return CUDNN_STATUS_BAD_PARAM;
   }
   counters().conv_backward_filter++;
+  counters().last_conv_math_type = static_cast<int>(cd->math);
   with_blend(static_cast<float*>(dw), bytes(dwd) / 4, alpha, beta, [&](float* out) {
     islkd::cpu::conv2d_backward_weights(s, static_cast<const float*>(x), static_cast<const float*>(dy), out, nullptr);
   });

@@ -16,6 +16,9 @@ struct Stats {
   uint64_t sgemms = 0;
   uint64_t conv_forward = 0, conv_backward_data = 0, conv_backward_filter = 0, conv_backward_bias = 0;
   uint64_t algorithm_queries = 0;  // cudnnGet*Algorithm_v7 calls (the backend caches them per shape)
+  // The math type of the descriptor of the last convolution work call (cudnnMathType_t, -1: none yet) and the
+  // math mode of the handle at the last cublasSgemm (cublasMath_t, -1: none yet): what a GPU would have computed in.
+  int last_conv_math_type = -1, last_gemm_math_mode = -1;
 };
 Stats stats();
 

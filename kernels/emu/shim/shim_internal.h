@@ -13,6 +13,7 @@ struct Counters {
   std::atomic<uint64_t> mallocs{0}, frees{0}, host_mallocs{0}, host_frees{0}, live_allocations{0}, live_bytes{0},
       memcpys{0}, memsets{0}, sgemms{0}, conv_forward{0}, conv_backward_data{0}, conv_backward_filter{0},
       conv_backward_bias{0}, algorithm_queries{0};
+  std::atomic<int> last_conv_math_type{-1}, last_gemm_math_mode{-1};
 };
 Counters& counters();
 
