@@ -18,19 +18,11 @@
 #include <utility>
 
 #include "kernels/common/error.h"
+#include "kernels/common/regular_file.h"
 
 namespace islkd {
 
 namespace {
-
-const char* file_kind(mode_t m) {
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISFIFO(m)) return "a FIFO";
-  if (S_ISCHR(m)) return "a character device";
-  if (S_ISBLK(m)) return "a block device";
-  if (S_ISSOCK(m)) return "a socket";
-  return "not a regular file";
-}
 
 std::string parent_dir(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
@@ -64,7 +56,7 @@ void check_output_path(const std::string& path) {
   ISLKD_CHECK(!path.empty(), "empty output path");
   struct stat st;
   if (::stat(path.c_str(), &st) == 0) {
-    ISLKD_CHECK(S_ISREG(st.st_mode), "refusing to write '", path, "': it is ", file_kind(st.st_mode),
+    ISLKD_CHECK(S_ISREG(st.st_mode), "refusing to write '", path, "': it is ", file_kind_name(st.st_mode),
                 ", not a regular file (the atomic write would replace it); give a file path");
     return;
   }

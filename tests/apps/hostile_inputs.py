@@ -320,29 +320,34 @@ def checkpoint_kept(c):
 case("train --lr 1e30 ends in an error and keeps the good checkpoint", must=["not written", "nan or inf"])(lr_diverges)
 
 
-@case("resume from a checkpoint claiming epoch -3 is refused", must=["'epoch'", "-3 is negative"])
-def _(c):
+def resume_case(name, edit, must):
+    """A `train --resume` of the good checkpoint after edit(header, data) must be refused before training."""
+    @case(name, must=must)
+    def _(c):
+        return "train", c.train_args("--epochs", "3", "--resume", c.tampered(name.replace(" ", "_"), edit), "--out",
+                                     c.path("resume", name.replace(" ", "_") + ".safetensors"))
+
+
+def set_meta(key, value):
     def edit(h, d):
-        h["__metadata__"]["epoch"] = "-3"
-    return "train", c.train_args("--epochs", "3", "--resume", c.tampered("epoch", edit), "--out",
-                                 c.path("r1", "o.safetensors"))
+        h["__metadata__"][key] = value
+    return edit
 
 
-@case("resume from a checkpoint claiming a negative step is refused", must=["'step'", "is negative"])
-def _(c):
+def reverse_shape(name):
     def edit(h, d):
-        h["__metadata__"]["step"] = "-1"
-    return "train", c.train_args("--epochs", "3", "--resume", c.tampered("step", edit), "--out",
-                                 c.path("r2", "o.safetensors"))
+        h[name]["shape"] = list(reversed(h[name]["shape"]))
+    return edit
 
 
-@case("resume with a momentum of the same size but another shape is refused", must=["has shape", "expected"])
-def _(c):
-    def edit(h, d):
-        e = h["optimizer.momentum.conv1.weight"]
-        e["shape"] = list(reversed(e["shape"]))
-    return "train", c.train_args("--epochs", "3", "--resume", c.tampered("momentum", edit), "--out",
-                                 c.path("r3", "o.safetensors"))
+resume_case("resume from a checkpoint claiming epoch -3 is refused", set_meta("epoch", "-3"),
+            ["'epoch'", "-3 is negative"])
+resume_case("resume from a checkpoint claiming a negative step is refused", set_meta("step", "-1"),
+            ["'step'", "is negative"])
+resume_case("resume from a checkpoint whose step disagrees with its epoch is refused", set_meta("step", "5"),
+            ["inconsistent counts"])
+resume_case("resume with a momentum of the same size but another shape is refused",
+            reverse_shape("optimizer.momentum.conv1.weight"), ["has shape", "expected"])
 
 
 @case("--start-fraction 7.5 is refused", must=["--start-fraction", "7.5"])
