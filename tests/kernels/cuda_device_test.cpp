@@ -240,7 +240,11 @@ TEST(CudaCounters, CountLaunchesCopiesSyncsAndMallocs) {
   EXPECT_EQ(d.d2h_pageable, 1u);
   EXPECT_EQ(d.d2h_bytes, 256u * 4 + 16);
   EXPECT_EQ(d.host_syncs, 3u);
+#if defined(ISLKD_SANITIZE) || defined(__SANITIZE_ADDRESS__)
+  EXPECT_EQ(d.cuda_mallocs, 2u);  // under ASan the allocator does not pool (kernels/cuda/device.cpp): both miss
+#else
   EXPECT_EQ(d.cuda_mallocs, 1u);
+#endif
   EXPECT_GE(d.cuda_malloc_bytes, size_t(3) << 20);
   EXPECT_EQ(pageable[3], 3.0f);  // the last copies brought the pinned values back
   cuda::pinned_host_free(pinned);
