@@ -470,7 +470,7 @@ def write_report(args, results, plan_all):
             est, lo, hi = st.bootstrap_matching_budget(sorted(conf_kd), conf_kd, list(v.values()))
             L.append(f"| {k[1]} | {k[2]} | {fmt(sum(v.values()) / len(v))} | {fmt(est)} | [{fmt(lo)}, {fmt(hi)}] |")
     L += ["", "## Arms", "", "Flags at 3 epochs; at 6 epochs an ISL arm's warm-up and phase lengths double (its "
-          "thirds are kept), at 2 epochs they stay (the phase is then the last epoch).", "",
+          "thirds are kept), at 2 epochs a layout that would not fit is shortened (the phase first, then the warm-up).", "",
           "| arm | train_kd flags | what |", "|---|---|---|"]
     for arm, (method, flags, what) in ARMS.items():
         L.append(f"| {arm} | `--method {method} {' '.join(flags)}` | {what} |")
