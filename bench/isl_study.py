@@ -12,7 +12,8 @@ Stages (each run is `build/apps/train_kd` on Fashion-MNIST, resnet8 student, the
   bench/isl_study.py --stage screening --max-minutes 90
   bench/isl_study.py --report-only                    # regenerate bench/isl_study/report.md and its plots
 
-Runs go to runs/isl_study/<stage>/<arm>/e<epochs>/s<seed>/ (git-ignored); a finished run (its result.json) is
+Runs go to runs/isl_study/<stage>/<arm>/e<epochs>/s<seed>/ (git-ignored; runs recorded in the committed summary.json
+are restored there first, so a fresh checkout continues the study); a finished run (its result.json) is
 skipped on restart, so the study runs in parts. --workers processes (default 2) of --threads 1 each. The results of
 every finished run are gathered into <report-dir>/summary.json (committed), from which the report is built.
 --limit/--test-limit/--val-split/--seeds/--budgets shrink everything for a smoke run (ctest Bench.IslStudySmoke).
@@ -211,6 +212,26 @@ def run_all(args, plan):
             p.terminate()
     if pending:
         print(f"isl_study: --max-minutes reached, {len(pending)} runs left for the next part", flush=True)
+
+
+def restore_from_summary(args, summary):
+    """The study runs in parts across sessions and machines: a run recorded in the committed summary.json (with the
+    same --limit/--test-limit/--val-split) counts as done, so a fresh checkout does not redo it."""
+    with open(summary) as f:
+        s = json.load(f)
+    if (s.get("limit", 0), s.get("test_limit", 0), s.get("val_split", 10000)) != \
+            (args.limit, args.test_limit, args.val_split):
+        return
+    restored = 0
+    for r in s.get("results", []):
+        d = run_dir(args, r["stage"], r["arm"], r["epochs"], r["seed"])
+        if not os.path.exists(os.path.join(d, "result.json")):
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "result.json"), "w") as f:
+                json.dump(r, f)
+            restored += 1
+    if restored:
+        print(f"isl_study: {restored} finished runs restored from {os.path.relpath(summary, ROOT)}", flush=True)
 
 
 def gather(args):
@@ -523,6 +544,8 @@ def main():
         sys.exit(f"isl_study: no train_kd at {args.train_kd}; build it: cmake --build build --target train_kd")
     if args.fresh and os.path.isdir(args.out):
         shutil.rmtree(args.out)
+    elif os.path.exists(summary):
+        restore_from_summary(args, summary)
     results = gather(args)
     for stage in args.stages:
         winner = args.winner or screening_winner(cells_of(results))
@@ -536,6 +559,7 @@ def main():
     os.makedirs(args.report_dir, exist_ok=True)
     with open(summary + ".tmp", "w") as f:
         json.dump({"command": args.command_line, "limit": args.limit, "test_limit": args.test_limit,
+                   "val_split": args.val_split,
                    "plan": plan_all, "results": results}, f, indent=0)
     os.replace(summary + ".tmp", summary)
     made = write_report(args, results, plan_all)
