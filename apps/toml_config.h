@@ -63,43 +63,120 @@ class TomlConfig : public CLI::Config {
   }
 
  private:
-  // TOML allows non-ASCII bytes only inside strings and comments (bare keys and whitespace are ASCII). Checked
-  // here, before toml++ sees the text: Debian's toml++ 3.3 reaches __builtin_unreachable (undefined behaviour)
-  // in is_non_ascii_horizontal_whitespace for characters such as U+0424 outside a string (found by fuzz_toml).
+  // TOML allows non-ASCII bytes only inside strings and comments (bare keys, values and whitespace are ASCII).
+  // Checked here, before toml++ sees the text: Debian's toml++ 3.3 reaches __builtin_unreachable (undefined
+  // behaviour) in is_non_ascii_horizontal_whitespace for characters such as U+00A1..U+0499 wherever it asks "is
+  // this whitespace?" of a non-ASCII character (found by fuzz_toml). It asks that outside strings, and inside a
+  // multi-line basic string after a backslash (line-ending backslashes skip the whitespace that follows). So a
+  // non-ASCII byte is allowed only where toml++ is certainly inside a string or comment and will not ask:
+  // - a quote opens a string only where toml++ reads a string: the first character of a value (after `=`, `[`, or
+  //   `,` in an array), of a key (line start, after `{` or `,` in an inline table, after `[`/`[[` of a header) or
+  //   of a dotted key's segment (after `.` while reading a key). A value that starts otherwise is bare: toml++
+  //   scans it character by character up to a value terminator (whitespace, `]`, `}`, `,`, `#`), so quotes,
+  //   brackets and `=` inside it (`a = 19'Ж`, `a = 0{"Ж"`) open nothing and what follows them stays "outside";
+  // - in a basic string, a non-ASCII byte right after `\`, or while a line-ending backslash skips whitespace, is
+  //   refused.
+  // The check is conservative: text it refuses is invalid TOML or (a quote inside a bare value) an error anyway.
   static void check_ascii_outside_strings(const std::string& text) {
     size_t line = 1, col = 0;
     enum { Plain, Comment, Basic, Literal, MultiBasic, MultiLiteral } st = Plain;
+    bool skipping = false;  // a multi-line basic string's line-ending backslash skips whitespace
+    // Plain: the last significant character ('\n' at a line start), and the open brackets: 'h' a table header,
+    // 'a' an array, 't' an inline table. `in_key`: a key is being read (a `.` is then a dotted key's separator).
+    char last = '\n';
+    std::string open;
+    bool in_key = true;
+    bool bare = false;  // toml++ is scanning a bare value up to a value terminator
+    auto refuse = [&](const char* where) {
+      throw CLI::ConfigError("TOML config: non-ASCII byte at line " + std::to_string(line) + ", column " +
+                             std::to_string(col) + " " + where);
+    };
     for (size_t i = 0; i < text.size(); ++i) {
       const char ch = text[i];
+      const bool high = static_cast<unsigned char>(ch) >= 0x80;
       ++col;
+      auto starts = [&](const char* s) { return text.compare(i, std::char_traits<char>::length(s), s) == 0; };
       if (ch == '\n') {
         ++line;
         col = 0;
-        if (st == Comment || st == Basic || st == Literal) st = Plain;  // single-line forms end (or are errors)
-        continue;
       }
-      auto starts = [&](const char* s) { return text.compare(i, std::char_traits<char>::length(s), s) == 0; };
       switch (st) {
-        case Plain:
-          if (static_cast<unsigned char>(ch) >= 0x80)
-            throw CLI::ConfigError("TOML config: non-ASCII byte at line " + std::to_string(line) + ", column " +
-                                   std::to_string(col) + " outside a string or comment");
-          if (ch == '#') st = Comment;
-          else if (starts("\"\"\"")) st = MultiBasic, i += 2, col += 2;
-          else if (starts("'''")) st = MultiLiteral, i += 2, col += 2;
-          else if (ch == '"') st = Basic;
-          else if (ch == '\'') st = Literal;
+        case Plain: {
+          if (high) refuse("outside a string or comment");
+          if (ch == '\n') {
+            bare = false;
+            if (open.empty() || open.back() == 'h') last = '\n', in_key = open.empty();
+            continue;
+          }
+          const bool terminator = ch == ' ' || ch == '\t' || (ch >= '\v' && ch <= '\r') || ch == ']' ||
+                                  ch == '}' || ch == ',' || ch == '#';
+          const bool at_value = last == '=' || ((last == '[' || last == ',') && !open.empty() && open.back() == 'a');
+          if (bare && !terminator) continue;  // inside a bare value even quotes, `=` and brackets are its bytes
+          bare = false;
+          if (at_value && !terminator && ch != '"' && ch != '\'' && ch != '[' && ch != '{') {
+            bare = true, last = 'x';  // a bare value (number, date, boolean, junk): toml++ scans to a terminator
+            continue;
+          }
+          if (ch == ' ' || ch == '\t' || (ch >= '\v' && ch <= '\r')) continue;
+          if (ch == '#') {
+            st = Comment;
+            continue;
+          }
+          if (ch == '"' || ch == '\'') {
+            const bool value_start = at_value;
+            const bool key_start = (last == '\n' && open.empty()) || last == '{' ||
+                                   (last == ',' && !open.empty() && open.back() == 't') ||
+                                   (last == '[' && !open.empty() && open.back() == 'h') || (last == '.' && in_key);
+            if (value_start || key_start) {
+              if (starts("\"\"\"")) st = MultiBasic, i += 2, col += 2;
+              else if (starts("'''")) st = MultiLiteral, i += 2, col += 2;
+              else st = ch == '"' ? Basic : Literal;
+              last = ch;
+              continue;
+            }
+          }
+          if (ch == '[') {
+            // At a line start outside brackets: a table header (`[[` too); otherwise an array value.
+            if ((last == '\n' && open.empty()) || (last == '[' && !open.empty() && open.back() == 'h' && in_key))
+              open += 'h', in_key = true;
+            else
+              open += 'a', in_key = false;
+          } else if (ch == '{') {
+            open += 't', in_key = true;
+          } else if ((ch == ']' || ch == '}') && !open.empty()) {
+            open.pop_back(), in_key = false;
+          } else if (ch == '=') {
+            in_key = false;
+          } else if (ch == ',' && !open.empty() && open.back() == 't') {
+            in_key = true;
+          }
+          last = ch;
           break;
+        }
         case Comment:
+          if (ch == '\n') st = Plain, last = open.empty() || open.back() == 'h' ? '\n' : last, in_key = open.empty();
           break;
         case Basic:
         case MultiBasic:
-          if (ch == '\\') ++i, ++col;  // an escape: the next byte cannot close the string
-          else if (st == Basic && ch == '"') st = Plain;
-          else if (st == MultiBasic && starts("\"\"\"")) st = Plain, i += 2, col += 2;
+          if (skipping) {
+            if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') break;
+            if (high) refuse("after a line-ending backslash");
+            skipping = false;
+          }
+          if (high) break;
+          if (ch == '\\' && i + 1 < text.size()) {
+            const char next = text[i + 1];
+            if (static_cast<unsigned char>(next) >= 0x80) ++col, refuse("after a backslash");
+            if (st == MultiBasic && (next == ' ' || next == '\t' || next == '\r' || next == '\n')) skipping = true;
+            else ++i, ++col;  // an escape: the next byte cannot close the string
+          } else if (st == Basic && (ch == '"' || ch == '\n')) {
+            st = Plain;  // a newline in a single-line string is toml++'s error
+          } else if (st == MultiBasic && starts("\"\"\"")) {
+            st = Plain, i += 2, col += 2;
+          }
           break;
         case Literal:
-          if (ch == '\'') st = Plain;
+          if (ch == '\'' || ch == '\n') st = Plain;
           break;
         case MultiLiteral:
           if (starts("'''")) st = Plain, i += 2, col += 2;

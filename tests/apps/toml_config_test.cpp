@@ -63,5 +63,38 @@ TEST(TomlConfig, NonAsciiOutsideStringsIsRefusedBeforeTomlPlusPlusSeesIt) {
   EXPECT_EQ(TomlConfig(nullptr).parse("s = \"\xd0\xa4\\\"\"\nt = '\xc3\xa9'\nu = \"\"\"\n\xc3\xa9\n\"\"\"\n").size(), 3u);
 }
 
+TEST(TomlConfig, NonAsciiWhereTomlPlusPlusScansABareValueOrSkipsWhitespaceIsRefused) {
+  TomlConfig c(nullptr);
+  auto error_of = [&](const std::string& text) {
+    try {
+      c.parse(text);
+      return std::string();
+    } catch (const CLI::ConfigError& e) {
+      return std::string(e.what());
+    }
+  };
+  // fuzz_toml's second input (CI, 2026-12-01): a quote inside a bare value opens no string; toml++ scans on to
+  // U+041C asking whether it ends the value.
+  EXPECT_NE(error_of("a = { b.5= 19'9-02-27T97:32:0\xd0\x9c\n").find("outside a string"), std::string::npos);
+  EXPECT_NE(error_of("a = 1.'\xd0\x9c'\n").find("outside a string"), std::string::npos);
+  EXPECT_NE(error_of("a=2:(=[00{\"q\xef\xbb\xb8,b =:aa").find("outside a string"), std::string::npos);
+  EXPECT_NE(error_of("a =00{\"\xd0\x9c\" = 1\n").find("outside a string"), std::string::npos);
+  EXPECT_NE(error_of("a = [1, 2.\"\xd0\x9c\"]\n").find("outside a string"), std::string::npos);
+  EXPECT_NE(error_of("a = \"x\"\"\xd0\x9c\"\n").find("outside a string"), std::string::npos);
+  // A multi-line basic string's line-ending backslash makes toml++ test the next characters for whitespace.
+  EXPECT_NE(error_of("a = \"\"\"x\\\n  \xd0\x9c\"\"\"\n").find("after a line-ending backslash"), std::string::npos);
+  EXPECT_NE(error_of("a = \"\"\"x\\ \xd0\x9c\"\"\"\n").find("after a line-ending backslash"), std::string::npos);
+  EXPECT_NE(error_of("a = \"\"\"x\\\xd0\x9c\"\"\"\n").find("after a backslash"), std::string::npos);
+  // Non-ASCII where toml++ reads a string stays allowed: quoted keys, dotted keys, headers, arrays, inline tables
+  // (the scan passes and toml++ parses it; the options check then refuses the nested tables, as it should).
+  const std::string valid =
+      error_of("\"\xd0\x9c\" = 1\na.'\xd0\x9c' = \"\xd0\x9c\"\n[\"\xd0\x9d\"]\nx = ['\xd0\x9c', \"\xd0\x9c\"]\n"
+               "y = { \"\xd0\x9c\" = 1, z.\"\xd0\x9c\" = '\xd0\x9c' }\n[[t.'\xd0\x9c']]\nv = [\n  \"\xd0\x9c\",\n]\n"
+               "w = \"\"\"x\\\n  y\xd0\x9c\"\"\" # \xd0\x9c\n");
+  EXPECT_EQ(valid.find("non-ASCII"), std::string::npos) << valid;
+  EXPECT_EQ(valid.find("while parsing"), std::string::npos) << valid;
+  EXPECT_NE(valid.find("unsupported type"), std::string::npos) << valid;
+}
+
 }  // namespace
 }  // namespace islkd::app

@@ -100,6 +100,11 @@ for name, b in seeds.items():
 for k, text in enumerate([
         'method = "isl"\nlr = 0.05\nmilestones = [2, 3]\nnesterov = true\n',
         '[optimizer]\nlr = 1e-3\n[curriculum]\nstart_fraction = 0.5\npacing = "root"\n',
-        'a = { b = [1, 2.5, "x"], c = false }\n"quoted key" = 1979-05-27T07:32:00Z\n']):
-    with open(os.path.join(out, "toml", "seed_%d" % k), "w") as f:
+        'a = { b = [1, 2.5, "x"], c = false }\n"quoted key" = 1979-05-27T07:32:00Z\n',
+        # non-ASCII in strings, comments and a line-ending backslash; and the two inputs that once reached
+        # toml++'s __builtin_unreachable (refused by the config's check before toml++ sees them)
+        '"\u041c" = \'\u00e9\' # \u00e9\nw = """x\\\n  y\u041c"""\n',
+        'a = { b =\u0424\u07d7quy" = 20\n',
+        "a = { b.5= 19'9-02-27T97:32:0\u041c\n"]):
+    with open(os.path.join(out, "toml", "seed_%d" % k), "w", encoding="utf-8") as f:
         f.write(text)
