@@ -87,20 +87,41 @@ class MatchingBudget(unittest.TestCase):
 class StudyLayout(unittest.TestCase):
     def test_isl_layout_keeps_its_thirds_at_multiples_of_three(self):
         import isl_study
-        self.assertEqual(isl_study.scaled_flags("isl", 3), [])
-        self.assertEqual(isl_study.scaled_flags("isl", 2), [])
-        self.assertEqual(isl_study.scaled_flags("isl", 6), ["--isl-warmup", "2", "--phase-epochs", "2"])
+
+        def layout(arm, epochs):  # the layout flags as a dict
+            f = isl_study.scaled_flags(arm, epochs)
+            return {k: f[f.index(k) + 1] for k in ("--isl-warmup", "--phase-epochs", "--phases") if k in f}
+        three = {"--isl-warmup": "1", "--phase-epochs": "1", "--phases": "1"}
+        self.assertEqual(layout("isl", 3), three)
+        self.assertEqual(layout("isl", 2), three)
+        self.assertEqual(layout("isl", 6), {"--isl-warmup": "2", "--phase-epochs": "2", "--phases": "1"})
         self.assertEqual(isl_study.scaled_flags("kd", 6), [])
-        self.assertEqual(isl_study.scaled_flags("weighted-rescore", 6),
-                         ["--curriculum-mode", "weighted", "--rescore-every-epoch", "--isl-warmup", "2",
-                          "--phase-epochs", "4"])
+        self.assertEqual(layout("weighted-rescore", 6), {"--isl-warmup": "2", "--phase-epochs": "4", "--phases": "1"})
         # Shortened to fit (train_kd refuses a curriculum longer than --epochs): the phase first, then the warm-up.
-        self.assertEqual(isl_study.scaled_flags("weighted-rescore", 2),
-                         ["--curriculum-mode", "weighted", "--rescore-every-epoch"])
-        self.assertEqual(isl_study.scaled_flags("isl", 1), ["--isl-warmup", "0"])
+        self.assertEqual(layout("weighted-rescore", 2), three)
+        self.assertEqual(layout("isl", 1), {"--isl-warmup": "0", "--phase-epochs": "1", "--phases": "1"})
         self.assertIn("--pace-to-lr-drop", isl_study.scaled_flags("pace-teacher", 6))
         self.assertNotIn("--phase-epochs", isl_study.scaled_flags("pace-teacher", 6))
 
+    def test_isl_arms_pin_the_pre_study_defaults_and_override_them_once(self):
+        import isl_study
+        for arm, (method, own, _) in isl_study.ARMS.items():
+            f = isl_study.scaled_flags(arm, 3)
+            if method != "isl":
+                self.assertEqual(f, own)
+                continue
+            if "--pace-to-lr-drop" not in own:  # it lays its phase out itself: its flags stay as they are
+                own = [x for i, x in enumerate(own) if x not in ("--isl-warmup", "--phase-epochs", "--phases") and
+                       (i == 0 or own[i - 1] not in ("--isl-warmup", "--phase-epochs", "--phases"))]
+            self.assertEqual(f[:len(own)], own)  # the arm's own flags first (its layout flags come at the end)
+            keys = [x.split("=")[0] for x in f if x.startswith("--")]
+            self.assertEqual(len(keys), len(set(keys)), arm)  # CLI11 refuses an option given twice
+            for k in isl_study.ISL_BASE:
+                self.assertIn(k, keys, arm)
+        f = isl_study.scaled_flags("isl", 3)
+        self.assertEqual(f[f.index("--measure") + 1], "loss")
+        self.assertIn("--pace-to-lr-drop=false", f)
+        self.assertEqual(isl_study.scaled_flags("anti", 3)[:2], ["--direction", "hard-first"])
 
 if __name__ == "__main__":
     unittest.main()
