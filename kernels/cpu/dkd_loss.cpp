@@ -40,6 +40,9 @@ struct DKDRow {
   double tckd = 0.0, nckd = 0.0, ce = 0.0;
 };
 
+// log(1 + exp(x)) without overflow, accurate for both signs.
+double softplus(double x) { return x > 0.0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+
 // log(exp(x) + exp(y)) without overflow.
 double log_add_exp(double x, double y) {
   const double m = std::max(x, y);
@@ -82,9 +85,10 @@ DKDRow dkd_row(int64_t C, const float* s, const float* t, int32_t y, double T, d
   }
   const double lzsT = std::log(zsT), lztT = std::log(ztT), lzs = std::log(zs);
   // Target vs the rest, in log space relative to the non-target maxima.
-  const double ds = (static_cast<double>(s[y]) - ms) * invT, dt = (static_cast<double>(t[y]) - mt) * invT;
-  const double Ls = log_add_exp(lzsT, ds), Lt = log_add_exp(lztT, dt);
-  const double lbs = ds - Ls, los = lzsT - Ls, lbt = dt - Lt, lot = lztT - Lt;
+  // x = log(target / non-target mass): log o = -softplus(x), log b = x - softplus(x) (as the CUDA twin does).
+  const double xs = (static_cast<double>(s[y]) - ms) * invT - lzsT, xt = (static_cast<double>(t[y]) - mt) * invT - lztT;
+  const double spS = softplus(xs), spT = softplus(xt);
+  const double lbs = xs - spS, los = -spS, lbt = xt - spT, lot = -spT;
   const double bt = std::exp(lbt), ot = std::exp(lot);
   r.tckd = T * T * ((bt > 0.0 ? bt * (lbt - lbs) : 0.0) + (ot > 0.0 ? ot * (lot - los) : 0.0));
   r.nckd = T * T * (w / ztT - lztT + lzsT);

@@ -39,6 +39,9 @@ __device__ __forceinline__ float log_add_exp(float x, float y) {
   return m + logf(expf(x - m) + expf(y - m));
 }
 
+// log(1 + exp(x)) without overflow, accurate for both signs.
+__device__ __forceinline__ float softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+
 template <bool kStaged>
 __global__ void dkd_loss_kernel(int64_t cols, float T, float alpha, float beta, float ce_weight, float scale,
                                 const float* __restrict__ student, const float* __restrict__ teacher,
@@ -62,9 +65,11 @@ __global__ void dkd_loss_kernel(int64_t cols, float T, float alpha, float beta, 
   float tckd = 0.0f, nckd = 0.0f, ce = 0.0f, o = 0.0f, ot = 0.0f, d1 = 0.0f, L1 = 0.0f;
   if (decoupled) {
     const float lzsT = logf(st.zsT), lztT = logf(st.ztT), lzs = logf(st.zs);
-    const float ds = (s[y] - st.ms) * invT, dt = (t[y] - st.mt) * invT;
-    const float Ls = log_add_exp(lzsT, ds), Lt = log_add_exp(lztT, dt);
-    const float lbs = ds - Ls, los = lzsT - Ls, lbt = dt - Lt, lot = lztT - Lt;
+    // x = log(target / non-target mass); log o = -softplus(x), log b = x - softplus(x): no 1 - b cancellation
+    // and no difference of the two log-partitions, which float would lose for a small target mass.
+    const float xs = (s[y] - st.ms) * invT - lzsT, xt = (t[y] - st.mt) * invT - lztT;
+    const float spS = softplus(xs), spT = softplus(xt);
+    const float lbs = xs - spS, los = -spS, lbt = xt - spT, lot = -spT;
     const float bt = expf(lbt);
     ot = expf(lot);
     o = expf(los);
