@@ -94,8 +94,9 @@ class WideResNet : public Module {
       out = bn1_->forward_relu(out);
       return (*fc_)(detail::final_avg_pool(out, 8));
     }
-    // wrn.py's is_feat: [f0 (conv1), f1..f3 (blocks), f4 (pooled)]; with preact f1, f2 are block2's and block3's
-    // first bn1 of them and f3 is bn1(f3), all before their ReLU.
+    // wrn.py's is_feat: [f0 (conv1), f1..f3 (blocks), f4 (pooled)]. With preact, f1 and f2 are the bn1 outputs of
+    // the first block of block2 and block3 (the BN wrn.py re-applies to them) and f3 is the final bn1's output, all
+    // before their ReLU.
     emit_feature("feat0", out);
     const bool preact = preact_wanted();
     Tensor pre;
