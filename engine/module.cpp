@@ -1,6 +1,9 @@
 // Module tree traversal: dotted names, train/eval, device moves.
 #include "engine/module.h"
 
+#include <algorithm>
+#include <set>
+
 namespace islkd {
 
 Tensor& Module::register_parameter(const std::string& name, Tensor t) {
@@ -72,6 +75,47 @@ void Module::to(Device device) {
   for (auto& [n, t] : buffers_)
     if (t->device() != device) *t = t->to(device);
   for (auto& [n, c] : children_) c->to(device);
+}
+
+struct Module::FeatureSink {
+  const FeatureRequest* request;
+  std::map<std::string, Tensor>* out;
+};
+
+bool Module::preact_wanted() const { return feature_sink_ && feature_sink_->request->preact; }
+
+bool Module::feature_wanted(const std::string& name) const {
+  if (!feature_sink_) return false;
+  const auto& names = feature_sink_->request->names;
+  return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+void Module::emit_feature(const std::string& name, const Tensor& t) {
+  if (feature_wanted(name)) (*feature_sink_->out)[name] = t.to_plain();
+}
+
+FeaturesOutput Module::forward_features(const Tensor& x, const FeatureRequest& request) {
+  const std::vector<std::string> valid = feature_names();
+  for (const auto& n : request.names) {
+    if (std::find(valid.begin(), valid.end(), n) != valid.end()) continue;
+    std::string list;
+    for (const auto& v : valid) list += (list.empty() ? "" : ", ") + v;
+    ISLKD_FAIL("forward_features: this model has no feature '", n, "' (it has: ", list.empty() ? "none" : list, ")");
+  }
+  FeaturesOutput out;
+  FeatureSink sink{&request, &out.features};
+  // Restored even when forward throws, so a later plain forward() pays nothing.
+  struct Reset {
+    FeatureSink*& p;
+    ~Reset() { p = nullptr; }
+  } reset{feature_sink_};
+  feature_sink_ = &sink;
+  out.logits = forward(x);
+  const size_t expected =
+      request.names.empty() ? valid.size() : std::set<std::string>(request.names.begin(), request.names.end()).size();
+  ISLKD_CHECK(out.features.size() == expected, "forward_features: the model produced ", out.features.size(),
+              " of the ", expected, " requested features (a model's forward must emit every name it lists)");
+  return out;
 }
 
 void Module::zero_grad() {

@@ -71,6 +71,34 @@ struct KDLossOutput {
   Tensor parts;
 };
 KDLossOutput kd_loss(const Tensor& student, const Tensor& teacher, const Tensor& labels, const KDLossParams& p);
+// Decoupled KD (Zhao et al. 2022; mdistiller's DKD) fused with cross-entropy in one kernel (kernels/*/dkd_loss.*):
+//   loss = mean over rows of ce_weight * CE + warmup * (alpha * TCKD + beta * NCKD)
+// TCKD: T^2 * binary KL between the teacher's and student's target / non-target masses at temperature T;
+// NCKD: T^2 * KL between their distributions over the non-target classes. Defaults are mdistiller's
+// (configs/cifar100/dkd: DKD.CE_WEIGHT 1.0, ALPHA 1.0, BETA 8.0, T 4.0, WARMUP 20); `warmup` is the loss-weight
+// warm-up factor min(epoch / 20, 1) of the current epoch (engine/distill/dkd.h), 1 after the warm-up. The teacher is
+// a constant; labels int32 as kd_loss.
+struct DKDLossParams {
+  float temperature = 4.0f, alpha = 1.0f, beta = 8.0f, ce_weight = 1.0f, warmup = 1.0f;
+};
+struct DKDLossOutput {
+  Tensor loss;      // shape [1], differentiable w.r.t. student
+  Tensor row_loss;  // M, no grad
+  // [3] = mean TCKD, mean NCKD, mean CE (unweighted), on the loss's device (CUDA: no host sync; NaN when a label is
+  // out of range there, an islkd::Error on the CPU).
+  Tensor parts;
+};
+DKDLossOutput dkd_loss(const Tensor& student, const Tensor& teacher, const Tensor& labels, const DKDLossParams& p);
+
+// ---- feature distillation ----
+// Attention transfer (Zagoruyko & Komodakis; RepDistiller's distiller_zoo/AT.py with p = 2) for one feature pair of
+// equal N, H, W (channels may differ): at(f) = normalize(mean_c f^2 viewed N x HW) (L2 per sample, eps 1e-12),
+// loss = mean over N*HW of (at(student) - at(teacher))^2. Shape [1]; gradient w.r.t. student only.
+Tensor at_loss(const Tensor& student, const Tensor& teacher);
+// Mean squared error over all elements (torch's nn.MSELoss(), RepDistiller's HintLoss); same shapes. Shape [1];
+// differentiable w.r.t. both inputs.
+Tensor mse_loss(const Tensor& a, const Tensor& b);
+
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
 // may be undefined for DifficultyMeasure::CE and ::Confidence.
 Tensor difficulty_scores(const Tensor& snapshot, const Tensor& teacher, const Tensor& labels, DifficultyMeasure m,

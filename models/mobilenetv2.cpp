@@ -70,10 +70,28 @@ class MobileNetV2 : public Module {
     detail::init_linears(*this, rng, 0.01);
   }
   Tensor forward(const Tensor& x) override {
-    Tensor out = (*conv2_)((*blocks_)((*conv1_)(x)));
+    Tensor out = (*conv1_)(x);
+    if (features_wanted()) {
+      // mobilenetv2.py's is_feat: f0 = conv1, f1..f4 after blocks 1, 2, 4 and 6, f5 = the pooled vector. The
+      // stages end in a linear bottleneck (no ReLU), so preact changes nothing, as upstream.
+      emit_feature("feat0", out);
+      const int feat_after[7] = {0, 1, 2, 0, 3, 0, 4};
+      for (size_t i = 0; i < blocks_->size(); ++i) {
+        out = (*blocks_)[i](out);
+        if (feat_after[i] > 0) emit_feature("feat" + std::to_string(feat_after[i]), out);
+      }
+      out = (*conv2_)(out);
+      Tensor pooled = detail::final_avg_pool(out, 2);
+      emit_feature("feat5", pooled);
+      return (*classifier_)(pooled);
+    }
+    out = (*conv2_)((*blocks_)(out));
     // nn.AvgPool2d(2, ceil_mode=True) on the 2x2 map of a 32x32 input (the whole map); maps up to 2x2 are
     // averaged whole, which is what ceil_mode gives for them.
     return (*classifier_)(detail::final_avg_pool(out, 2));
+  }
+  std::vector<std::string> feature_names() const override {
+    return {"feat0", "feat1", "feat2", "feat3", "feat4", "feat5"};
   }
 
  private:

@@ -24,13 +24,15 @@ class ShuffleV1Bottleneck : public Module {
     conv3_ = register_module("conv3", std::make_shared<Conv2d>(mid, out_planes, 1, 1, 0, groups, false, rng));
     bn3_ = register_module("bn3", std::make_shared<BatchNorm2d>(out_planes));
   }
-  Tensor forward(const Tensor& x) override {
+  Tensor forward(const Tensor& x) override { return ops::relu(forward_preact(x)); }
+  // The block's output before its final ReLU (ShuffleNetv1.py's `preact` of a stage's last block).
+  Tensor forward_preact(const Tensor& x) {
     Tensor out = ops::relu((*bn1_)((*conv1_)(x)));
     if (g1_ > 1) out = ops::channel_shuffle(out, g1_);
     out = ops::relu((*bn2_)((*conv2_)(out)));
     out = (*bn3_)((*conv3_)(out));
-    if (stride_ == 2) return ops::relu(ops::concat({out, ops::avg_pool2d(x, 3, 2, 1)}));
-    return ops::relu(ops::add(out, x));
+    if (stride_ == 2) return ops::concat({out, ops::avg_pool2d(x, 3, 2, 1)});
+    return ops::add(out, x);
   }
 
  private:
@@ -52,8 +54,8 @@ class ShuffleNetV1 : public Module {
       for (int64_t i = 0; i < num_blocks[l]; ++i) {
         // A stride-2 block concatenates its pooled input, so its conv branch produces the remaining channels.
         const int64_t cat_planes = i == 0 ? in_planes : 0;
-        layer->add(std::make_shared<ShuffleV1Bottleneck>(in_planes, out_planes[l] - cat_planes, i == 0 ? 2 : 1,
-                                                         groups, rng));
+        last_[l] = layer->add(std::make_shared<ShuffleV1Bottleneck>(in_planes, out_planes[l] - cat_planes,
+                                                                    i == 0 ? 2 : 1, groups, rng));
         in_planes = out_planes[l];
       }
       layers_.push_back(layer);
@@ -63,14 +65,35 @@ class ShuffleNetV1 : public Module {
   }
   Tensor forward(const Tensor& x) override {
     Tensor out = ops::relu((*bn1_)((*conv1_)(x)));
-    for (auto& l : layers_) out = (*l)(out);
-    return (*linear_)(detail::final_avg_pool(out, 4));
+    if (!features_wanted()) {
+      for (auto& l : layers_) out = (*l)(out);
+      return (*linear_)(detail::final_avg_pool(out, 4));
+    }
+    // ShuffleNetv1.py's is_feat: [f0 (stem), f1..f3 (stages; pre-ReLU of the last block with preact), f4 (pooled)].
+    emit_feature("feat0", out);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const std::string name = "feat" + std::to_string(l + 1);
+      if (preact_wanted()) {
+        for (size_t i = 0; i + 1 < layers_[l]->size(); ++i) out = (*layers_[l])[i](out);
+        Tensor pre = last_[l]->forward_preact(out);
+        emit_feature(name, pre);
+        out = ops::relu(pre);
+      } else {
+        out = (*layers_[l])(out);
+        emit_feature(name, out);
+      }
+    }
+    Tensor pooled = detail::final_avg_pool(out, 4);
+    emit_feature("feat4", pooled);
+    return (*linear_)(pooled);
   }
+  std::vector<std::string> feature_names() const override { return {"feat0", "feat1", "feat2", "feat3", "feat4"}; }
 
  private:
   std::shared_ptr<Conv2d> conv1_;
   std::shared_ptr<BatchNorm2d> bn1_;
   std::vector<std::shared_ptr<nn::Sequential>> layers_;
+  std::shared_ptr<ShuffleV1Bottleneck> last_[3];  // each stage's last block (its pre-activation is a feature)
   std::shared_ptr<nn::Linear> linear_;
 };
 

@@ -20,11 +20,16 @@ class ShuffleV2Block : public Module {
     conv3_ = register_module("conv3", std::make_shared<Conv2d>(c_, c_, 1, 1, 0, 1, false, rng));
     bn3_ = register_module("bn3", std::make_shared<BatchNorm2d>(c_));
   }
-  Tensor forward(const Tensor& x) override {
+  Tensor forward(const Tensor& x) override { return forward_preact(x, nullptr); }
+  // forward(x), also handing out ShuffleNetv2.py's `preact` of a stage's last block when preact is non-null: the
+  // concatenation [x1, bn3(conv3(..))] before the ReLU and before the shuffle, as upstream returns it.
+  Tensor forward_preact(const Tensor& x, Tensor* preact) {
     std::vector<Tensor> halves = ops::split(x, {c_, in_ - c_});
     Tensor out = ops::relu((*bn1_)((*conv1_)(halves[1])));
     out = (*bn2_)((*conv2_)(out));
-    out = ops::relu((*bn3_)((*conv3_)(out)));
+    out = (*bn3_)((*conv3_)(out));
+    if (preact) *preact = ops::concat({halves[0], out});
+    out = ops::relu(out);
     return ops::channel_shuffle(ops::concat({halves[0], out}), 2);
   }
 
@@ -74,7 +79,8 @@ class ShuffleNetV2 : public Module {
     for (size_t l = 0; l < 3; ++l) {
       auto layer = register_module("layer" + std::to_string(l + 1), std::make_shared<nn::Sequential>());
       layer->add(std::make_shared<ShuffleV2DownBlock>(in, out_channels[l], rng));
-      for (int64_t i = 0; i < num_blocks[l]; ++i) layer->add(std::make_shared<ShuffleV2Block>(out_channels[l], rng));
+      for (int64_t i = 0; i < num_blocks[l]; ++i)
+        last_[l] = layer->add(std::make_shared<ShuffleV2Block>(out_channels[l], rng));
       in = out_channels[l];
       layers_.push_back(layer);
     }
@@ -85,15 +91,37 @@ class ShuffleNetV2 : public Module {
   }
   Tensor forward(const Tensor& x) override {
     Tensor out = ops::relu((*bn1_)((*conv1_)(x)));
-    for (auto& l : layers_) out = (*l)(out);
+    if (!features_wanted()) {
+      for (auto& l : layers_) out = (*l)(out);
+      out = ops::relu((*bn2_)((*conv2_)(out)));
+      return (*linear_)(detail::final_avg_pool(out, 4));
+    }
+    // ShuffleNetv2.py's is_feat: [f0 (stem), f1..f3 (stages; the last block's preact with preact), f4 (pooled)].
+    emit_feature("feat0", out);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const std::string name = "feat" + std::to_string(l + 1);
+      if (preact_wanted()) {
+        for (size_t i = 0; i + 1 < layers_[l]->size(); ++i) out = (*layers_[l])[i](out);
+        Tensor pre;
+        out = last_[l]->forward_preact(out, &pre);
+        emit_feature(name, pre);
+      } else {
+        out = (*layers_[l])(out);
+        emit_feature(name, out);
+      }
+    }
     out = ops::relu((*bn2_)((*conv2_)(out)));
-    return (*linear_)(detail::final_avg_pool(out, 4));
+    Tensor pooled = detail::final_avg_pool(out, 4);
+    emit_feature("feat4", pooled);
+    return (*linear_)(pooled);
   }
+  std::vector<std::string> feature_names() const override { return {"feat0", "feat1", "feat2", "feat3", "feat4"}; }
 
  private:
   std::shared_ptr<Conv2d> conv1_, conv2_;
   std::shared_ptr<BatchNorm2d> bn1_, bn2_;
   std::vector<std::shared_ptr<nn::Sequential>> layers_;
+  std::shared_ptr<ShuffleV2Block> last_[3];  // each stage's last block (its pre-activation is a feature)
   std::shared_ptr<nn::Linear> linear_;
 };
 

@@ -30,12 +30,23 @@ class VGG : public Module {
   Tensor forward(const Tensor& x) override {
     const int64_t h = x.size(2);
     Tensor out = x;
+    const bool feats = features_wanted(), preact = preact_wanted();
     for (size_t b = 0; b < 5; ++b) {
-      out = ops::relu((*blocks_[b])(out));
+      // vgg.py's is_feat: f0 = relu(block0), f1..f4 = the blocks' outputs (before their ReLU with preact; f0 has
+      // no pre-activation variant there), f5 = the pooled vector. Taken before each max pool.
+      Tensor pre = (*blocks_[b])(out);
+      if (feats && preact && b > 0) emit_feature("feat" + std::to_string(b), pre);
+      out = ops::relu(pre);
+      if (feats && !(preact && b > 0)) emit_feature("feat" + std::to_string(b), out);
       // pool0..pool2 always; pool3 only for 64x64 inputs; pool4 is the adaptive (global) average pool.
       if (b < 3 || (b == 3 && h == 64)) out = ops::max_pool2d(out, 2, 2);
     }
-    return (*classifier_)(ops::global_avg_pool(out));
+    Tensor pooled = ops::global_avg_pool(out);
+    if (feats) emit_feature("feat5", pooled);
+    return (*classifier_)(pooled);
+  }
+  std::vector<std::string> feature_names() const override {
+    return {"feat0", "feat1", "feat2", "feat3", "feat4", "feat5"};
   }
 
  private:

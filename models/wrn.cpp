@@ -21,9 +21,19 @@ class WideBasicBlock : public Module {
       shortcut_ = register_module("convShortcut",
                                   std::make_shared<Conv2d>(in_planes, out_planes, 1, stride, 0, 1, false, rng));
   }
-  Tensor forward(const Tensor& x) override {
+  Tensor forward(const Tensor& x) override { return forward_bn1(x, nullptr); }
+  // forward(x), also handing out bn1(x) before its ReLU when bn1_out is non-null (wrn.py's preact features are the
+  // next block's bn1 applied to a stage output; taking it here, where it is computed anyway, costs no second BN and
+  // does not update the running statistics twice as re-applying the layer in training mode would).
+  Tensor forward_bn1(const Tensor& x, Tensor* bn1_out) {
     // As in wrn.py: with a width change the shortcut sees the pre-activated input, otherwise the raw input.
-    Tensor act = bn1_->forward_relu(x);
+    Tensor act;
+    if (bn1_out) {
+      *bn1_out = (*bn1_)(x);
+      act = ops::relu(*bn1_out);
+    } else {
+      act = bn1_->forward_relu(x);
+    }
     if (conv1_->can_fuse() && conv2_->can_fuse() && bn2_->folded_into == conv1_.get()) {
       // Frozen and folded (a KD teacher): conv+ReLU, then conv + shortcut, one oneDNN call each.
       Tensor shortcut = equal_in_out_ ? x : (*shortcut_)(act);
@@ -49,6 +59,12 @@ class NetworkBlock : public Module {
       layer_->add(std::make_shared<WideBasicBlock>(i == 0 ? in_planes : out_planes, out_planes, i == 0 ? stride : 1, rng));
   }
   Tensor forward(const Tensor& x) override { return (*layer_)(x); }
+  // forward(x) with the first block's bn1(x) (before its ReLU) in *bn1_out.
+  Tensor forward_bn1(const Tensor& x, Tensor* bn1_out) {
+    Tensor out = static_cast<WideBasicBlock&>((*layer_)[0]).forward_bn1(x, bn1_out);
+    for (size_t i = 1; i < layer_->size(); ++i) out = (*layer_)[i](out);
+    return out;
+  }
 
  private:
   std::shared_ptr<nn::Sequential> layer_;
@@ -73,10 +89,36 @@ class WideResNet : public Module {
   }
   Tensor forward(const Tensor& x) override {
     Tensor out = (*conv1_)(x);
-    for (auto& b : blocks_) out = (*b)(out);
-    out = bn1_->forward_relu(out);
-    return (*fc_)(detail::final_avg_pool(out, 8));
+    if (!features_wanted()) {
+      for (auto& b : blocks_) out = (*b)(out);
+      out = bn1_->forward_relu(out);
+      return (*fc_)(detail::final_avg_pool(out, 8));
+    }
+    // wrn.py's is_feat: [f0 (conv1), f1..f3 (blocks), f4 (pooled)]. With preact, f1 and f2 are the bn1 outputs of
+    // the first block of block2 and block3 (the BN wrn.py re-applies to them) and f3 is the final bn1's output, all
+    // before their ReLU.
+    emit_feature("feat0", out);
+    const bool preact = preact_wanted();
+    Tensor pre;
+    out = (*blocks_[0])(out);
+    if (!preact) emit_feature("feat1", out);
+    for (size_t b = 1; b < blocks_.size(); ++b) {
+      out = preact ? blocks_[b]->forward_bn1(out, &pre) : (*blocks_[b])(out);
+      if (preact) emit_feature("feat" + std::to_string(b), pre);
+      if (!preact) emit_feature("feat" + std::to_string(b + 1), out);
+    }
+    if (preact) {
+      pre = (*bn1_)(out);
+      emit_feature("feat3", pre);
+      out = ops::relu(pre);
+    } else {
+      out = bn1_->forward_relu(out);
+    }
+    Tensor pooled = detail::final_avg_pool(out, 8);
+    emit_feature("feat4", pooled);
+    return (*fc_)(pooled);
   }
+  std::vector<std::string> feature_names() const override { return {"feat0", "feat1", "feat2", "feat3", "feat4"}; }
 
  private:
   std::shared_ptr<Conv2d> conv1_;

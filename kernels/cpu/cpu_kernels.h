@@ -152,6 +152,22 @@ void difficulty_scores(int64_t rows, int64_t cols, const float* snapshot, const 
 void radix_sort_pairs(int64_t n, const float* keys_in, const uint32_t* values_in, float* keys_out,
                       uint32_t* values_out);
 
+// ---- decoupled and feature distillation (issue 14) -------------------------------------------------------
+// Decoupled KD (mdistiller's dkd_loss) fused with cross-entropy, one pass: returns the mean of
+//   ce_weight * CE + alpha * TCKD + beta * NCKD   (see dkd_loss.cpp; the DKD warm-up factor is folded into alpha
+// and beta by the caller); writes per-instance loss (nullable), dL/dstudent (nullable, already divided by rows) and
+// parts[0..2] = mean TCKD, NCKD, CE (nullable). Labels outside [0, cols) throw islkd::Error naming the row.
+float dkd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                                const int32_t* labels, float temperature, float alpha, float beta, float ce_weight,
+                                float* row_loss, float* dstudent, float* parts);
+
+// Attention transfer (p = 2) of one feature pair (student N x Cs x HW, teacher N x Ct x HW; see
+// feature_losses.cpp): returns the loss, writes dL/dstudent (nullable).
+float at_loss_forward_backward(int64_t N, int64_t Cs, int64_t Ct, int64_t HW, const float* student,
+                               const float* teacher, float* dstudent);
+// Mean squared error over n elements; da (nullable) = 2 (a - b) / n.
+float mse_loss_forward_backward(int64_t n, const float* a, const float* b, float* da);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 

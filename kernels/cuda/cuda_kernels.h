@@ -168,6 +168,28 @@ void radix_sort_pairs(int64_t n, const float* keys_in, const uint32_t* values_in
 void tally_add(int64_t rows, int64_t cols, const float* logits, const int32_t* labels, const float* loss,
                double* acc);
 
+// ---- decoupled and feature distillation (issue 14) -------------------------------------------------------
+// Decoupled KD (mdistiller's dkd_loss) fused with cross-entropy, one pass: returns the mean of
+//   ce_weight * CE + alpha * TCKD + beta * NCKD   (see dkd_loss.cpp; the DKD warm-up factor is folded into alpha
+// and beta by the caller); writes per-instance loss (nullable), dL/dstudent (nullable, already divided by rows) and
+// parts[0..2] = mean TCKD, NCKD, CE (nullable). Labels outside [0, cols) throw islkd::Error naming the row.
+float dkd_loss_forward_backward(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                                const int32_t* labels, float temperature, float alpha, float beta, float ce_weight,
+                                float* row_loss, float* dstudent, float* parts);
+// The same without a host wait (rows >= 1): the mean total to loss[0], the parts to parts[0..2] (nullable), on the
+// device; a label out of range makes them NaN instead of throwing.
+void dkd_loss_forward_backward_on_device(int64_t rows, int64_t cols, const float* student, const float* teacher,
+                                         const int32_t* labels, float temperature, float alpha, float beta,
+                                         float ce_weight, float* row_loss, float* dstudent, float* loss,
+                                         float* parts);
+
+// Attention transfer (p = 2) of one feature pair (student N x Cs x HW, teacher N x Ct x HW; see
+// kernels/cpu/feature_losses.cpp): the loss to loss[0] on the device, dL/dstudent (nullable) alongside.
+void at_loss_forward_backward(int64_t N, int64_t Cs, int64_t Ct, int64_t HW, const float* student,
+                              const float* teacher, float* dstudent, float* loss);
+// Mean squared error over n elements to loss[0] on the device; da (nullable) = 2 (a - b) / n.
+void mse_loss_forward_backward(int64_t n, const float* a, const float* b, float* da, float* loss);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 

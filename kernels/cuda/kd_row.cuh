@@ -20,9 +20,11 @@ struct KDRowStats {
 // When stage_s / stage_t are non-null, each thread also stores the logits it read there (element c at index c),
 // so a later sweep by the same thread over the same elements reads shared memory instead of global memory.
 // Every thread of the block must call it (block reductions: 12 barriers). blockDim.x a multiple of 32.
+// skip >= 0 leaves that element out of the statistics (still staged): DKD's non-target statistics. When no element
+// is left (C = 1), the maxima are -inf and the sums 0.
 template <bool kTeacher>
 __device__ KDRowStats kd_row_stats(int64_t C, const float* __restrict__ s, const float* __restrict__ t,
-                                   float invT, float* stage_s, float* stage_t, float* scratch) {
+                                   float invT, float* stage_s, float* stage_t, float* scratch, int64_t skip = -1) {
   float ms = -INFINITY, mt = -INFINITY, zsT = 0.0f, zs = 0.0f, ztT = 0.0f, w = 0.0f;
   bool any = false;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
@@ -30,6 +32,7 @@ __device__ KDRowStats kd_row_stats(int64_t C, const float* __restrict__ s, const
     const float tv = kTeacher ? t[c] : 0.0f;
     if (stage_s) stage_s[c] = sv;
     if (kTeacher && stage_t) stage_t[c] = tv;
+    if (c == skip) continue;
     if (!any) {
       ms = sv;
       mt = tv;

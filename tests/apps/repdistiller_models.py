@@ -1,5 +1,7 @@
 """PyTorch replicas of RepDistiller's CIFAR models (architectures and state-dict names of its models/ folder),
-written for islkd's parity tests: the C++ zoo must reproduce these logits from the same safetensors weights."""
+written for islkd's parity tests: the C++ zoo must reproduce these logits from the same safetensors weights.
+Each model's feats(x, preact) returns RepDistiller's `forward(x, is_feat=True, preact=preact)`: the list of
+intermediate features (stem, each stage, pooled vector) and the logits, with the same pre-activation choices."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -23,9 +25,12 @@ class ResBlock(nn.Module):
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x):
+        return F.relu(self.forward_pre(x))
+
+    def forward_pre(self, x):
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+        return y + (x if self.downsample is None else self.downsample(x))
 
 
 class ResNet(nn.Module):
@@ -49,6 +54,20 @@ class ResNet(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(self.avgpool(x).flatten(1))
+
+    def feats(self, x, preact=False):
+        # resnet.py: [f0, f1, f2, f3, f4]; with preact f1..f3 are the last blocks' outputs before their ReLU.
+        x = self.relu(self.bn1(self.conv1(x)))
+        out = [x]
+        for layer in (self.layer1, self.layer2, self.layer3):
+            for b in layer[:-1]:
+                x = b(x)
+            pre = layer[-1].forward_pre(x)
+            x = F.relu(pre)
+            out.append(pre if preact else x)
+        x = self.avgpool(x).flatten(1)
+        out.append(x)
+        return out, self.fc(x)
 
 
 class WideBlock(nn.Module):
@@ -96,6 +115,20 @@ class WideResNet(nn.Module):
         x = self.block3(self.block2(self.block1(self.conv1(x))))
         return self.fc(_avg_pool_final(self.relu(self.bn1(x)), 8))
 
+    def feats(self, x, preact=False):
+        # wrn.py: [f0, f1, f2, f3, f4]; with preact f1, f2 go through the next block's bn1 and f3 through bn1.
+        f0 = self.conv1(x)
+        f1 = self.block1(f0)
+        f2 = self.block2(f1)
+        f3 = self.block3(f2)
+        f4 = _avg_pool_final(self.relu(self.bn1(f3)), 8)
+        logits = self.fc(f4)
+        if preact:
+            f1 = self.block2.layer[0].bn1(f1)
+            f2 = self.block3.layer[0].bn1(f2)
+            f3 = self.bn1(f3)
+        return [f0, f1, f2, f3, f4], logits
+
 
 VGG_CFG = {
     8: [[64], [128], [256], [512], [512]],
@@ -133,6 +166,23 @@ class VGG(nn.Module):
             x = self.pool3(x)
         x = F.relu(self.block4(x))
         return self.classifier(self.pool4(x).flatten(1))
+
+    def feats(self, x, preact=False):
+        # vgg.py: [f0, f1, f2, f3, f4, f5], f0 = relu(block0); with preact f1..f4 are the blocks' outputs before
+        # their ReLU.
+        h = x.shape[2]
+        x = F.relu(self.block0(x))
+        out = [x]
+        x = self.pool0(x)
+        for b, block in enumerate((self.block1, self.block2, self.block3, self.block4)):
+            pre = block(x)
+            x = F.relu(pre)
+            out.append(pre if preact else x)
+            if b < 2 or (b == 2 and h == 64):
+                x = (self.pool1, self.pool2, self.pool3)[b](x)
+        x = self.pool4(x).flatten(1)
+        out.append(x)
+        return out, self.classifier(x)
 
 
 def _conv_bn_relu(cin, cout, k, stride):
@@ -182,6 +232,18 @@ class MobileNetV2(nn.Module):
             x = b(x)
         return self.classifier(self.avgpool(self.conv2(x)).flatten(1))
 
+    def feats(self, x, preact=False):
+        # mobilenetv2.py: f0 = conv1, f1..f4 after blocks 1, 2, 4, 6, f5 pooled; preact changes nothing.
+        x = self.conv1(x)
+        out = [x]
+        for i, b in enumerate(self.blocks):
+            x = b(x)
+            if i in (1, 2, 4, 6):
+                out.append(x)
+        x = self.avgpool(self.conv2(x)).flatten(1)
+        out.append(x)
+        return out, self.classifier(x)
+
 
 def _shuffle(x, g):
     n, c, h, w = x.shape
@@ -202,11 +264,14 @@ class ShuffleV1Block(nn.Module):
         self.bn3 = nn.BatchNorm2d(cout)
 
     def forward(self, x):
+        return F.relu(self.forward_pre(x))
+
+    def forward_pre(self, x):
         y = _shuffle(F.relu(self.bn1(self.conv1(x))), self.g1)
         y = self.bn3(self.conv3(F.relu(self.bn2(self.conv2(y)))))
         if self.stride == 2:
-            return F.relu(torch.cat([y, F.avg_pool2d(x, 3, 2, 1)], 1))
-        return F.relu(y + x)
+            return torch.cat([y, F.avg_pool2d(x, 3, 2, 1)], 1)
+        return y + x
 
 
 class ShuffleV1(nn.Module):
@@ -228,6 +293,20 @@ class ShuffleV1(nn.Module):
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.linear(_avg_pool_final(x, 4))
 
+    def feats(self, x, preact=False):
+        # ShuffleNetv1.py: [f0, f1, f2, f3, f4]; with preact the last blocks' outputs before their ReLU.
+        x = F.relu(self.bn1(self.conv1(x)))
+        out = [x]
+        for layer in (self.layer1, self.layer2, self.layer3):
+            for b in layer[:-1]:
+                x = b(x)
+            pre = layer[-1].forward_pre(x)
+            x = F.relu(pre)
+            out.append(pre if preact else x)
+        x = _avg_pool_final(x, 4)
+        out.append(x)
+        return out, self.linear(x)
+
 
 class ShuffleV2Block(nn.Module):
     def __init__(self, c):
@@ -242,10 +321,14 @@ class ShuffleV2Block(nn.Module):
         self.bn3 = nn.BatchNorm2d(h)
 
     def forward(self, x):
+        return self.forward_pre(x)[0]
+
+    def forward_pre(self, x):
+        # ShuffleNetv2.py's is_last block also returns preact = cat([x1, bn3(..)]): before the ReLU and the shuffle.
         a, b = x[:, :self.c], x[:, self.c:]
         b = F.relu(self.bn1(self.conv1(b)))
-        b = F.relu(self.bn3(self.conv3(self.bn2(self.conv2(b)))))
-        return _shuffle(torch.cat([a, b], 1), 2)
+        pre = self.bn3(self.conv3(self.bn2(self.conv2(b))))
+        return _shuffle(torch.cat([a, F.relu(pre)], 1), 2), torch.cat([a, pre], 1)
 
 
 class ShuffleV2Down(nn.Module):
@@ -289,6 +372,20 @@ class ShuffleV2(nn.Module):
         x = self.layer3(self.layer2(self.layer1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
         return self.linear(_avg_pool_final(x, 4))
+
+    def feats(self, x, preact=False):
+        # ShuffleNetv2.py: [f0, f1, f2, f3, f4]; with preact the last blocks' preact.
+        x = F.relu(self.bn1(self.conv1(x)))
+        out = [x]
+        for layer in (self.layer1, self.layer2, self.layer3):
+            for b in layer[:-1]:
+                x = b(x)
+            x, pre = layer[-1].forward_pre(x)
+            out.append(pre if preact else x)
+        x = F.relu(self.bn2(self.conv2(x)))
+        x = _avg_pool_final(x, 4)
+        out.append(x)
+        return out, self.linear(x)
 
 
 _R = (16, 16, 32, 64)

@@ -1,0 +1,129 @@
+// The losses of the feature and decoupled distillation methods (issue 14): the fused DKD loss, attention transfer
+// and the mean squared error of FitNet's hint, with their backward on the tape. Boundary checks here, arithmetic in
+// kernels/{cpu,cuda} (dkd_loss.*, feature_losses.*).
+#include <cmath>
+
+#include "engine/ops_common.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace islkd::ops {
+
+using namespace detail;
+
+namespace {
+
+// dL/dx = sign * upstream * dx_unit (the unit gradient was formed with the loss, in the same sweep); on the device
+// for CUDA (no host sync).
+Tensor scaled_grad(const Tensor& x, const Tensor& dx_unit, const Tensor& upstream, float sign) {
+  Tensor dx = Tensor::empty(x.shape(), x.device());
+  if (x.is_cuda()) {
+    cuda::scale_by_device_scalar(dx_unit.data(), upstream.data(), dx.data(), x.numel());
+    if (sign != 1.0f) cuda::scale(dx.data(), sign, dx.data(), x.numel());
+  } else {
+    cpu::scale(dx_unit.data(), sign * upstream.item(), dx.data(), x.numel());
+  }
+  return dx;
+}
+
+void record_scaled(const char* name, const Tensor& x, const Tensor& loss, const Tensor& dx_unit) {
+  record(name, {x}, {loss},
+         [x, dx_unit](const std::vector<Tensor>& g) { accumulate_grad(x, scaled_grad(x, dx_unit, g[0], 1.0f)); });
+}
+
+}  // namespace
+
+DKDLossOutput dkd_loss(const Tensor& student_in, const Tensor& teacher_in, const Tensor& labels,
+                       const DKDLossParams& p) {
+  const char* op = "dkd_loss";
+  ISLKD_CHECK(teacher_in.defined(), op, ": teacher logits are undefined");
+  Tensor s = student_in.to_plain(), t = teacher_in.to_plain();
+  check_dim(op, "logits", s, 2);
+  ISLKD_CHECK(s.dtype() == DType::F32 && t.dtype() == DType::F32, op, ": logits must be float32");
+  check_shape(op, "teacher", t, s.shape());
+  ISLKD_CHECK(labels.defined() && labels.dtype() == DType::I32, op,
+              ": labels must be int32 (Tensor::from_labels)");
+  check_shape(op, "labels", labels, {s.size(0)});
+  check_same_device(op, {&s, &t, &labels});
+  const int64_t M = s.size(0), C = s.size(1);
+  ISLKD_CHECK(M > 0 && C > 0, op, ": empty logits of shape ", shape_str(s.shape()));
+  ISLKD_CHECK(std::isfinite(p.warmup) && p.warmup >= 0.0f, op, ": warm-up factor must be >= 0, got ", p.warmup);
+  const float alpha = p.alpha * p.warmup, beta = p.beta * p.warmup;
+
+  const bool grad = needs_grad({&s});
+  DKDLossOutput out;
+  out.row_loss = Tensor::empty({M}, s.device());
+  out.parts = Tensor::empty({3}, s.device());
+  Tensor ds = grad ? Tensor::empty(s.shape(), s.device()) : Tensor();
+  if (s.is_cuda()) {
+    out.loss = Tensor::empty({1}, s.device());
+    cuda::dkd_loss_forward_backward_on_device(M, C, s.data(), t.data(), labels.data_i32(), p.temperature, alpha,
+                                              beta, p.ce_weight, out.row_loss.data(), grad ? ds.data() : nullptr,
+                                              out.loss.data(), out.parts.data());
+  } else {
+    const float loss = cpu::dkd_loss_forward_backward(M, C, s.data(), t.data(), labels.data_i32(), p.temperature,
+                                                      alpha, beta, p.ce_weight, out.row_loss.data(),
+                                                      grad ? ds.data() : nullptr, out.parts.data());
+    out.loss = Tensor::full({1}, loss, s.device());
+  }
+  if (grad) record_scaled(op, s, out.loss, ds);
+  return out;
+}
+
+Tensor at_loss(const Tensor& student_in, const Tensor& teacher_in) {
+  const char* op = "at_loss";
+  ISLKD_CHECK(student_in.defined() && teacher_in.defined(), op, ": undefined feature map");
+  Tensor s = student_in.to_plain(), t = teacher_in.to_plain();
+  check_dim(op, "student", s, 4);
+  check_dim(op, "teacher", t, 4);
+  check_same_device(op, {&s, &t});
+  ISLKD_CHECK(s.size(0) == t.size(0) && s.size(2) == t.size(2) && s.size(3) == t.size(3), op,
+              ": student ", shape_str(s.shape()), " and teacher ", shape_str(t.shape()),
+              " differ in batch or spatial size (pool the larger map first, as AT.py does)");
+  const int64_t N = s.size(0), Cs = s.size(1), Ct = t.size(1), HW = s.size(2) * s.size(3);
+  ISLKD_CHECK(N > 0 && Cs > 0 && Ct > 0 && HW > 0, op, ": empty feature map ", shape_str(s.shape()));
+  const bool grad = needs_grad({&s});
+  Tensor ds = grad ? Tensor::empty(s.shape(), s.device()) : Tensor();
+  Tensor loss;
+  if (s.is_cuda()) {
+    loss = Tensor::empty({1}, s.device());
+    cuda::at_loss_forward_backward(N, Cs, Ct, HW, s.data(), t.data(), grad ? ds.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu::at_loss_forward_backward(N, Cs, Ct, HW, s.data(), t.data(),
+                                                            grad ? ds.data() : nullptr));
+  }
+  if (grad) record_scaled(op, s, loss, ds);
+  return loss;
+}
+
+Tensor mse_loss(const Tensor& a_in, const Tensor& b_in) {
+  const char* op = "mse_loss";
+  ISLKD_CHECK(a_in.defined() && b_in.defined(), op, ": undefined input");
+  Tensor a = a_in.to_plain(), b = b_in.to_plain();
+  check_shape(op, "second input", b, a.shape());
+  check_same_device(op, {&a, &b});
+  const int64_t n = a.numel();
+  ISLKD_CHECK(n > 0, op, ": empty inputs of shape ", shape_str(a.shape()));
+  const bool ga = needs_grad({&a}), gb = needs_grad({&b});
+  Tensor da = ga || gb ? Tensor::empty(a.shape(), a.device()) : Tensor();
+  Tensor loss;
+  if (a.is_cuda()) {
+    loss = Tensor::empty({1}, a.device());
+    cuda::mse_loss_forward_backward(n, a.data(), b.data(), da.defined() ? da.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu::mse_loss_forward_backward(n, a.data(), b.data(), da.defined() ? da.data() : nullptr));
+  }
+  if (ga || gb) {
+    std::vector<Tensor> inputs;
+    if (ga) inputs.push_back(a);
+    if (gb) inputs.push_back(b);
+    // d/db = -d/da: one buffer serves both.
+    record(op, inputs, {loss}, [a, b, da, ga, gb](const std::vector<Tensor>& g) {
+      if (ga) accumulate_grad(a, scaled_grad(a, da, g[0], 1.0f));
+      if (gb) accumulate_grad(b, scaled_grad(b, da, g[0], -1.0f));
+    });
+  }
+  return loss;
+}
+
+}  // namespace islkd::ops
