@@ -451,11 +451,11 @@ TEST(TrainKdApp, ObjectiveAndCurriculumFlagsTrainWhatTheMethodShorthandTrains) {
            {"isl", "--objective kd --curriculum isl"}, {"ce", "--objective ce"}, {"kd", "--curriculum none"}}) {
     const std::string a_out = dir() + "/islkd_obj_" + method + "_a.safetensors",
                       b_out = dir() + "/islkd_obj_" + method + "_b.safetensors";
-    RunResult a = run_kd(isl_args(teacher) + "--epochs 3 --method " + method + " --out " + a_out, "obj_a_" + method);
+    std::string base = isl_args(teacher) + "--epochs 3 ";
+    base.replace(base.find("--method isl"), 12, "");
+    RunResult a = run_kd(base + "--method " + method + " --out " + a_out, "obj_a_" + method);
     ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
-    std::string args = isl_args(teacher) + "--epochs 3 " + long_form + " --out " + b_out;
-    args.replace(args.find("--method isl"), 12, "");
-    RunResult b = run_kd(args, "obj_b_" + method);
+    RunResult b = run_kd(base + long_form + " --out " + b_out, "obj_b_" + method);
     ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
     auto ta = tensors_of(a_out), tb = tensors_of(b_out);
     ASSERT_EQ(ta.size(), tb.size()) << method;
