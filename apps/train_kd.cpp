@@ -1,7 +1,8 @@
-// `train_kd`: trains a student with cross-entropy alone (ce), Hinton KD from a frozen teacher (kd), or KD with the
-// ISL curriculum (isl), from flags or a TOML file. `--method ce,kd,isl` runs the three from the same start and
-// prints one line per method (`kd 90.61`): the project's main comparison. Checkpoints each epoch; --resume (and
-// Ctrl-C, which checkpoints mid-epoch) continue a run bit for bit on the CPU with the same seed and --threads.
+// `train_kd`: flags (or a TOML file) -> a TrainerConfig per run -> engine/train's Trainer. A run is an objective
+// (`--objective ce|kd|...`) with or without the ISL curriculum (`--curriculum none|isl`); `--method ce|kd|isl` is the
+// shorthand (isl = kd + isl), and `--method ce,kd,isl` runs the three from the same start and prints one line per
+// method (`kd 90.61`): the project's main comparison. Checkpoints each epoch; --resume (and Ctrl-C, which
+// checkpoints mid-epoch) continue a run bit for bit on the CPU with the same seed and --threads.
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
