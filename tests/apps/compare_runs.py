@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Compares two directories of train / train_kd outputs: every checkpoint's tensors byte for byte (and its metadata
 but the run config), every metrics line's values but timings (and the config line). Exit 1 on any difference.
-The Trainer refactor (issue 14) was checked with it against the binaries before it (tests/apps/golden_runs.sh)."""
-import json, os, struct, sys
+The Trainer refactor (issue 14) was checked with it against the binaries before it (tests/apps/golden_runs.sh).
+
+  compare_runs.py DIR_A DIR_B             two folders
+  compare_runs.py --digest DIR > FILE     a digest of one folder (sha256 of each tensor, metrics but timings)
+  compare_runs.py --check FILE DIR        DIR against a committed digest; skipped (exit 0, "skipped: ...") on a CPU
+                                          other than the digest's, whose float rounding differs (oneDNN's ISA)"""
+import hashlib, json, os, struct, sys
 
 TIMINGS = {"train_seconds", "eval_seconds", "images_per_second", "score_seconds", "sort_seconds",
            "teacher_cache_seconds", "boundary_share_of_epoch"}
@@ -58,5 +63,43 @@ def main(a, b):
     return 1 if bad else 0
 
 
+def cpu():
+    model, flags = "?", ""
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name") and model == "?":
+            model = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and not flags:
+            flags = " ".join(sorted(f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx"))))
+    return f"{model} [{flags}] block={os.environ.get('ISLKD_CPU_CHANNEL_BLOCK', '')} " \
+           f"isa={os.environ.get('ONEDNN_MAX_CPU_ISA', '')}"
+
+
+def digest(d):
+    out = {"cpu": cpu(), "files": {}}
+    for f in sorted(os.listdir(d)):
+        p = os.path.join(d, f)
+        if f.endswith(".safetensors"):
+            t, m = safetensors(p)
+            m.pop("config", None)
+            out["files"][f] = {"tensors": {k: hashlib.sha256(v[2]).hexdigest()[:16] for k, v in sorted(t.items())},
+                               "metadata": m}
+        elif f.endswith(".jsonl"):
+            out["files"][f] = [strip(json.loads(l)) for l in open(p) if "config" not in json.loads(l)]
+    return out
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--digest":
+        print(json.dumps(digest(sys.argv[2]), indent=1, sort_keys=True))
+        sys.exit(0)
+    if sys.argv[1] == "--check":
+        want, got = json.load(open(sys.argv[2])), digest(sys.argv[3])
+        if want["cpu"] != got["cpu"]:
+            print(f"skipped: the digest was made on {want['cpu']}, this is {got['cpu']}")
+            sys.exit(0)
+        bad = [f for f in want["files"] if want["files"][f] != got["files"].get(f)]
+        for f in bad:
+            print(f"{f}: differs from the digest")
+        print("DIFFERENT" if bad else f"IDENTICAL to the digest ({len(want['files'])} files)")
+        sys.exit(1 if bad else 0)
     sys.exit(main(sys.argv[1], sys.argv[2]))
