@@ -2,6 +2,7 @@
 #include "engine/train/instance_scores.h"
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/ops.h"
 #include "engine/train/run_log.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -25,7 +26,7 @@ std::vector<float> score_instances(Module& student, const TeacherTargets& teache
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
-    if (device == Device::CUDA) cuda::wait_prefetch();
+    if (device == Device::CUDA) device::wait_prefetch();
     Tensor logits = student(b.images);
     const int64_t rows = static_cast<int64_t>(b.indices.size());
     Tensor t = teacher.gather(b.indices);

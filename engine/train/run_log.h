@@ -24,6 +24,7 @@
 #include "data/transforms.h"
 #include "engine/atomic_file.h"
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/module.h"
 #include "engine/ops.h"
 #include "engine/tensor.h"
@@ -217,7 +218,7 @@ inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
-    if (device == Device::CUDA) cuda::wait_prefetch();
+    if (device == Device::CUDA) device::wait_prefetch();
     Tensor logits = model(b.images);
     const int64_t n = b.images.size(0);
     loss_sum += static_cast<double>(ops::cross_entropy(logits, b.labels).item()) * static_cast<double>(n);

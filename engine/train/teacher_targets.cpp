@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/train/run_log.h"
 #include "kernels/common/checked.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -48,7 +49,7 @@ void TeacherTargets::cache() {
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
-    if (loader_options_.device == Device::CUDA) cuda::wait_prefetch();
+    if (loader_options_.device == Device::CUDA) device::wait_prefetch();
     std::vector<float> v = (*teacher_)(b.images).to_vector();
     for (size_t r = 0; r < b.indices.size(); ++r)
       std::copy(v.begin() + static_cast<int64_t>(r) * c, v.begin() + static_cast<int64_t>(r + 1) * c,

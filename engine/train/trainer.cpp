@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/checkpoint.h"
 #include "engine/distill/kd.h"
 #include "engine/ops.h"
@@ -333,7 +334,7 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
   const int64_t first_step = step;
   double mid_eval_seconds = 0.0;
   while (train_loader_->next(b)) {
-    if (cfg_.device == Device::CUDA) cuda::wait_prefetch();
+    if (cfg_.device == Device::CUDA) device::wait_prefetch();
     const double lr = lr_at(epoch, step);
     if (trace_) {
       *trace_ << epoch << ' ' << step;
@@ -468,7 +469,7 @@ static std::vector<double> per_class_accuracy(Module& model, data::Loader& loade
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
-    if (device == Device::CUDA) cuda::wait_prefetch();
+    if (device == Device::CUDA) device::wait_prefetch();
     std::vector<float> v = model(b.images).to_vector();
     std::vector<int32_t> y = b.labels.to_labels();
     for (size_t r = 0; r < y.size(); ++r) {
