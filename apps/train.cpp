@@ -126,7 +126,6 @@ int run(int argc, char** argv) {
   c.style = train::ReportStyle::Train;
   c.format = kFormat;
   c.epochs = a.epochs;
-  c.batch_size = a.batch_size;
   c.device = device;
   c.out = a.out;
   c.metrics = a.metrics;

@@ -10,12 +10,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -24,20 +21,16 @@
 #include "apps/app_common.h"
 #include "apps/toml_config.h"
 #include "data/dataset.h"
-#include "data/loader.h"
-#include "data/sampler.h"
 #include "data/study_split.h"
 #include "data/transforms.h"
-#include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/device.h"
 #include "engine/distill/curriculum.h"
 #include "engine/distill/kd.h"
+#include "engine/distill/objective.h"
 #include "engine/lr_schedule.h"
 #include "engine/nn.h"
-#include "engine/ops.h"
 #include "engine/optim.h"
-#include "engine/distill/objective.h"
 #include "engine/train/teacher_targets.h"
 #include "engine/train/trainer.h"
 #include "models/registry.h"
@@ -232,10 +225,12 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   p.loader_options = loader_options(a, s.device);
   const std::unique_ptr<LRSchedule> schedule = a.opt.make_schedule(a.epochs);
 
-  KDLossParams score_kd;  // the ISL measures' KD settings (kd, loss): -T and --alpha, validated
+  // The ISL measures' KD settings (kd, loss): the kd objective's own, else -T and --alpha; validated.
+  KDLossParams score_kd;
   score_kd.temperature = a.temperature;
   score_kd.alpha = a.alpha;
-  score_kd = distill::kd_params_from_json(distill::kd_params_to_json(score_kd));
+  score_kd = distill::kd_params_from_json(r.objective == "kd" ? p.objective->config()
+                                                              : distill::kd_params_to_json(score_kd));
 
   distill::CurriculumOptions copt = curriculum_options(a, s.data.n_train);
   const int64_t steps_per_epoch = ceil_div(s.data.n_train, a.batch_size);
@@ -254,7 +249,6 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   c.format = kFormat;
   c.label = r.label;
   c.epochs = a.epochs;
-  c.batch_size = a.batch_size;
   c.device = s.device;
   c.cached_targets = use_teacher && !a.augment;
   c.out = out_path(a, r.label, several);
@@ -416,6 +410,7 @@ int run(int argc, char** argv) {
   distill::parse_curriculum_mode(a.curriculum_mode);
   distill::parse_measure(a.measure);
   distill::parse_direction(a.direction);
+  for (const auto& r : runs) distill::make_objective(r.objective, objective_options(a, r.objective));  // its settings
   if (any_isl && !a.pace_to_lr_drop) {
     ISLKD_CHECK(a.phases >= 0 && a.phase_epochs >= 1, "isl: --phases must be >= 0 and --phase-epochs >= 1 (got ",
                 a.phases, " and ", a.phase_epochs, ")");

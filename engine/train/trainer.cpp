@@ -78,7 +78,7 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   student_ = p_.student;
   schedule_ = p_.make_schedule(cfg_.epochs);
   curriculum_ = std::shared_ptr<distill::Curriculum>(std::move(p_.curriculum));
-  steps_per_epoch_ = ceil_div(p_.n_train, cfg_.batch_size);
+  steps_per_epoch_ = ceil_div(p_.n_train, p_.loader_options.batch_size);
   result_.label = cfg_.label;
   load_state();
   student_->to(cfg_.device);
@@ -444,7 +444,7 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
   std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  %s acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
               cfg_.label.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(cfg_.epochs), train_loss,
               train_acc, eval_name_.c_str(), test.accuracy, lr_last,
-              static_cast<double>(steps_done) * static_cast<double>(cfg_.batch_size) / epoch_train_seconds,
+              static_cast<double>(steps_done) * static_cast<double>(p_.loader_options.batch_size) / epoch_train_seconds,
               format_duration(epoch_train_seconds).c_str(), format_duration(remaining).c_str());
   std::fflush(stdout);
   nlohmann::json m = {{"epoch", epoch + 1},

@@ -64,7 +64,7 @@ struct TrainerConfig {
   std::string format;  // the checkpoint's "format" metadata
   std::string label;   // the run's name on its lines (train_kd: the method, e.g. "isl")
   std::string teacher_text;  // "<model> <path>" of the teacher on the start line (train_kd)
-  int64_t epochs = 1, batch_size = 128;
+  int64_t epochs = 1;  // the batch size is the loader's (TrainerParts::loader_options)
   Device device = Device::CPU;
   bool cached_targets = false;  // kd without augmentation: the teacher's logits computed once
   std::string out, metrics, resume, trace_batches;
