@@ -1,6 +1,7 @@
 // `train`: trains one model of the zoo with cross-entropy and SGD on a dataset (Fashion-MNIST by default) —
-// the teachers for distillation and the students-alone baselines. Checkpoints each epoch; --resume continues a run
-// bit for bit on the CPU (same seed and --threads).
+// the teachers for distillation and the students-alone baselines. Flags -> a TrainerConfig (objective ce, no
+// curriculum) -> engine/train's Trainer. Checkpoints each epoch; --resume continues a run bit for bit on the CPU
+// (same seed and --threads).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -21,10 +22,10 @@
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/device.h"
+#include "engine/distill/objective.h"
 #include "engine/lr_schedule.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
-#include "engine/distill/objective.h"
 #include "engine/train/trainer.h"
 #include "models/registry.h"
 
