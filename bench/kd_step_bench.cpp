@@ -30,6 +30,8 @@
 #include "engine/optim.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "engine/distill/objective.h"
+#include "engine/train/trainer.h"
 #include "models/registry.h"
 
 using namespace islkd;
@@ -112,30 +114,26 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
   student->train();
   SGDConfig sc;
   sc.lr = 0.05f, sc.momentum = 0.9f, sc.weight_decay = 5e-4f;
-  SGD opt(student->named_parameters(), sc);
   const Tensor x = random_images(pr.batch, o.size, 7, o.device);
   const Tensor y = Tensor::from_labels(random_labels(pr.batch, o.classes, 9), o.device);
-  KDLossParams kp;
-  kp.temperature = 4.0f, kp.alpha = 0.9f;
+  // train_kd's step (engine/train: TrainStep) with the kd objective and the live teacher; its two halves are timed
+  // apart.
+  std::unique_ptr<distill::Objective> objective = distill::make_objective("kd", {{"temperature", 4.0}, {"alpha", 0.9}});
+  SGD opt(train::trained_parameters(*student, *objective), sc);
+  train::TeacherTargets targets(teacher, nullptr, 0, o.classes, data::LoaderOptions{});
+  train::TrainStep train_step(*student, *objective, opt, &targets, /*cached_targets=*/false);
+  const std::vector<int64_t> no_indices;
 
   float loss = 0.0f;
   double t_teacher = 0.0, t_student = 0.0;  // per-phase sums over the timed steps (with a sync at each edge)
   auto step = [&](bool timed) {
     const double t0 = timed ? now_s() : 0.0;
-    Tensor t_logits;
-    {
-      NoGradGuard ng;
-      t_logits = (*teacher)(x);
-    }
+    distill::ObjectiveInputs in = train_step.teacher_targets(x, no_indices);
     if (timed) sync(o.device), t_teacher += now_s() - t0;
     const double t1 = timed ? now_s() : 0.0;
-    Tensor s_logits = (*student)(x);
-    auto kd = ops::kd_loss(s_logits, t_logits, y, kp);
-    opt.zero_grad();
-    kd.loss.backward();
-    opt.step();
+    train::StepOutput out = train_step.learn(x, y, std::move(in));
     if (timed) sync(o.device), t_student += now_s() - t1;
-    return kd;
+    return out;
   };
   for (int i = 0; i < o.warmup; ++i) step(false);
   sync(o.device);

@@ -10,7 +10,7 @@
 
 #include "kernels/common/checked.h"
 #include "kernels/common/error.h"
-#include "kernels/cuda/cuda_kernels.h"
+#include "engine/device.h"
 
 namespace islkd::data {
 
@@ -38,14 +38,14 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, Transform transform, std:
                     static_cast<int64_t>(sizeof(float)), "Loader: bytes per batch"));
     try {
       for (auto& s : slots_) {
-        s.pinned_images = static_cast<float*>(cuda::pinned_host_malloc(img_bytes));
+        s.pinned_images = static_cast<float*>(device::pinned_host_alloc(img_bytes));
         s.pinned_labels =
-            static_cast<int32_t*>(cuda::pinned_host_malloc(static_cast<size_t>(opt_.batch_size) * sizeof(int32_t)));
+            static_cast<int32_t*>(device::pinned_host_alloc(static_cast<size_t>(opt_.batch_size) * sizeof(int32_t)));
       }
     } catch (...) {
       for (auto& s : slots_) {
-        if (s.pinned_images) cuda::pinned_host_free(s.pinned_images);
-        if (s.pinned_labels) cuda::pinned_host_free(s.pinned_labels);
+        if (s.pinned_images) device::pinned_host_free(s.pinned_images);
+        if (s.pinned_labels) device::pinned_host_free(s.pinned_labels);
       }
       throw;
     }
@@ -62,12 +62,12 @@ Loader::~Loader() {
   for (auto& t : threads_) t.join();
   if (opt_.device == Device::CUDA) {
     try {
-      if (taken_ > released_) cuda::synchronize();  // a copy may still read the last slot
+      if (taken_ > released_) device::synchronize();  // a copy may still read the last slot
     } catch (...) {
     }
     for (auto& s : slots_) {
-      cuda::pinned_host_free(s.pinned_images);
-      cuda::pinned_host_free(s.pinned_labels);
+      device::pinned_host_free(s.pinned_images);
+      device::pinned_host_free(s.pinned_labels);
     }
   }
 }
@@ -80,7 +80,7 @@ void Loader::wait_workers_idle(std::unique_lock<std::mutex>& lock) {
 void Loader::release_taken_cuda() {
   if (taken_ == released_) return;
   // The consumer has used the previous batch; its copy must be over before a worker rewrites the slot.
-  cuda::synchronize();
+  device::synchronize();
   std::lock_guard<std::mutex> lock(mu_);
   released_ = taken_;
   work_cv_.notify_all();
@@ -122,8 +122,8 @@ bool Loader::next(Batch& out) {
     const int64_t n = static_cast<int64_t>(out.indices.size());
     out.images = Tensor::empty({n, dataset_->channels(), dataset_->height(), dataset_->width()}, Device::CUDA);
     out.labels = Tensor::empty({n}, Device::CUDA, DType::I32);
-    cuda::memcpy_h2d_prefetch(out.images.data(), s.pinned_images, static_cast<size_t>(out.images.numel()) * 4);
-    cuda::memcpy_h2d_prefetch(out.labels.data_i32(), s.pinned_labels, static_cast<size_t>(n) * 4);
+    device::copy_to_device_prefetch(out.images.data(), s.pinned_images, static_cast<size_t>(out.images.numel()) * 4);
+    device::copy_to_device_prefetch(out.labels.data_i32(), s.pinned_labels, static_cast<size_t>(n) * 4);
   }
   s.ready = false;
   s.number = -1;

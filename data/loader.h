@@ -46,7 +46,7 @@ class Loader {
   // Asks the sampler for the epoch's indices and starts producing. Abandons what is left of a previous epoch.
   void start_epoch(int64_t epoch);
   // The next batch of the current epoch, false when the epoch is exhausted. On CUDA the copies to the device are
-  // queued on the copy stream: call cuda::wait_prefetch() before the first op on the batch. Rethrows a worker's
+  // queued on the copy stream: call device::wait_prefetch() (engine/device.h) before the first op on the batch. Rethrows a worker's
   // error (e.g. an unreadable image) as it reaches that batch.
   bool next(Batch& out);
   int64_t batches_in_epoch() const { return num_batches_; }

@@ -9,7 +9,7 @@
 namespace islkd::checkpoint {
 
 const std::vector<std::string>& extra_prefixes() {
-  static const std::vector<std::string> p = {"optimizer.", "curriculum.", "train."};
+  static const std::vector<std::string> p = {"optimizer.", "curriculum.", "train.", "objective."};
   return p;
 }
 

@@ -32,4 +32,14 @@ Device select_device(const std::string& choice, std::ostream& log) {
 
 Device select_device(const std::string& choice) { return select_device(choice, std::cerr); }
 
+namespace device {
+void* pinned_host_alloc(size_t bytes) { return cuda::pinned_host_malloc(bytes); }
+void pinned_host_free(void* p) { cuda::pinned_host_free(p); }
+void copy_to_device_prefetch(void* dst, const void* src_pinned, size_t bytes) {
+  cuda::memcpy_h2d_prefetch(dst, src_pinned, bytes);
+}
+void wait_prefetch() { cuda::wait_prefetch(); }
+void synchronize() { cuda::synchronize(); }
+}  // namespace device
+
 }  // namespace islkd

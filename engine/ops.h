@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "kernels/common/loss_params.h"
 #include "kernels/common/shapes.h"
 
 namespace islkd::ops {

@@ -65,7 +65,7 @@
 
 #include "engine/lr_schedule.h"
 #include "engine/tensor.h"
-#include "kernels/common/shapes.h"
+#include "kernels/common/loss_params.h"
 
 namespace islkd::distill {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "kernels/common/shapes.h"
+#include "kernels/common/loss_params.h"
 
 namespace islkd::distill {
 

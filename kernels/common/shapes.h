@@ -21,27 +21,4 @@ struct Pool2dShape {
   int64_t OW() const { return (W + 2 * pad - kernel) / stride + 1; }
 };
 
-// Knowledge-distillation loss settings (Hinton): total = alpha * T^2 * KL(p_t^T || p_s^T) + (1 - alpha) * CE(s, y).
-struct KDLossParams {
-  float temperature = 4.0f;
-  float alpha = 0.9f;
-};
-
-// Per-instance difficulty measures used by the ISL curriculum (lower = easier).
-enum class DifficultyMeasure : int { CE = 0, KD = 1, Loss = 2, Confidence = 3 };
-
-// One parameter tensor handed to the fused multi-tensor SGD update.
-struct SGDTensor {
-  float* param;
-  const float* grad;
-  float* momentum_buf;  // may be null when momentum == 0
-  int64_t n;
-};
-
-struct SGDParams {
-  float lr = 0.1f, momentum = 0.9f, weight_decay = 5e-4f, dampening = 0.0f;
-  bool nesterov = false;
-  bool first_step = false;  // PyTorch semantics: on the first step the buffer is set to the gradient
-};
-
 }  // namespace islkd

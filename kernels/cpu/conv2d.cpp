@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "kernels/common/error.h"
+#include "kernels/cpu/blocked_layout.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/cpu_kernels.h"
 
@@ -73,8 +74,6 @@ struct Mds {
   memory::desc x, w, b, y;
   memory::dims strides, pad;
 };
-
-Tag block_tag(int64_t B) { return B == 16 ? Tag::nChw16c : Tag::nChw8c; }
 
 // The caller's activation layouts of one call: plain NCHW, or nChw<B>c (training with blocked activations).
 struct ActLayouts {
@@ -360,26 +359,11 @@ struct BlockedPlan {
   }
 };
 
-// The channel block of a dense nChw8c / nChw16c descriptor (channels a multiple of the block), else 0.
-int64_t block_of(const memory::desc& d) {
-  const memory::dims dims = d.dims();
-  if (dims.size() != 4) return 0;
-  for (int64_t B : {int64_t(16), int64_t(8)})
-    if (dims[1] % B == 0 && d == memory::desc(dims, DT::f32, block_tag(B))) return B;
-  return 0;
-}
-
 memory::desc activation_md(int64_t N, int64_t C, int64_t H, int64_t W) {
   return memory::desc({N, C, H, W}, DT::f32, block_tag(activation_block()));
 }
 
 }  // namespace
-
-struct BlockedLayout {
-  explicit BlockedLayout(const memory::desc& d) : md(d), block(block_of(d)) {}
-  memory::desc md;
-  int64_t block;  // 8 / 16 when md is nChw8c / nChw16c (no channel padding), else 0: decided once, read on every op
-};
 
 int64_t parse_channel_block(const char* value) {
   if (!value || !*value) return 0;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/loss_params.h"
+#include "kernels/common/sgd_params.h"
 #include "kernels/common/shapes.h"
 
 namespace islkd::cpu {

@@ -31,8 +31,8 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_temp.cuh"
 #include "kernels/cuda/reduce.cuh"
-#include "kernels/cuda/row_losses.cuh"
 
 namespace islkd::cuda {
 

@@ -13,6 +13,7 @@
 // the outputs have been written by then: callers must not use them after the exception.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_temp.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/row_losses.cuh"
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/loss_params.h"
+#include "kernels/common/sgd_params.h"
 #include "kernels/common/shapes.h"
 
 namespace islkd::cuda {

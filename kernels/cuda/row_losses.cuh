@@ -1,29 +1,11 @@
-// Shared by the loss kernels (cross_entropy.cu, kd_loss.cu, difficulty_scores.cu): device temporaries from the
-// caching allocator, and the deterministic second stage that turns per-row losses into means and validates the
-// labels. Defined in cross_entropy.cu.
+// Shared by the loss kernels (cross_entropy.cu, kd_loss.cu, difficulty_scores.cu): the deterministic second stage
+// that turns per-row losses into means and validates the labels. Defined in cross_entropy.cu.
 #pragma once
 #include <cstdint>
 
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace islkd::cuda::detail {
-
-// A device buffer from cuda::device_malloc, returned to the allocator when the launcher returns or throws.
-template <typename T>
-class DeviceTemp {
- public:
-  explicit DeviceTemp(int64_t n)
-      : p_(n > 0 ? static_cast<T*>(device_malloc(static_cast<size_t>(n) * sizeof(T))) : nullptr) {}
-  ~DeviceTemp() {
-    if (p_) device_free(p_);
-  }
-  DeviceTemp(const DeviceTemp&) = delete;
-  DeviceTemp& operator=(const DeviceTemp&) = delete;
-  T* get() const { return p_; }
-
- private:
-  T* p_;
-};
 
 // Host copy of the second stage's result.
 struct RowLossSummary {

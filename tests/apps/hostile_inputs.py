@@ -360,6 +360,22 @@ def _(c):
     return "train_kd", c.kd_args("--method", "isl", "--start-fraction", "-1", "--out", c.path("f", "b"))
 
 
+@case("--objective-options that is not a JSON object is refused", must=["--objective-options", "JSON object"])
+def _(c):
+    return "train_kd", c.kd_args("--objective", "kd", "--objective-options", "[1, 2", "--out", c.path("o", "a"))
+
+
+@case("--objective-options with a bad kd temperature is refused", must=["temperature", "-3"])
+def _(c):
+    return "train_kd", c.kd_args("--objective", "kd", "--objective-options", '{"temperature": -3}',
+                                 "--out", c.path("o", "b"))
+
+
+@case("--curriculum with an unknown name is refused", must=["--curriculum", "sideways"])
+def _(c):
+    return "train_kd", c.kd_args("--objective", "ce", "--curriculum", "sideways", "--out", c.path("o", "c"))
+
+
 @case("a teacher with a negative running_var is refused", must=["teacher", "negative variance"])
 def _(c):
     t = c.teacher_with("negvar", lambda h, d: st_set_f32(h, d, "layer1.0.bn1.running_var", 0, -2.0))

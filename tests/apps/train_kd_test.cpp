@@ -442,3 +442,35 @@ TEST(TrainKdApp, IslLrRestartStartsEverySegmentAtTheBaseRate) {
   EXPECT_EQ(first_lr_of_epoch3["--lr-restart"], "0.05");
   EXPECT_EQ(std::stod(first_lr_of_epoch3[""]), 0.05 * 0.1);
 }
+
+// The objective and the curriculum are two flags; --method is their shorthand (isl = --objective kd --curriculum
+// isl): the long form runs the same training, tensor for tensor, and records the same config.
+TEST(TrainKdApp, ObjectiveAndCurriculumFlagsTrainWhatTheMethodShorthandTrains) {
+  const std::string teacher = make_teacher(10);
+  for (const auto& [method, long_form] : std::vector<std::pair<std::string, std::string>>{
+           {"isl", "--objective kd --curriculum isl"}, {"ce", "--objective ce"}, {"kd", "--curriculum none"}}) {
+    const std::string a_out = dir() + "/islkd_obj_" + method + "_a.safetensors",
+                      b_out = dir() + "/islkd_obj_" + method + "_b.safetensors";
+    std::string base = isl_args(teacher) + "--epochs 3 ";
+    base.replace(base.find("--method isl"), 12, "");
+    RunResult a = run_kd(base + "--method " + method + " --out " + a_out, "obj_a_" + method);
+    ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+    RunResult b = run_kd(base + long_form + " --out " + b_out, "obj_b_" + method);
+    ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+    auto ta = tensors_of(a_out), tb = tensors_of(b_out);
+    ASSERT_EQ(ta.size(), tb.size()) << method;
+    for (const auto& [name, e] : ta) {
+      ASSERT_TRUE(tb.count(name)) << name;
+      EXPECT_EQ(tb.at(name).f32, e.f32) << method << ": " << name;
+      EXPECT_EQ(tb.at(name).i64, e.i64) << method << ": " << name;
+    }
+    EXPECT_EQ(read_text(a_out), read_text(b_out)) << method << ": the same run writes the same file";
+  }
+  RunResult both = run_kd("--method kd --objective ce --limit 32 --epochs 1", "obj_both");
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_NE(both.err.find("either --method or --objective"), std::string::npos) << both.err;
+  RunResult unknown = run_kd("--objective fitnes --limit 32 --epochs 1", "obj_unknown");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("unknown objective 'fitnes'"), std::string::npos) << unknown.err;
+  EXPECT_EQ(count_lines(unknown.err), 1) << unknown.err;
+}

@@ -1,0 +1,57 @@
+// What the student learns from (the objective: ce, kd, ...) behind one small interface and a name registry, so an
+// objective is one file + one line in objective_registry.cpp + one test, and the Trainer never names one.
+// The curriculum (in which order the data comes) is a separate choice: any objective runs with or without ISL.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace islkd::distill {
+
+// What an objective needs besides the student's logits and the labels. Feature names are the models' named
+// intermediate outputs (part B of issue 14 adds them to the zoo); ce and kd need none.
+struct ObjectiveNeeds {
+  bool teacher_logits = false;
+  std::vector<std::string> student_features, teacher_features;
+  bool needs_teacher() const { return teacher_logits || !teacher_features.empty(); }
+};
+
+// One step's inputs. Absent teacher outputs (not asked for in needs()) are undefined tensors / empty maps.
+struct ObjectiveInputs {
+  Tensor student_logits;
+  Tensor labels;
+  Tensor teacher_logits;
+  std::map<std::string, Tensor> student_features, teacher_features;
+  int64_t epoch = 0, step = 0;  // for objectives whose weight is scheduled (a warm-up)
+};
+
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual std::string name() const = 0;
+  // Its hyper-parameters as a table (recorded in the run's config under the objective's name; empty: nothing to
+  // record). Built from the same table by the registry, so a run can be reproduced from its log.
+  virtual nlohmann::json config() const = 0;
+  virtual ObjectiveNeeds needs() const { return {}; }
+  // Trainable tensors the objective owns (a FitNet regressor): optimized, checkpointed and resumed with the
+  // student, under "objective.<name>". Moved to the run's device by to().
+  virtual std::vector<std::pair<std::string, Tensor>> parameters() const { return {}; }
+  virtual void to(Device) {}
+  // The step's mean loss (a [1] tensor on the autograd tape: backward reaches the student and parameters()).
+  virtual Tensor loss(const ObjectiveInputs& in) = 0;
+};
+
+// The registry: `options` is the objective's hyper-parameter table (missing keys take the defaults; bad values and
+// unknown names are islkd::Error naming the choices).
+std::unique_ptr<Objective> make_objective(const std::string& name, const nlohmann::json& options = nlohmann::json::object());
+std::vector<std::string> objective_names();
+bool has_objective(const std::string& name);
+
+}  // namespace islkd::distill

@@ -1,0 +1,42 @@
+// What the frozen teacher gives a step: its logits, either computed once for every un-augmented training instance
+// and gathered per batch (the cache: n_train x classes floats on the host), or from the live (eval-mode, folded)
+// teacher at every step when the inputs are augmented. The cache also feeds the ISL difficulty scores.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "engine/module.h"
+#include "engine/tensor.h"
+
+namespace islkd::train {
+
+class TeacherTargets {
+ public:
+  // `teacher` is in eval mode with its batch norms folded (nn::fold_batch_norm); it is only ever run without grad.
+  TeacherTargets(std::shared_ptr<Module> teacher, std::shared_ptr<const data::Dataset> train, int64_t n_train,
+                 int64_t num_classes, const data::LoaderOptions& loader_options);
+
+  Module& model() { return *teacher_; }
+  // Computes the cache on first use (prints how long it took); later calls do nothing.
+  void cache();
+  bool cached() const { return !logits_.empty(); }
+  const std::vector<float>& logits() const { return logits_; }  // n_train x classes, after cache()
+  double cache_seconds() const { return cache_seconds_; }
+  // The cached logits of a batch's instances, rows x classes on the loader's device (CUDA: through pinned staging).
+  Tensor gather(const std::vector<int64_t>& indices) const;
+  // The live teacher's logits (no grad).
+  Tensor live(const Tensor& images);
+
+ private:
+  std::shared_ptr<Module> teacher_;
+  std::shared_ptr<const data::Dataset> train_;
+  int64_t n_train_, num_classes_;
+  data::LoaderOptions loader_options_;
+  std::vector<float> logits_;
+  double cache_seconds_ = 0.0;
+};
+
+}  // namespace islkd::train

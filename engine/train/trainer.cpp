@@ -1,0 +1,542 @@
+// The training loop of train and train_kd, as named steps: load_state, curriculum_boundary, train_epoch (TrainStep
+// per batch), end_epoch (evaluate, save_state, report), finish.
+#include "engine/train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "engine/autograd.h"
+#include "engine/device.h"
+#include "engine/checkpoint.h"
+#include "engine/distill/kd.h"
+#include "engine/ops.h"
+#include "engine/train/curriculum_sampler.h"
+#include "engine/train/instance_scores.h"
+#include "kernels/common/checked.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace islkd::train {
+
+namespace {
+constexpr const char* kObjectivePrefix = "objective.";
+
+std::unique_ptr<data::Loader> sequential_loader_ptr(const std::shared_ptr<const data::Dataset>& ds, int64_t n,
+                                                    const data::LoaderOptions& options) {
+  return std::make_unique<data::Loader>(
+      ds, data::Transform(data::eval_transform(*ds), ds->channels(), ds->height(), ds->width()),
+      std::make_shared<data::SequentialSampler>(n), options);
+}
+}  // namespace
+
+// ---- the step ----
+
+TrainStep::TrainStep(Module& student, distill::Objective& objective, SGD& optimizer, TeacherTargets* teacher,
+                     bool cached_targets)
+    : student_(student), objective_(objective), optimizer_(optimizer), teacher_(teacher), cached_targets_(cached_targets) {
+  ISLKD_CHECK(teacher_ || !objective_.needs().needs_teacher(), "objective ", objective_.name(), " needs a teacher");
+}
+
+distill::ObjectiveInputs TrainStep::teacher_targets(const Tensor& images, const std::vector<int64_t>& indices) {
+  distill::ObjectiveInputs in;
+  const distill::ObjectiveNeeds needs = objective_.needs();
+  ISLKD_CHECK(needs.student_features.empty() && needs.teacher_features.empty(), "objective ", objective_.name(),
+              " asks for named features, which the models do not expose yet");
+  if (needs.teacher_logits) in.teacher_logits = cached_targets_ ? teacher_->gather(indices) : teacher_->live(images);
+  return in;
+}
+
+StepOutput TrainStep::learn(const Tensor& images, const Tensor& labels, distill::ObjectiveInputs in) {
+  optimizer_.zero_grad();
+  StepOutput out;
+  out.logits = student_(images);
+  in.student_logits = out.logits;
+  in.labels = labels;
+  out.loss = objective_.loss(in);
+  out.loss.backward();
+  optimizer_.step();
+  return out;
+}
+
+StepOutput TrainStep::operator()(const Tensor& images, const Tensor& labels, const std::vector<int64_t>& indices,
+                                 int64_t epoch, int64_t step) {
+  distill::ObjectiveInputs in = teacher_targets(images, indices);
+  in.epoch = epoch, in.step = step;
+  return learn(images, labels, std::move(in));
+}
+
+std::vector<std::pair<std::string, Tensor>> trained_parameters(const Module& student, const distill::Objective& o) {
+  std::vector<std::pair<std::string, Tensor>> all = student.named_parameters();
+  for (auto& [name, t] : o.parameters()) all.emplace_back(kObjectivePrefix + name, t);
+  return all;
+}
+
+// ---- the run ----
+
+Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(config)), p_(std::move(parts)) {
+  student_ = p_.student;
+  schedule_ = p_.make_schedule(cfg_.epochs);
+  curriculum_ = std::shared_ptr<distill::Curriculum>(std::move(p_.curriculum));
+  steps_per_epoch_ = ceil_div(p_.n_train, p_.loader_options.batch_size);
+  result_.label = cfg_.label;
+  load_state();
+  student_->to(cfg_.device);
+  p_.objective->to(cfg_.device);
+  optimizer_ = std::make_unique<SGD>(trained_parameters(*student_, *p_.objective), p_.sgd);
+  if (!cfg_.resume.empty()) optimizer_->load_state(resumed_opt_state_, resumed_opt_steps_);
+  step_ = std::make_unique<TrainStep>(*student_, *p_.objective, *optimizer_, p_.teacher.get(), cfg_.cached_targets);
+}
+
+Trainer::~Trainer() = default;
+
+std::string Trainer::text_prefix() const {
+  return cfg_.style == ReportStyle::Train ? "train" : "train_kd[" + cfg_.label + "]";
+}
+
+// --resume: the student's tensors, the optimizer's and objective's state, the counts and the curriculum, each
+// checked against this run before anything trains.
+void Trainer::load_state() {
+  if (cfg_.resume.empty()) return;
+  const std::string& path = cfg_.resume;
+  const bool kd_style = cfg_.style == ReportStyle::TrainKd;
+  const char* app = kd_style ? "train_kd" : "train";
+  checkpoint::Contents c = checkpoint::load(path, *student_);
+  ISLKD_CHECK(meta_get(c.metadata, "format", path, app) == cfg_.format, path, ": checkpoint format '",
+              c.metadata.at("format"), "', expected ", cfg_.format);
+  nlohmann::json saved = nlohmann::json::parse(meta_get(c.metadata, "config", path, app), nullptr, false);
+  ISLKD_CHECK(!saved.is_discarded(), path, ": metadata 'config' is not JSON");
+  for (const std::string& key : cfg_.resume_keys) {
+    if (key == "objective" && !saved.contains(key)) continue;  // written before objectives had names: "method" says
+    nlohmann::json want = cfg_.run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
+    ISLKD_CHECK(want == got, "--resume ", path, ": it was trained with ", key, " = ", got.dump(), ", this run has ",
+                want.dump());
+  }
+  start_epoch_ = parse_count(meta_get(c.metadata, "epoch", path, app), path + (kd_style ? ": 'epoch'" : ": metadata 'epoch'"));
+  global_step_ = parse_count(meta_get(c.metadata, "step", path, app), path + (kd_style ? ": 'step'" : ": metadata 'step'"));
+  const int64_t opt_steps = parse_count(meta_get(c.metadata, "optimizer.steps", path, app),
+                                        path + (kd_style ? ": steps" : ": 'optimizer.steps'"));
+  const int64_t per_epoch = steps_per_epoch_;
+  if (kd_style) {
+    skip_steps_ = parse_count(meta_get(c.metadata, "epoch_step", path, app), path + ": epoch_step");
+    // the counts must agree with each other (same data and batch size: checked against the config above)
+    ISLKD_CHECK(skip_steps_ <= per_epoch && global_step_ == start_epoch_ * per_epoch + skip_steps_ &&
+                    opt_steps == global_step_,
+                path, ": inconsistent counts (epoch ", start_epoch_, ", epoch_step ", skip_steps_, ", step ",
+                global_step_, ", optimizer.steps ", opt_steps, " with ", per_epoch,
+                " steps per epoch): a tampered or corrupt checkpoint");
+    nlohmann::json pj = nlohmann::json::parse(meta_get(c.metadata, "epoch_partial", path, app), nullptr, false);
+    ISLKD_CHECK(pj.is_object(), path, ": metadata 'epoch_partial' is not a JSON object");
+    part_.loss_sum = pj.value("loss_sum", 0.0);
+    part_.correct = pj.value("correct", int64_t(0));
+    part_.seen = pj.value("seen", int64_t(0));
+    ISLKD_CHECK(std::isfinite(part_.loss_sum) && part_.seen >= 0 && part_.correct >= 0 && part_.correct <= part_.seen,
+                path, ": metadata 'epoch_partial' ", pj.dump(), " is not a possible tally");
+  } else {
+    ISLKD_CHECK(global_step_ == start_epoch_ * per_epoch && opt_steps == global_step_, path,
+                ": inconsistent counts (epoch ", start_epoch_, ", step ", global_step_, ", optimizer.steps ", opt_steps,
+                " with ", per_epoch, " steps per epoch): a tampered or corrupt checkpoint");
+  }
+  ISLKD_CHECK(start_epoch_ < cfg_.epochs, "--resume ", path, " has already trained ", start_epoch_,
+              " epochs; pass --epochs larger than that to continue");
+  std::vector<uint32_t> order;
+  std::map<std::string, Tensor> opt_state;
+  std::map<std::string, Tensor> objective_state;
+  for (const auto& e : c.extra) {
+    if (e.name == "curriculum.order") {
+      ISLKD_CHECK(e.dtype == safetensors::DType::I64, path, ": 'curriculum.order' is not int64");
+      for (int64_t v : e.i64) {
+        ISLKD_CHECK(v >= 0 && v < p_.n_train, path, ": 'curriculum.order' holds ", v, ", outside [0, ", p_.n_train,
+                    ")");
+        order.push_back(static_cast<uint32_t>(v));
+      }
+      continue;
+    }
+    ISLKD_CHECK(e.dtype == safetensors::DType::F32, path, ": '", e.name, "' is not float32");
+    Tensor t = Tensor::from_vector(e.f32, e.shape.empty() ? Shape{1} : Shape(e.shape));
+    if (e.name.rfind(kObjectivePrefix, 0) == 0)
+      objective_state[e.name.substr(std::string(kObjectivePrefix).size())] = t;
+    else
+      opt_state[e.name] = t;
+  }
+  // The objective's own parameters, by name and shape (on the host: the Trainer moves everything after this).
+  for (auto& [name, param] : p_.objective->parameters()) {
+    auto it = objective_state.find(name);
+    ISLKD_CHECK(it != objective_state.end(), path, ": no '", kObjectivePrefix, name, "' for objective ",
+                p_.objective->name());
+    ISLKD_CHECK(it->second.shape() == param.shape(), path, ": '", kObjectivePrefix, name, "' has shape ",
+                shape_str(it->second.shape()), ", the objective's is ", shape_str(param.shape()));
+    std::vector<float> v = it->second.to_vector();
+    Tensor dst = param;
+    dst.copy_from(Tensor::from_vector(v, param.shape(), param.device()));
+  }
+  if (curriculum_) {
+    nlohmann::json cs = nlohmann::json::parse(meta_get(c.metadata, "curriculum", path, app), nullptr, false);
+    ISLKD_CHECK(!cs.is_discarded(), path, ": metadata 'curriculum' is not JSON");
+    curriculum_ = std::make_shared<distill::Curriculum>(distill::Curriculum::from_state(cs, order));
+  }
+  resumed_opt_state_ = std::move(opt_state);
+  resumed_opt_steps_ = opt_steps;
+}
+
+// The loaders: training batches from the curriculum (ISL) or KD's shuffle, the test split, and the validation split
+// when there is one (the run then evaluates on it and reads the test split once, at the end).
+void Trainer::open_loaders() {
+  const data::LoaderOptions& lopt = p_.loader_options;
+  std::shared_ptr<data::Sampler> sampler;
+  auto plain = std::make_shared<data::ShuffledSampler>(p_.n_train, lopt.seed);
+  if (curriculum_) {
+    // Outside its phases ISL draws exactly KD's batches (same sampler, seed and epoch): a fair comparison.
+    curriculum_->set_plain_order([plain](int epoch) { return plain->indices(epoch); });
+    if (curriculum_->options().stratified) curriculum_->set_labels(train_labels(*p_.train, p_.n_train));
+    sampler = std::make_shared<CurriculumSampler>(curriculum_);
+  } else {
+    sampler = plain;
+  }
+  const data::Dataset& ds = *p_.train;
+  train_loader_ = std::make_unique<data::Loader>(
+      p_.train, data::Transform(p_.train_transform, ds.channels(), ds.height(), ds.width()), sampler, lopt);
+  test_loader_ = sequential_loader_ptr(p_.test, p_.n_test, lopt);
+  if (p_.validation) val_loader_ = sequential_loader_ptr(p_.validation, p_.validation->size(), lopt);
+  eval_loader_ = val_loader_ ? val_loader_.get() : test_loader_.get();
+  eval_name_ = val_loader_ ? "val" : "test";
+  if (!cfg_.trace_batches.empty()) trace_ = std::make_unique<std::ofstream>(cfg_.trace_batches);
+}
+
+void Trainer::print_start() const {
+  if (cfg_.style == ReportStyle::Train) {
+    const data::Dataset& ds = *p_.train;
+    std::printf("train: %s (%lld parameters) on %s: %lld train / %lld test instances, %lld classes, %dx%dx%d, "
+                "device %s, %d threads, %d loader workers\n",
+                cfg_.run_config.value("model", std::string()).c_str(),
+                static_cast<long long>(student_->num_parameters()), ds.source().c_str(),
+                static_cast<long long>(p_.n_train), static_cast<long long>(p_.n_test),
+                static_cast<long long>(p_.num_classes), ds.channels(), ds.height(), ds.width(),
+                device_name(cfg_.device), cpu::num_threads(), train_loader_->workers());
+    std::printf("train: config %s\n", cfg_.run_config.dump().c_str());
+    if (start_epoch_ > 0)
+      std::printf("train: resuming %s after epoch %lld (step %lld)\n", cfg_.resume.c_str(),
+                  static_cast<long long>(start_epoch_), static_cast<long long>(global_step_));
+  } else {
+    const bool use_teacher = p_.objective->needs().needs_teacher();
+    std::printf("train_kd[%s]: student %s (%lld parameters)%s, %lld train / %lld test instances, out %s\n",
+                cfg_.label.c_str(), cfg_.run_config.value("model", std::string()).c_str(),
+                static_cast<long long>(student_->num_parameters()),
+                use_teacher ? (", teacher " + cfg_.teacher_text).c_str() : "",
+                static_cast<long long>(p_.n_train), static_cast<long long>(p_.n_test), cfg_.out.c_str());
+    std::printf("train_kd[%s]: config %s\n", cfg_.label.c_str(), cfg_.run_config.dump().c_str());
+    if (!cfg_.resume.empty())
+      std::printf("train_kd[%s]: resuming %s at epoch %lld, step %lld of it\n", cfg_.label.c_str(),
+                  cfg_.resume.c_str(), static_cast<long long>(start_epoch_ + 1), static_cast<long long>(skip_steps_));
+  }
+  std::fflush(stdout);
+}
+
+// The rate of (epoch, step): the run's schedule, or with lr_restart the schedule scaled to the curriculum segment
+// holding the epoch, restarted at its first epoch.
+double Trainer::lr_at(int64_t epoch, int64_t step) {
+  if (!curriculum_ || !curriculum_->options().lr_restart) return schedule_->lr_at_step(epoch, step, steps_per_epoch_);
+  const int e = static_cast<int>(epoch), first = curriculum_->segment_start(e);
+  auto& seg = segment_schedules_[first];
+  if (!seg) seg = p_.make_schedule(curriculum_->segment_end(e, static_cast<int>(cfg_.epochs)) - first);
+  return seg->lr_at_step(epoch - first, step, steps_per_epoch_);
+}
+
+RunResult Trainer::run(const std::atomic<bool>& interrupted) {
+  open_loaders();
+  // Without augmentation an instance always looks the same, so the teacher's logits are computed once.
+  if (cfg_.cached_targets || curriculum_) p_.teacher->cache();
+  print_start();
+  metrics_ = std::make_unique<MetricsLog>(cfg_.metrics, cfg_.run_config, start_epoch_);
+  student_->train();
+  run_clock_.reset();
+  for (int64_t epoch = start_epoch_; epoch < cfg_.epochs; ++epoch) {
+    isl_log_ = nlohmann::json();
+    if (curriculum_ && curriculum_->is_phase_boundary(static_cast<int>(epoch)) &&
+        !(epoch == start_epoch_ && skip_steps_ > 0))  // a mid-epoch resume restored this phase's order
+      curriculum_boundary(epoch);
+    if (!train_epoch(epoch, interrupted)) {
+      result_.interrupted = true;
+      return result_;
+    }
+  }
+  finish();
+  result_.seconds = run_clock_.seconds();
+  return result_;
+}
+
+// An ISL phase boundary: score every instance with the current student, sort, report.
+void Trainer::curriculum_boundary(int64_t epoch) {
+  distill::Curriculum& c = *curriculum_;
+  const distill::CurriculumOptions& copt = c.options();
+  TeacherTargets& teacher = *p_.teacher;
+  teacher.cache();
+  Stopwatch score_clock;
+  const ScoringData sd{p_.train, p_.n_train, p_.num_classes, p_.loader_options};
+  std::vector<float> scores = curriculum_scores(c, static_cast<int>(epoch), *student_, teacher, sd, cfg_.score_kd);
+  const double score_seconds = score_clock.seconds();
+  c.begin_phase(static_cast<int>(epoch), scores);
+  const int phase = c.phase_of_epoch(static_cast<int>(epoch));
+  isl_log_ = {{"phase", phase},
+              {"fraction", c.fraction(phase)},
+              {"subset_size", c.subset_size(phase)},
+              {"score_seconds", score_seconds},
+              {"sort_seconds", c.last_sort_seconds()},
+              {"teacher_cache_seconds", teacher.cache_seconds()}};
+  {
+    // The class histogram of the phase's subset (the study plots it: an easy half can drop whole classes).
+    std::vector<int64_t> hist(static_cast<size_t>(p_.num_classes), 0);
+    const std::vector<int32_t>& y = p_.train->labels();
+    for (int64_t r = 0; r < c.subset_size(phase); ++r) ++hist[static_cast<size_t>(y[c.order()[static_cast<size_t>(r)]])];
+    isl_log_["subset_class_counts"] = hist;
+  }
+  // The boundary's cost against a training epoch of this run (the mean so far; none yet after a resume).
+  const double boundary_seconds = score_seconds + c.last_sort_seconds();
+  const double epoch_seconds =
+      steps_timed_ > 0 ? train_seconds_ / static_cast<double>(steps_timed_) * static_cast<double>(steps_per_epoch_)
+                       : 0.0;
+  if (epoch_seconds > 0.0) isl_log_["boundary_share_of_epoch"] = boundary_seconds / epoch_seconds;
+  progress_.clear();
+  std::string what;
+  if (copt.mode == distill::CurriculumMode::Weighted)
+    what = "draws weighted by exp(-rank/(" + fixed(c.weight_tau(phase), 3) + " N))";
+  else
+    what = std::string(copt.direction == distill::Direction::HardFirst ? "hardest " : "easiest ") +
+           fixed(100.0 * c.fraction(phase), 0) + "% (" + std::to_string(c.subset_size(phase)) + " instances)";
+  std::printf("train_kd[%s]: phase %d from epoch %lld: %s by %s; scoring %.2fs, sort %.3f ms (%.3f%% of scoring)",
+              cfg_.label.c_str(), phase, static_cast<long long>(epoch + 1), what.c_str(),
+              distill::measure_name(copt.measure), score_seconds, 1e3 * c.last_sort_seconds(),
+              100.0 * c.last_sort_seconds() / std::max(score_seconds, 1e-9));
+  if (epoch_seconds > 0.0)
+    std::printf("; the boundary costs %.1f%% of a training epoch (%.1fs)", 100.0 * boundary_seconds / epoch_seconds,
+                epoch_seconds);
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+// One epoch of steps; false when interrupted (a checkpoint was written mid-epoch).
+bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
+  const bool kd_style = cfg_.style == ReportStyle::TrainKd;
+  Stopwatch epoch_clock;
+  train_loader_->start_epoch(epoch);
+  EpochTally tally;
+  tally.deferred = kd_style && cfg_.device == Device::CUDA;
+  int64_t step = 0;
+  data::Batch b;
+  if (epoch == start_epoch_ && skip_steps_ > 0) {
+    // Mid-epoch resume: the loader's batches are a pure function of (seed, epoch, number); skip the done ones.
+    while (step < skip_steps_ && train_loader_->next(b)) ++step;
+    ISLKD_CHECK(step == skip_steps_, cfg_.resume, ": epoch ", epoch + 1, " has only ", step,
+                " steps, checkpoint says ", skip_steps_, " were done");
+    tally = part_;
+    tally.deferred = cfg_.device == Device::CUDA;
+  }
+  const int64_t first_step = step;
+  double mid_eval_seconds = 0.0;
+  while (train_loader_->next(b)) {
+    if (cfg_.device == Device::CUDA) device::wait_prefetch();
+    const double lr = lr_at(epoch, step);
+    if (trace_) {
+      *trace_ << epoch << ' ' << step;
+      for (int64_t i : b.indices) *trace_ << ' ' << i;
+      *trace_ << '\n';
+    }
+    optimizer_->set_lr(static_cast<float>(lr));
+    const StepOutput out = (*step_)(b.images, b.labels, b.indices, epoch, step);
+
+    tally.add(out.loss, out.logits, b.labels, epoch, step);
+    ++step;
+    ++global_step_;
+    const double t = epoch_clock.seconds() - mid_eval_seconds;
+    if (!kd_style) {
+      const double per_step = (train_seconds_ + t) / static_cast<double>(steps_timed_ + step);
+      const double remaining =
+          per_step * (static_cast<double>(steps_per_epoch_ - step) +
+                      static_cast<double>(steps_per_epoch_) * static_cast<double>(cfg_.epochs - epoch - 1)) +
+          eval_seconds_last_ * static_cast<double>(cfg_.epochs - epoch);
+      progress_.update("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs) + " [" +
+                       std::to_string(step) + "/" + std::to_string(steps_per_epoch_) + "] loss " +
+                       fixed(tally.mean_loss(), 4) + " acc " + fixed(tally.accuracy(), 2) + "% lr " + fixed(lr, 5) +
+                       " " + fixed(static_cast<double>(tally.seen) / t, 0) + " img/s ETA " + format_duration(remaining));
+      continue;
+    }
+    if (step % cfg_.log_every == 0 || step == steps_per_epoch_) tally.sync();  // CUDA: one host sync per --log-every
+
+    if (cfg_.interrupt_after_steps > 0 && global_step_ >= cfg_.interrupt_after_steps) interrupt_requested_ = true;
+    if (interrupted.load() || interrupt_requested_) {
+      progress_.clear();
+      tally.sync();
+      save_state(epoch, step, tally, 0.0);
+      std::printf("train_kd[%s]: interrupted in epoch %lld after step %lld; checkpoint %s (continue with "
+                  "--resume %s)\n",
+                  cfg_.label.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(step),
+                  cfg_.out.c_str(), cfg_.out.c_str());
+      std::fflush(stdout);
+      return false;
+    }
+    if (cfg_.eval_every > 0 && global_step_ % cfg_.eval_every == 0 && step < steps_per_epoch_) {
+      // An evaluation inside the epoch (accuracy against iterations); its time is not training time.
+      Stopwatch eval_clock;
+      EvalResult mid = evaluate(*student_, *eval_loader_, cfg_.device);
+      mid_eval_seconds += eval_clock.seconds();
+      metrics_->append({{"epoch", epoch + 1},
+                        {"step", global_step_},
+                        {"epoch_step", step},
+                        {"lr", lr},
+                        {eval_name_ + "_loss", mid.loss},
+                        {eval_name_ + "_accuracy", mid.accuracy}});
+    }
+    const double tt = epoch_clock.seconds() - mid_eval_seconds;
+    const int64_t timed = steps_timed_ + (step - first_step);
+    const double per_step = timed > 0 ? (train_seconds_ + tt) / static_cast<double>(timed) : 0.0;
+    const double remaining =
+        per_step * (static_cast<double>(steps_per_epoch_ - step) +
+                    static_cast<double>(steps_per_epoch_) * static_cast<double>(cfg_.epochs - epoch - 1)) +
+        eval_seconds_last_ * static_cast<double>(cfg_.epochs - epoch);
+    progress_.update(cfg_.label + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg_.epochs) + " [" +
+                     std::to_string(step) + "/" + std::to_string(steps_per_epoch_) + "] loss " +
+                     fixed(tally.mean_loss(), 4) + " acc " + fixed(tally.accuracy(), 2) + "% " +
+                     fixed(static_cast<double>(tally.rows_added() - part_.seen * (epoch == start_epoch_)) / tt, 0) +
+                     " img/s ETA " + format_duration(remaining));
+  }
+  tally.sync();
+  const double epoch_train_seconds = epoch_clock.seconds() - mid_eval_seconds;
+  train_seconds_ += epoch_train_seconds;
+  steps_timed_ += step - first_step;
+  end_epoch(epoch, tally, epoch_train_seconds, step - first_step);
+  return true;
+}
+
+// The end of an epoch: evaluate, checkpoint, one line on stdout and one in the metrics.
+void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_train_seconds, int64_t steps_done) {
+  Stopwatch eval_clock;
+  EvalResult test = evaluate(*student_, *eval_loader_, cfg_.device);
+  eval_seconds_last_ = eval_clock.seconds();
+  result_.test_accuracy = test.accuracy;
+  last_eval_accuracy_ = test.accuracy;
+  save_state(epoch + 1, 0, EpochTally{}, test.accuracy);
+  const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
+  const double lr_last = lr_at(epoch, steps_per_epoch_ - 1);
+  const double remaining = (steps_timed_ > 0 ? train_seconds_ / static_cast<double>(steps_timed_) : 0.0) *
+                               static_cast<double>(steps_per_epoch_) * static_cast<double>(cfg_.epochs - epoch - 1) +
+                           eval_seconds_last_ * static_cast<double>(cfg_.epochs - epoch - 1);
+  progress_.clear();
+  if (cfg_.style == ReportStyle::Train) {
+    const double ips = static_cast<double>(tally.seen) / epoch_train_seconds;
+    std::printf("epoch %lld/%lld  loss %.4f  train acc %.2f%%  test loss %.4f  test acc %.2f%%  lr %.5f  "
+                "%.0f img/s  %s (+%s eval)  ETA %s\n",
+                static_cast<long long>(epoch + 1), static_cast<long long>(cfg_.epochs), train_loss, train_acc,
+                test.loss, test.accuracy, lr_last, ips, format_duration(epoch_train_seconds).c_str(),
+                format_duration(eval_seconds_last_).c_str(), format_duration(remaining).c_str());
+    std::fflush(stdout);
+    metrics_->append({{"epoch", epoch + 1},
+                      {"step", global_step_},
+                      {"lr_last", lr_last},
+                      {"train_loss", train_loss},
+                      {"train_accuracy", train_acc},
+                      {"test_loss", test.loss},
+                      {"test_accuracy", test.accuracy},
+                      {"train_seconds", epoch_train_seconds},
+                      {"eval_seconds", eval_seconds_last_},
+                      {"images_per_second", ips}});
+    return;
+  }
+  std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  %s acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
+              cfg_.label.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(cfg_.epochs), train_loss,
+              train_acc, eval_name_.c_str(), test.accuracy, lr_last,
+              static_cast<double>(steps_done) * static_cast<double>(p_.loader_options.batch_size) / epoch_train_seconds,
+              format_duration(epoch_train_seconds).c_str(), format_duration(remaining).c_str());
+  std::fflush(stdout);
+  nlohmann::json m = {{"epoch", epoch + 1},
+                      {"step", global_step_},
+                      {"lr_last", lr_last},
+                      {"train_loss", train_loss},
+                      {"train_accuracy", train_acc},
+                      {eval_name_ + "_loss", test.loss},
+                      {eval_name_ + "_accuracy", test.accuracy},
+                      {"train_seconds", epoch_train_seconds},
+                      {"eval_seconds", eval_seconds_last_}};
+  if (!isl_log_.is_null()) m["isl"] = isl_log_;
+  metrics_->append(m);
+}
+
+// Accuracy (percent) of each class over the loader's epoch 0, for the study's per-class comparison.
+static std::vector<double> per_class_accuracy(Module& model, data::Loader& loader, Device device, int64_t classes) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<int64_t> right(static_cast<size_t>(classes), 0), total(static_cast<size_t>(classes), 0);
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    if (device == Device::CUDA) device::wait_prefetch();
+    std::vector<float> v = model(b.images).to_vector();
+    std::vector<int32_t> y = b.labels.to_labels();
+    for (size_t r = 0; r < y.size(); ++r) {
+      const float* row = v.data() + static_cast<int64_t>(r) * classes;
+      int64_t best = 0;
+      for (int64_t c = 1; c < classes; ++c)
+        if (row[c] > row[best]) best = c;
+      ++total[static_cast<size_t>(y[r])];
+      right[static_cast<size_t>(y[r])] += best == y[r];
+    }
+  }
+  model.train(was_training);
+  std::vector<double> acc(static_cast<size_t>(classes), 0.0);
+  for (size_t c = 0; c < acc.size(); ++c)
+    acc[c] = total[c] > 0 ? 100.0 * static_cast<double>(right[c]) / static_cast<double>(total[c]) : 0.0;
+  return acc;
+}
+
+// The end of the run. train_kd: the test split (read here for the first time when there is a validation split) and
+// its per-class accuracies, one line of the metrics.
+void Trainer::finish() {
+  if (cfg_.style == ReportStyle::Train) {
+    std::printf("train: done in %s; checkpoint %s\n", format_duration(run_clock_.seconds()).c_str(), cfg_.out.c_str());
+    return;
+  }
+  nlohmann::json final_line = {{"final", true}, {"epoch", cfg_.epochs}, {"step", global_step_}};
+  if (val_loader_) {
+    EvalResult test = evaluate(*student_, *test_loader_, cfg_.device);
+    result_.test_accuracy = test.accuracy;
+    final_line["val_accuracy"] = last_eval_accuracy_;
+    final_line["test_loss"] = test.loss;
+    std::printf("%s: test acc %.2f%% (the test split, once, at the end; validation %.2f%%)\n", cfg_.label.c_str(),
+                test.accuracy, last_eval_accuracy_);
+  }
+  final_line["test_accuracy"] = result_.test_accuracy;
+  final_line["test_per_class"] = per_class_accuracy(*student_, *test_loader_, cfg_.device, p_.num_classes);
+  metrics_->append(final_line);
+}
+
+// A checkpoint: the student, the optimizer's momentum, the objective's parameters, the curriculum's order, and the
+// counts that let --resume continue bit for bit.
+void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& t, double test_acc) {
+  std::map<std::string, std::string> meta = {{"format", cfg_.format},
+                                             {"config", cfg_.run_config.dump()},
+                                             {"epoch", std::to_string(epochs_done)},
+                                             {"step", std::to_string(global_step_)},
+                                             {"optimizer.steps", std::to_string(optimizer_->step_count())},
+                                             {"test_accuracy", fixed(test_acc, 4)}};
+  if (cfg_.style == ReportStyle::TrainKd) {
+    meta["epoch_step"] = std::to_string(epoch_step);
+    meta["epoch_partial"] =
+        nlohmann::json{{"loss_sum", t.loss_sum}, {"correct", t.correct}, {"seen", t.seen}}.dump();
+  }
+  std::vector<safetensors::Entry> extra;
+  for (auto& [name, x] : optimizer_->state_tensors())
+    extra.push_back(safetensors::Entry::from_f32(name, x.shape(), x.to_vector()));
+  for (auto& [name, x] : p_.objective->parameters())
+    extra.push_back(safetensors::Entry::from_f32(kObjectivePrefix + name, x.shape(), x.to_vector()));
+  if (curriculum_) {
+    nlohmann::json cs = curriculum_->state_json();
+    cs["last_sort_seconds"] = 0.0;  // a timing: kept out so equal runs write equal files
+    meta["curriculum"] = cs.dump();
+    std::vector<int64_t> order(curriculum_->order().begin(), curriculum_->order().end());
+    const int64_t n = static_cast<int64_t>(order.size());
+    extra.push_back(safetensors::Entry::from_i64("curriculum.order", {n}, std::move(order)));
+  }
+  checkpoint::save(cfg_.out, *student_, extra, meta);
+}
+
+}  // namespace islkd::train
