@@ -23,6 +23,7 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_temp.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/cuda/kd_row.cuh"
 #include "kernels/cuda/row_losses.cuh"

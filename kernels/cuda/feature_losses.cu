@@ -16,7 +16,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/reduce.cuh"
-#include "kernels/cuda/row_losses.cuh"
+#include "kernels/cuda/device_temp.cuh"
 
 namespace islkd::cuda {
 
