@@ -18,17 +18,6 @@ namespace {
 
 const std::string kInfer = std::string(ISLKD_BINARY_DIR) + "/apps/infer";
 
-std::pair<int, std::string> run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 // A resnet8 checkpoint (10 classes, 1 input channel) and a 5-image 28x28 batch in a fresh directory.
 struct Fixture {
   std::string dir, weights, input;
@@ -57,7 +46,7 @@ struct Fixture {
 TEST(InferApp, LogitsMatchAnInProcessForwardWithAnyChunkSize) {
   Fixture f;
   for (const char* batch : {"--batch 2", "--batch 256"}) {
-    auto [rc, out] = run(f.cmd(std::string("--device auto ") + batch));
+    auto [rc, out] = test::run_command(f.cmd(std::string("--device auto ") + batch));
     ASSERT_EQ(rc, 0) << out;
     npy::Array y = npy::read(f.dir + "/y.npy");
     EXPECT_EQ(y.shape, (std::vector<int64_t>{5, 10}));
@@ -66,7 +55,7 @@ TEST(InferApp, LogitsMatchAnInProcessForwardWithAnyChunkSize) {
 }
 
 void expect_one_line_failure(const std::string& cmd, const char* part) {
-  auto [rc, out] = run(cmd);
+  auto [rc, out] = test::run_command(cmd);
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find(part), std::string::npos) << out;
   while (!out.empty() && out.back() == '\n') out.pop_back();
@@ -105,7 +94,7 @@ TEST(InferApp, MissingInputFileIsOneLineAndExit1) {
 
 TEST(InferApp, ForcedCudaWithoutADeviceIsOneLineAndExit1) {
   Fixture f;
-  auto [rc, out] = run(f.cmd("--device cuda"));
+  auto [rc, out] = test::run_command(f.cmd("--device cuda"));
   // On a machine with a GPU this succeeds; without one it must fail cleanly.
   if (rc != 0) {
     EXPECT_EQ(rc, 1) << out;

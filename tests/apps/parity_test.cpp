@@ -31,44 +31,26 @@ constexpr double kTolerance = 1e-4;
 const std::string kScript = std::string(ISLKD_SOURCE_DIR) + "/tests/apps/pytorch_parity.py";
 const std::string kInfer = std::string(ISLKD_BINARY_DIR) + "/apps/infer";
 
-// Runs a shell command, returns its exit status and captured output (stdout + stderr).
-std::pair<int, std::string> run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 std::string work_dir(const std::string& name) {
   const std::string dir = std::string(ISLKD_BINARY_DIR) + "/tests/apps/parity/" + name;
   std::filesystem::create_directories(dir);
   return dir;
 }
 
-double max_relative_error(const std::vector<float>& got, const std::vector<float>& ref) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(got[i]) - ref[i]));
-    scale = std::max(scale, std::fabs(double(ref[i])));
-  }
-  return diff / std::max(scale, 1e-30);
-}
-
 // PyTorch writes weights + input + reference logits; `infer` must reproduce the logits.
 void pytorch_to_engine(const std::string& model) {
   const std::string dir = work_dir(model);
-  auto [rc, out] = run(std::string(ISLKD_PYTHON) + " " + kScript + " export --model " + model + " --out-dir " + dir);
+  auto [rc, out] =
+      test::run_command(std::string(ISLKD_PYTHON) + " " + kScript + " export --model " + model + " --out-dir " + dir);
   ASSERT_EQ(rc, 0) << "the PyTorch side failed (torch must be installed for this test):\n" << out;
-  auto [rc2, out2] = run(kInfer + " --device cpu --model " + model + " --num-classes 100 --in-channels 3 --weights " +
-                         dir + "/weights.safetensors --input " + dir + "/input.npy --output " + dir + "/engine.npy");
+  auto [rc2, out2] = test::run_command(kInfer + " --device cpu --model " + model +
+                                      " --num-classes 100 --in-channels 3 --weights " + dir +
+                                      "/weights.safetensors --input " + dir + "/input.npy --output " + dir +
+                                      "/engine.npy");
   ASSERT_EQ(rc2, 0) << "infer failed:\n" << out2;
   const npy::Array ref = npy::read(dir + "/logits.npy"), got = npy::read(dir + "/engine.npy");
   ASSERT_EQ(got.shape, ref.shape);
-  const double rel = max_relative_error(got.data, ref.data);
+  const double rel = test::max_relative_error(got.data, ref.data);
   std::printf("[ parity ] %s: PyTorch -> infer max|diff|/max|ref| = %.3e\n", model.c_str(), rel);
   ::testing::Test::RecordProperty("max_relative_error", std::to_string(rel));
   EXPECT_LE(rel, kTolerance) << model;
@@ -113,8 +95,9 @@ void engine_to_pytorch(const std::string& model) {
   npy::write(dir + "/engine_logits.npy", {4, 100}, y);
   // PyTorch's strict load must not see the optimizer entry: strip it the way a user would (model state only).
   checkpoint::save(dir + "/model_only.safetensors", *m);
-  auto [rc, out] = run(std::string(ISLKD_PYTHON) + " " + kScript + " check --model " + model + " --weights " + dir +
-                       "/model_only.safetensors --input " + dir + "/input.npy --logits " + dir + "/engine_logits.npy");
+  auto [rc, out] = test::run_command(std::string(ISLKD_PYTHON) + " " + kScript + " check --model " + model +
+                                     " --weights " + dir + "/model_only.safetensors --input " + dir +
+                                     "/input.npy --logits " + dir + "/engine_logits.npy");
   std::printf("[ parity ] %s: engine checkpoint -> PyTorch strict load: %s", model.c_str(), out.c_str());
   EXPECT_EQ(rc, 0) << out;
 }
@@ -126,7 +109,7 @@ TEST(ParityExport, MobileNetV2CheckpointLoadsStrictlyIntoPyTorch) { engine_to_py
 // Every zoo model's state-dict names and shapes equal those of its PyTorch replica.
 TEST(ParityNames, EveryModelHasThePyTorchStateDictNamesAndShapes) {
   const std::string dir = work_dir("names");
-  auto [rc, out] = run(std::string(ISLKD_PYTHON) + " " + kScript + " names > " + dir + "/names.txt");
+  auto [rc, out] = test::run_command(std::string(ISLKD_PYTHON) + " " + kScript + " names > " + dir + "/names.txt");
   ASSERT_EQ(rc, 0) << out;
   std::FILE* f = std::fopen((dir + "/names.txt").c_str(), "r");
   ASSERT_NE(f, nullptr);

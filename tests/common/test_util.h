@@ -3,7 +3,11 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -14,6 +18,28 @@
 #include "engine/tensor.h"
 
 namespace islkd::test {
+
+// Runs a shell command; returns its exit status (-1 when it did not exit) and its stdout + stderr.
+inline std::pair<int, std::string> run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {-1, "popen failed"};
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// max |got - ref| / max |ref|: the relative error the PyTorch-reference tests bound.
+inline double max_relative_error(const std::vector<float>& got, const std::vector<float>& ref) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(got[i]) - ref[i]));
+    scale = std::max(scale, std::fabs(double(ref[i])));
+  }
+  return diff / std::max(scale, 1e-30);
+}
 
 // |a - ref| <= atol + rtol * |ref| element-wise; reports the count and the first five mismatches with indices.
 inline ::testing::AssertionResult all_close(const std::vector<float>& actual, const std::vector<float>& ref,

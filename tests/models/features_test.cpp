@@ -25,35 +25,15 @@ namespace {
 
 const std::string kScript = std::string(ISLKD_SOURCE_DIR) + "/tests/models/features_torch_ref.py";
 
-std::pair<int, std::string> run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 std::string work_dir(const std::string& name) {
   const std::string dir = std::string(ISLKD_BINARY_DIR) + "/tests/models/features/" + name;
   std::filesystem::create_directories(dir);
   return dir;
 }
 
-double max_relative_error(const std::vector<float>& got, const std::vector<float>& ref) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(got[i]) - ref[i]));
-    scale = std::max(scale, std::fabs(double(ref[i])));
-  }
-  return diff / std::max(scale, 1e-30);
-}
-
 TEST(ModelFeatures, EveryModelHasRepDistillersFeatureListShapes) {
   const std::string path = work_dir("shapes") + "/shapes.json";
-  auto [rc, out] = run("/usr/bin/python3 " + kScript + " shapes " + path);
+  auto [rc, out] = test::run_command("/usr/bin/python3 " + kScript + " shapes " + path);
   ASSERT_EQ(rc, 0) << "the PyTorch side failed (python3-torch must be installed for /usr/bin/python3):\n" << out;
   std::ifstream f(path);
   const nlohmann::json torch_shapes = nlohmann::json::parse(f);
@@ -84,7 +64,7 @@ TEST(ModelFeatures, EveryModelHasRepDistillersFeatureListShapes) {
 // the same weights, in eval mode and with BN folded into the convolutions (the inference teacher).
 void features_match_pytorch(const std::string& model) {
   const std::string dir = work_dir(model);
-  auto [rc, out] = run("/usr/bin/python3 " + kScript + " export --model " + model + " --out-dir " + dir);
+  auto [rc, out] = test::run_command("/usr/bin/python3 " + kScript + " export --model " + model + " --out-dir " + dir);
   ASSERT_EQ(rc, 0) << out;
   auto m = models::create_model(model, {100, 3, 0});
   checkpoint::load(dir + "/weights.safetensors", *m);
@@ -99,14 +79,14 @@ void features_match_pytorch(const std::string& model) {
       FeatureRequest req;
       req.preact = preact == 1;
       FeaturesOutput o = m->forward_features(x, req);
-      const double lrel = max_relative_error(o.logits.to_plain().to_vector(), logits.data);
+      const double lrel = test::max_relative_error(o.logits.to_plain().to_vector(), logits.data);
       EXPECT_LE(lrel, 1e-4) << model << " logits";
       const auto names = m->feature_names();
       for (size_t i = 0; i < names.size(); ++i) {
         const npy::Array ref = npy::read(dir + "/feat" + std::to_string(preact) + "_" + std::to_string(i) + ".npy");
         const Tensor& f = o.features.at(names[i]);
         ASSERT_EQ(f.shape(), ref.shape) << model << " " << names[i];
-        const double rel = max_relative_error(f.to_vector(), ref.data);
+        const double rel = test::max_relative_error(f.to_vector(), ref.data);
         std::printf("[ features ] %s %s preact=%d folded=%d: max|diff|/max|ref| = %.3e\n", model.c_str(),
                     names[i].c_str(), preact, folded ? 1 : 0, rel);
         EXPECT_LE(rel, 1e-4) << model << " " << names[i] << " preact " << preact << " folded " << folded;
