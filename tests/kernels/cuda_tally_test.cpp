@@ -13,7 +13,7 @@ namespace {
 
 std::vector<double> read(const DeviceVec<double>& acc) { return acc.host(); }
 
-// The host's count (apps/app_common.h count_correct): argmax with `>` from column 0, so the first maximum wins and
+// The host's count (engine/train/run_log.h count_correct): argmax with `>` from column 0, so the first maximum wins and
 // a NaN row picks column 0.
 int64_t count_correct(const std::vector<float>& v, int64_t rows, int64_t cols, const std::vector<int32_t>& labels) {
   int64_t correct = 0;
