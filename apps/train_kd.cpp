@@ -223,6 +223,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   p.n_train = s.data.n_train, p.n_test = s.data.n_test, p.num_classes = s.data.num_classes;
   p.train_transform = a.augment ? data::train_transform(*s.data.train) : data::eval_transform(*s.data.train);
   p.loader_options = loader_options(a, s.device);
+  p.seed = a.seed;
   const std::unique_ptr<LRSchedule> schedule = a.opt.make_schedule(a.epochs);
 
   // The ISL measures' KD settings (kd, loss): the kd objective's own, else -T and --alpha; validated.

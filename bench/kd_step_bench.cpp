@@ -54,6 +54,7 @@ struct Options {
   int64_t classes = 100, size = 32;
   int64_t isl_instances = 50000;  // 0 = skip the phase-boundary measurement
   int64_t isl_batch = 500;
+  std::string objective = "kd";  // any registered objective, with its defaults (kd: T 4, alpha 0.9)
   bool smoke = false, table = true;
   bool tf32 = false;  // CUDA: allow TF32 tensor cores (cuda::set_tf32_allowed); strict FP32 by default
   bool require_cuda_targets = false;  // exit 1 when a pair's counted CUDA step misses the targets (CI)
@@ -116,11 +117,17 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
   sc.lr = 0.05f, sc.momentum = 0.9f, sc.weight_decay = 5e-4f;
   const Tensor x = random_images(pr.batch, o.size, 7, o.device);
   const Tensor y = Tensor::from_labels(random_labels(pr.batch, o.classes, 9), o.device);
-  // train_kd's step (engine/train: TrainStep) with the kd objective and the live teacher; its two halves are timed
-  // apart.
-  std::unique_ptr<distill::Objective> objective = distill::make_objective("kd", {{"temperature", 4.0}, {"alpha", 0.9}});
-  SGD opt(train::trained_parameters(*student, *objective), sc);
+  // train_kd's step (engine/train: TrainStep) with the objective (kd by default) and the live teacher; its two
+  // halves are timed apart.
+  std::unique_ptr<distill::Objective> objective =
+      o.objective == "kd" ? distill::make_objective("kd", {{"temperature", 4.0}, {"alpha", 0.9}})
+                          : distill::make_objective(o.objective);
   train::TeacherTargets targets(teacher, nullptr, 0, o.classes, data::LoaderOptions{});
+  const Shape input = {cfg.in_channels, o.size, o.size};
+  train::bind_objective(*objective, *student, &targets, input, 3);
+  objective->to(o.device);
+  const int64_t teacher_feature_bytes = train::teacher_feature_bytes(*objective, targets, input, pr.batch);
+  SGD opt(train::trained_parameters(*student, *objective), sc);
   train::TrainStep train_step(*student, *objective, opt, &targets, /*cached_targets=*/false);
   const std::vector<int64_t> no_indices;
 
@@ -194,6 +201,9 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
   return {{"kind", "kd_step"},
           {"impl", "islkd"},
           {"pair", pr.teacher + "->" + pr.student},
+          {"objective", o.objective},
+          {"objective_parameters", static_cast<int64_t>(objective->parameters().size())},
+          {"teacher_feature_bytes", teacher_feature_bytes},
           {"batch", pr.batch},
           {"device", device_name(o.device)},
           {"math", o.device == Device::CUDA ? (o.tf32 ? "tf32" : "strict") : "fp32"},
@@ -281,6 +291,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: kd_step_bench [--smoke] [--pair TEACHER->STUDENT]... [--warmup N] [--steps N] [--threads N]\n"
                "                     [--isl-instances N (0 = skip)] [--device cpu|cuda|auto] [--no-table]\n"
+               "                     [--objective NAME (ce, kd, dkd, at, fitnet, ...: the step's objective, its\n"
+               "                      defaults; kd: T 4, alpha 0.9)]\n"
                "                     [--no-fold (run the teacher's BN unfolded)]\n"
                "                     [--plain-activations (train the student on plain NCHW activations)]\n"
                "                     [--tf32 (CUDA: TF32 tensor cores allowed; default strict FP32)]\n"
@@ -304,6 +316,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--threads") o.threads = std::stoi(next());
     else if (a == "--isl-instances") o.isl_instances = std::stoll(next());
     else if (a == "--device") device = next();
+    else if (a == "--objective") o.objective = next();
     else if (a == "--no-table") o.table = false;
     else if (a == "--require-cuda-targets") o.require_cuda_targets = true;
     else if (a == "--tf32") o.tf32 = true;
@@ -320,6 +333,7 @@ Options parse(int argc, char** argv) {
     o.isl_batch = 256;
   }
   ISLKD_CHECK(o.steps >= 1 && o.warmup >= 0, "kd_step_bench: needs --steps >= 1 and --warmup >= 0");
+  ISLKD_CHECK(distill::has_objective(o.objective), "kd_step_bench: unknown --objective '", o.objective, "'");
   return o;
 }
 
@@ -359,9 +373,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "\n%-24s %6s %12s %10s %9s\n", "pair", "batch", "images/s", "median ms", "teacher%");
       for (const auto& j : out) {
         if (j["kind"] == "kd_step") {
-          std::fprintf(stderr, "%-24s %6lld %12.1f %10.2f %8.1f%%\n", j["pair"].get<std::string>().c_str(),
+          std::string pair = j["pair"].get<std::string>();
+          if (j["objective"] != "kd") pair += " [" + j["objective"].get<std::string>() + "]";
+          std::fprintf(stderr, "%-24s %6lld %12.1f %10.2f %8.1f%%\n", pair.c_str(),
                        static_cast<long long>(j["batch"].get<int64_t>()), j["images_per_s"].get<double>(),
                        1e3 * j["median_s"].get<double>(), 100.0 * j["teacher_share"].get<double>());
+          if (j["teacher_feature_bytes"].get<int64_t>() > 0)
+            std::fprintf(stderr, "  teacher features: %.2f MiB per batch (live teacher)\n",
+                         j["teacher_feature_bytes"].get<int64_t>() / 1048576.0);
           const auto& c = j["cuda_counters_per_step"];
           if (!c.is_null())
             std::fprintf(stderr,

@@ -11,16 +11,29 @@
 #include <utility>
 #include <vector>
 
+#include "engine/module.h"
 #include "engine/tensor.h"
 
 namespace islkd::distill {
 
 // What an objective needs besides the student's logits and the labels. Feature names are the models' named
-// intermediate outputs (part B of issue 14 adds them to the zoo); ce and kd need none.
+// intermediate outputs (Module::forward_features); ce and kd need none. An objective whose feature names depend on
+// the models (at: every stage) sets `features` and knows the names only after bind().
 struct ObjectiveNeeds {
   bool teacher_logits = false;
+  bool features = false;  // named features of the student and the teacher (the lists below are final after bind())
   std::vector<std::string> student_features, teacher_features;
-  bool needs_teacher() const { return teacher_logits || !teacher_features.empty(); }
+  bool needs_teacher_features() const { return features || !teacher_features.empty(); }
+  bool needs_teacher() const { return teacher_logits || needs_teacher_features(); }
+};
+
+// What bind() sees: the student (on the host, before the Trainer moves it), the frozen teacher (eval, folded, on the
+// run's device; null when the run has none), one instance's input shape (C x H x W) and the run's seed.
+struct ObjectiveContext {
+  Module* student = nullptr;
+  Module* teacher = nullptr;
+  Shape input;
+  uint64_t seed = 0;
 };
 
 // One step's inputs. Absent teacher outputs (not asked for in needs()) are undefined tensors / empty maps.
@@ -40,6 +53,9 @@ class Objective {
   // record). Built from the same table by the registry, so a run can be reproduced from its log.
   virtual nlohmann::json config() const = 0;
   virtual ObjectiveNeeds needs() const { return {}; }
+  // Called once before training (before parameters() and resume): an objective whose feature names or own
+  // parameters depend on the models (FitNet's regressor sized by the hint features) sets them up here.
+  virtual void bind(const ObjectiveContext&) {}
   // Trainable tensors the objective owns (a FitNet regressor): optimized, checkpointed and resumed with the
   // student, under "objective.<name>". Moved to the run's device by to().
   virtual std::vector<std::pair<std::string, Tensor>> parameters() const { return {}; }

@@ -6,7 +6,10 @@
 
 #define ISLKD_OBJECTIVES(X) \
   X(ce)                     \
-  X(kd)
+  X(kd)                     \
+  X(dkd)                    \
+  X(at)                     \
+  X(fitnet)
 
 namespace islkd::distill {
 

@@ -39,6 +39,11 @@ Tensor TeacherTargets::live(const Tensor& images) {
   return (*teacher_)(images);
 }
 
+FeaturesOutput TeacherTargets::live_features(const Tensor& images, const std::vector<std::string>& names) {
+  NoGradGuard no_grad;
+  return teacher_->forward_features(images, FeatureRequest{names, false});
+}
+
 void TeacherTargets::cache() {
   if (!logits_.empty()) return;
   Stopwatch clock;

@@ -29,6 +29,8 @@ class TeacherTargets {
   Tensor gather(const std::vector<int64_t>& indices) const;
   // The live teacher's logits (no grad).
   Tensor live(const Tensor& images);
+  // The live teacher's logits and the named features (no grad): for objectives that distill features (no cache).
+  FeaturesOutput live_features(const Tensor& images, const std::vector<std::string>& names);
 
  private:
   std::shared_ptr<Module> teacher_;

@@ -34,23 +34,41 @@ std::unique_ptr<data::Loader> sequential_loader_ptr(const std::shared_ptr<const 
 
 TrainStep::TrainStep(Module& student, distill::Objective& objective, SGD& optimizer, TeacherTargets* teacher,
                      bool cached_targets)
-    : student_(student), objective_(objective), optimizer_(optimizer), teacher_(teacher), cached_targets_(cached_targets) {
-  ISLKD_CHECK(teacher_ || !objective_.needs().needs_teacher(), "objective ", objective_.name(), " needs a teacher");
+    : student_(student),
+      objective_(objective),
+      optimizer_(optimizer),
+      teacher_(teacher),
+      cached_targets_(cached_targets),
+      needs_(objective.needs()) {
+  ISLKD_CHECK(teacher_ || !needs_.needs_teacher(), "objective ", objective_.name(), " needs a teacher");
+  ISLKD_CHECK(!needs_.features || (!needs_.student_features.empty() && !needs_.teacher_features.empty()),
+              "objective ", objective_.name(), " was not bound to the models (Objective::bind)");
 }
 
 distill::ObjectiveInputs TrainStep::teacher_targets(const Tensor& images, const std::vector<int64_t>& indices) {
   distill::ObjectiveInputs in;
-  const distill::ObjectiveNeeds needs = objective_.needs();
-  ISLKD_CHECK(needs.student_features.empty() && needs.teacher_features.empty(), "objective ", objective_.name(),
-              " asks for named features, which the models do not expose yet");
-  if (needs.teacher_logits) in.teacher_logits = cached_targets_ ? teacher_->gather(indices) : teacher_->live(images);
+  if (!needs_.teacher_features.empty()) {
+    // The live teacher, once, for the features and (when asked for) the logits.
+    FeaturesOutput f = teacher_->live_features(images, needs_.teacher_features);
+    if (needs_.teacher_logits) in.teacher_logits = cached_targets_ ? teacher_->gather(indices) : f.logits;
+    in.teacher_features = std::move(f.features);
+    return in;
+  }
+  if (needs_.teacher_logits) in.teacher_logits = cached_targets_ ? teacher_->gather(indices) : teacher_->live(images);
   return in;
 }
 
 StepOutput TrainStep::learn(const Tensor& images, const Tensor& labels, distill::ObjectiveInputs in) {
   optimizer_.zero_grad();
   StepOutput out;
-  out.logits = student_(images);
+  if (needs_.student_features.empty()) {
+    out.logits = student_(images);
+  } else {
+    // The student's features in the same forward pass as its logits.
+    FeaturesOutput f = student_.forward_features(images, FeatureRequest{needs_.student_features, false});
+    out.logits = f.logits;
+    in.student_features = std::move(f.features);
+  }
   in.student_logits = out.logits;
   in.labels = labels;
   out.loss = objective_.loss(in);
@@ -64,6 +82,31 @@ StepOutput TrainStep::operator()(const Tensor& images, const Tensor& labels, con
   distill::ObjectiveInputs in = teacher_targets(images, indices);
   in.epoch = epoch, in.step = step;
   return learn(images, labels, std::move(in));
+}
+
+void bind_objective(distill::Objective& objective, Module& student, TeacherTargets* teacher, const Shape& input,
+                    uint64_t seed) {
+  distill::ObjectiveContext ctx;
+  ctx.student = &student;
+  ctx.teacher = teacher ? &teacher->model() : nullptr;
+  ctx.input = input;
+  ctx.seed = seed;
+  objective.bind(ctx);
+}
+
+int64_t teacher_feature_bytes(const distill::Objective& objective, TeacherTargets& teacher, const Shape& input,
+                              int64_t batch) {
+  const distill::ObjectiveNeeds needs = objective.needs();
+  if (needs.teacher_features.empty()) return 0;
+  Module& t = teacher.model();
+  const auto params = t.named_parameters();
+  const Device d = params.empty() ? Device::CPU : params.front().second.device();
+  Shape one = {1};
+  one.insert(one.end(), input.begin(), input.end());
+  FeaturesOutput f = teacher.live_features(Tensor::zeros(one, d), needs.teacher_features);
+  int64_t bytes = 0;
+  for (const auto& [name, x] : f.features) bytes += x.numel() * static_cast<int64_t>(sizeof(float));
+  return bytes * batch;
 }
 
 std::vector<std::pair<std::string, Tensor>> trained_parameters(const Module& student, const distill::Objective& o) {
@@ -80,6 +123,12 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   curriculum_ = std::shared_ptr<distill::Curriculum>(std::move(p_.curriculum));
   steps_per_epoch_ = ceil_div(p_.n_train, p_.loader_options.batch_size);
   result_.label = cfg_.label;
+  const Shape input = {p_.train->channels(), p_.train->height(), p_.train->width()};
+  bind_objective(*p_.objective, *student_, p_.teacher.get(), input, p_.seed);
+  if (p_.objective->needs().needs_teacher_features()) {
+    cfg_.cached_targets = false;  // the cache holds logits only: the teacher runs live at every step
+    teacher_feature_bytes_ = teacher_feature_bytes(*p_.objective, *p_.teacher, input, p_.loader_options.batch_size);
+  }
   load_state();
   student_->to(cfg_.device);
   p_.objective->to(cfg_.device);
@@ -225,6 +274,12 @@ void Trainer::print_start() const {
                 use_teacher ? (", teacher " + cfg_.teacher_text).c_str() : "",
                 static_cast<long long>(p_.n_train), static_cast<long long>(p_.n_test), cfg_.out.c_str());
     std::printf("train_kd[%s]: config %s\n", cfg_.label.c_str(), cfg_.run_config.dump().c_str());
+    if (p_.objective->needs().needs_teacher_features())
+      std::printf("train_kd[%s]: objective %s distills the teacher's features: the live teacher runs at every step "
+                  "(no logit cache for it); its features take %.2f MiB per batch of %lld\n",
+                  cfg_.label.c_str(), p_.objective->name().c_str(),
+                  static_cast<double>(teacher_feature_bytes_) / 1048576.0,
+                  static_cast<long long>(p_.loader_options.batch_size));
     if (!cfg_.resume.empty())
       std::printf("train_kd[%s]: resuming %s at epoch %lld, step %lld of it\n", cfg_.label.c_str(),
                   cfg_.resume.c_str(), static_cast<long long>(start_epoch_ + 1), static_cast<long long>(skip_steps_));

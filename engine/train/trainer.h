@@ -35,6 +35,8 @@ class TrainStep {
  public:
   // `teacher` may be null when the objective needs none; `cached_targets` reads the teacher's cached logits by
   // instance index instead of running it.
+  // The objective is bound (Objective::bind) before: its needs() are read once here. Teacher features always come
+  // from the live teacher (the cache holds logits only).
   TrainStep(Module& student, distill::Objective& objective, SGD& optimizer, TeacherTargets* teacher,
             bool cached_targets);
   // The teacher's outputs the objective asked for (live under no-grad, or gathered from the cache).
@@ -50,7 +52,16 @@ class TrainStep {
   SGD& optimizer_;
   TeacherTargets* teacher_;
   bool cached_targets_;
+  distill::ObjectiveNeeds needs_;
 };
+
+// Binds the objective to the run's models (distill::Objective::bind): the student, the teacher's model when there
+// is one, one instance's C x H x W, the run's seed.
+void bind_objective(distill::Objective& objective, Module& student, TeacherTargets* teacher, const Shape& input,
+                    uint64_t seed);
+// The bytes of the teacher features the objective asks for, per batch of `batch` instances (0: none).
+int64_t teacher_feature_bytes(const distill::Objective& objective, TeacherTargets& teacher, const Shape& input,
+                              int64_t batch);
 
 // The optimizer over the student's parameters and the objective's own ("objective.<name>").
 std::vector<std::pair<std::string, Tensor>> trained_parameters(const Module& student, const distill::Objective& o);
@@ -89,6 +100,7 @@ struct TrainerParts {
   int64_t n_train = 0, n_test = 0, num_classes = 0;
   data::TransformConfig train_transform;
   data::LoaderOptions loader_options;
+  uint64_t seed = 0;  // the run's: seeds the objective's own parameters (Objective::bind)
 };
 
 struct RunResult {
@@ -145,6 +157,7 @@ class Trainer {
   nlohmann::json isl_log_;
   RunResult result_;
   double last_eval_accuracy_ = 0.0;
+  int64_t teacher_feature_bytes_ = 0;  // per batch, when the objective distills the teacher's features
 };
 
 }  // namespace islkd::train

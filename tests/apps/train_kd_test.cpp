@@ -474,3 +474,56 @@ TEST(TrainKdApp, ObjectiveAndCurriculumFlagsTrainWhatTheMethodShorthandTrains) {
   EXPECT_NE(unknown.err.find("unknown objective 'fitnes'"), std::string::npos) << unknown.err;
   EXPECT_EQ(count_lines(unknown.err), 1) << unknown.err;
 }
+
+// ---- issue 14 part C: the feature objectives train from the command line; fitnet's regressor resumes ----
+
+std::string feature_args(const std::string& teacher, const std::string& objective) {
+  return "--objective " + objective + " --model resnet8 --teacher " + teacher +
+         " --teacher-model resnet8 --limit 32 --test-limit 16 --batch-size 8 --threads 2 --device cpu --seed 5 ";
+}
+
+// FitNet's regressor is the objective's own parameters: checkpointed as objective.fitnet.*, and a run resumed after
+// epoch 1 (or cut by Ctrl-C inside epoch 2) ends in the same bytes as an uninterrupted one.
+TEST(TrainKdApp, FitnetRunResumedAfterAnEpochOrCtrlCMatchesAnUninterruptedRunByte4Byte) {
+  // Fixed milestones: the 1-epoch run records the same schedule as the 2-epoch one (the default scales with --epochs).
+  const std::string teacher = make_teacher(10),
+                    args = feature_args(teacher, "fitnet") + "--schedule multistep --milestones 1 ";
+  const std::string full = dir() + "/islkd_fitnet_full.safetensors", part = dir() + "/islkd_fitnet_part.safetensors",
+                    cut = dir() + "/islkd_fitnet_cut.safetensors";
+  RunResult a = run_kd(args + "--epochs 2 --out " + full, "fitnet_full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_NE(a.out.find("no logit cache"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("MiB per batch of 8"), std::string::npos) << a.out;
+  RunResult b = run_kd(args + "--epochs 1 --out " + part, "fitnet_part");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  RunResult c = run_kd(args + "--epochs 2 --resume " + part + " --out " + part, "fitnet_resumed");
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  RunResult d = run_kd(args + "--epochs 2 --interrupt-after-steps 6 --out " + cut, "fitnet_cut");
+  ASSERT_EQ(d.exit_code, 130) << d.out << d.err;  // interrupted, as by Ctrl-C
+  RunResult e = run_kd(args + "--epochs 2 --resume " + cut + " --out " + cut, "fitnet_cut_resumed");
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err;
+  auto t = tensors_of(full);
+  int regressor = 0;
+  for (const auto& [name, entry] : t) regressor += name.rfind("objective.fitnet.", 0) == 0;
+  EXPECT_EQ(regressor, 4) << "conv.weight, conv.bias, bn.weight, bn.bias";
+  const std::string full_bytes = read_text(full);
+  EXPECT_TRUE(full_bytes == read_text(part)) << "resumed after epoch 1 differs from the uninterrupted run";
+  EXPECT_TRUE(full_bytes == read_text(cut)) << "resumed after Ctrl-C in epoch 2 differs from the uninterrupted run";
+}
+
+TEST(TrainKdApp, FeatureAndDkdObjectivesTrainWithAndWithoutTheCurriculum) {
+  const std::string teacher = make_teacher(10);
+  for (const std::string objective : {"dkd", "at", "fitnet"}) {
+    for (const std::string curriculum : {"none", "isl"}) {
+      const std::string tag = "obj_" + objective + "_" + curriculum;
+      std::string args = feature_args(teacher, objective) + "--curriculum " + curriculum + " --epochs 2 --out " +
+                         dir() + "/islkd_" + tag + ".safetensors ";
+      if (curriculum == "isl") args += "--isl-warmup 1 --phases 1 --phase-epochs 1 --start-fraction 0.5 ";
+      RunResult r = run_kd(args, tag);
+      ASSERT_EQ(r.exit_code, 0) << tag << "\n" << r.out << r.err;
+      EXPECT_NE(r.out.find("epoch 2/2"), std::string::npos) << tag << "\n" << r.out;
+      EXPECT_NE(r.out.find("\"objective\":\"" + objective + "\""), std::string::npos) << tag << "\n" << r.out;
+      EXPECT_EQ(r.out.find("nan"), std::string::npos) << tag << "\n" << r.out;
+    }
+  }
+}

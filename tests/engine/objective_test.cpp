@@ -24,16 +24,16 @@ Tensor logits(int64_t rows, int64_t classes, uint64_t seed) {
 
 }  // namespace
 
-TEST(ObjectiveRegistry, ListsCeAndKdAndRefusesUnknownNamesListingTheChoices) {
+TEST(ObjectiveRegistry, ListsTheObjectivesAndRefusesUnknownNamesListingTheChoices) {
   const auto names = distill::objective_names();
-  EXPECT_NE(std::find(names.begin(), names.end(), "ce"), names.end());
-  EXPECT_NE(std::find(names.begin(), names.end(), "kd"), names.end());
+  for (const char* n : {"ce", "kd", "dkd", "at", "fitnet"})
+    EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   for (const auto& n : names) EXPECT_EQ(distill::make_objective(n)->name(), n);
   try {
     distill::make_objective("fitnes");
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("ce, kd"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ce, kd, dkd, at, fitnet"), std::string::npos) << e.what();
   }
 }
 
