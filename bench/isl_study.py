@@ -23,12 +23,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import isl_study_stats as st  # noqa: E402
+import run_pool as rp  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -175,83 +175,27 @@ def parse_run(d, stage, arm, epochs, seed, seconds):
 
 
 def run_all(args, plan):
-    pending = []
+    def describe(res):
+        return f"val {res['val_accuracy']} test {res['test_accuracy']:.2f} in {res['seconds']:.0f}s"
+    jobs = []
     for job in plan:
         d = run_dir(args, *job)
-        if os.path.exists(os.path.join(d, "result.json")):
-            continue
-        pending.append(job)
-    print(f"isl_study: {len(plan)} runs planned, {len(plan) - len(pending)} already done, {len(pending)} to run",
-          flush=True)
-    deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
-    running = []  # (job, Popen, start, log)
-    try:
-        while pending or running:
-            while pending and len(running) < args.workers and (deadline is None or time.time() < deadline):
-                job = pending.pop(0)
-                d = run_dir(args, *job)
-                if os.path.isdir(d):
-                    shutil.rmtree(d)  # an unfinished earlier attempt: start it again from scratch
-                os.makedirs(d)
-                cmd = command(args, *job, d)
-                log = open(os.path.join(d, "log.txt"), "w")
-                log.write("+ " + " ".join(cmd) + "\n")
-                log.flush()
-                running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), time.time(), log))
-            if not running:
-                break
-            time.sleep(0.2)
-            still = []
-            for job, p, t0, log in running:
-                if p.poll() is None:
-                    still.append((job, p, t0, log))
-                    continue
-                log.close()
-                d = run_dir(args, *job)
-                if p.returncode != 0:
-                    sys.exit(f"isl_study: run {job} failed with exit code {p.returncode}; see {d}/log.txt")
-                res = parse_run(d, *job, time.time() - t0)
-                with open(os.path.join(d, "result.json.tmp"), "w") as f:
-                    json.dump(res, f)
-                os.replace(os.path.join(d, "result.json.tmp"), os.path.join(d, "result.json"))
-                os.remove(os.path.join(d, "student.safetensors"))  # 100s of checkpoints are not needed
-                print(f"isl_study: done {job[0]} {job[1]} e{job[2]} s{job[3]}: "
-                      f"val {res['val_accuracy']} test {res['test_accuracy']:.2f} in {res['seconds']:.0f}s", flush=True)
-            running = still
-    finally:
-        for _, p, _, _ in running:
-            p.terminate()
-    if pending:
-        print(f"isl_study: --max-minutes reached, {len(pending)} runs left for the next part", flush=True)
+        jobs.append(rp.Job(f"{job[0]} {job[1]} e{job[2]} s{job[3]}", d, command(args, *job, d),
+                           lambda folder, secs, job=job: parse_run(folder, *job, secs),
+                           cleanup=["student.safetensors"]))
+    rp.run_jobs(jobs, args.workers, args.max_minutes, tag="isl_study", cwd=ROOT, describe=describe)
 
 
 def restore_from_summary(args, summary):
     """The study runs in parts across sessions and machines: a run recorded in the committed summary.json (with the
     same --limit/--test-limit/--val-split) counts as done, so a fresh checkout does not redo it."""
-    with open(summary) as f:
-        s = json.load(f)
-    if (s.get("limit", 0), s.get("test_limit", 0), s.get("val_split", 10000)) != \
-            (args.limit, args.test_limit, args.val_split):
-        return
-    restored = 0
-    for r in s.get("results", []):
-        d = run_dir(args, r["stage"], r["arm"], r["epochs"], r["seed"])
-        if not os.path.exists(os.path.join(d, "result.json")):
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, "result.json"), "w") as f:
-                json.dump(r, f)
-            restored += 1
-    if restored:
-        print(f"isl_study: {restored} finished runs restored from {os.path.relpath(summary, ROOT)}", flush=True)
+    rp.restore(summary, lambda r: run_dir(args, r["stage"], r["arm"], r["epochs"], r["seed"]),
+               lambda s: (s.get("limit", 0), s.get("test_limit", 0), s.get("val_split", 10000)) ==
+               (args.limit, args.test_limit, args.val_split), tag="isl_study")
 
 
 def gather(args):
-    results = []
-    if os.path.isdir(args.out):
-        for dirpath, _, files in sorted(os.walk(args.out)):
-            if "result.json" in files:
-                with open(os.path.join(dirpath, "result.json")) as f:
-                    results.append(json.load(f))
+    results = rp.gather(args.out)
     results.sort(key=lambda r: (r["stage"], r["arm"], r["epochs"], r["seed"]))
     return results
 
