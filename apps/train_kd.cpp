@@ -64,9 +64,11 @@ struct Args {
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
   float temperature = 4.0f;
   float alpha = 0.9f;
-  // ISL curriculum (engine/distill/curriculum.h explains each). Sized for the 3-epoch main job: 1 epoch of plain
-  // KD, 1 phase on the easiest half, 1 epoch on everything.
-  int isl_warmup = 1;
+  // ISL curriculum (engine/distill/curriculum.h explains each). The defaults are the ISL study's choice
+  // (bench/isl_study/report.md: the best easy-first variant on validation): difficulty = the teacher's CE, so the
+  // phase starts at step 0 on the easiest half, and the phase ends before the LR first drops (--pace-to-lr-drop;
+  // an explicit --phase-epochs turns that off). In the 3-epoch main job: 1 phase epoch, then 2 on everything.
+  int isl_warmup = 0;
   int phase_epochs = 1;
   int phases = 1;
   std::string pacing = "linear";
@@ -74,7 +76,7 @@ struct Args {
   bool full_at_last_phase = false;
   std::string batch_order = "shuffled";
   std::string curriculum_mode = "subset";
-  std::string measure = "loss";
+  std::string measure = "teacher-ce";
   // The study's variants and controls (curriculum.h gives the reason for each); off by default.
   std::string direction = "easy-first";
   bool stratified = false;
@@ -82,7 +84,7 @@ struct Args {
   double weight_tau = 0.25;
   bool rescore_every_epoch = false;
   bool lr_restart = false;
-  bool pace_to_lr_drop = false;
+  bool pace_to_lr_drop = true;
   std::string trace_batches;  // tests: every step's instance indices, one line per step
   // Study conditions (data/study_split.h): symmetric noise on the student's training labels; training instances
   // held out as a validation split (evaluated during the run; the test split is then evaluated once, at the end).
@@ -237,11 +239,13 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   const int64_t steps_per_epoch = ceil_div(s.data.n_train, a.batch_size);
   if (isl && a.pace_to_lr_drop) {
     // The phases share the whole epochs between the warm-up and the first LR drop, so all data is back in time.
+    // When the rate drops before every phase could have a whole epoch (short runs), each phase keeps 1 epoch: the
+    // earliest that all data can be back.
     const int drop = distill::epochs_before_lr_drop(*schedule, a.epochs, steps_per_epoch);
-    ISLKD_CHECK(drop - a.isl_warmup >= a.phases, "--pace-to-lr-drop: the rate first drops in epoch ", drop + 1,
-                ", which leaves ", drop - a.isl_warmup, " whole epochs after --isl-warmup ", a.isl_warmup, " for ",
-                a.phases, " phases; lower --isl-warmup or --phases");
-    copt.phase_epochs = (drop - a.isl_warmup) / a.phases;
+    copt.phase_epochs = std::max(1, (drop - a.isl_warmup) / std::max(1, a.phases));
+    ISLKD_CHECK(int64_t(a.isl_warmup) + int64_t(a.phases) * copt.phase_epochs <= a.epochs, "isl: --isl-warmup ",
+                a.isl_warmup, " + --phases ", a.phases, " (of at least 1 epoch) do not fit in --epochs ", a.epochs,
+                "; lower them or raise --epochs");
   }
   if (isl) p.curriculum = std::make_unique<distill::Curriculum>(copt);
 
@@ -351,7 +355,8 @@ int run(int argc, char** argv) {
   cli.add_flag("--lr-restart", a.lr_restart,
                "isl: restart the LR schedule (scaled to the segment) at the warm-up, each phase and the final stage");
   cli.add_flag("--pace-to-lr-drop", a.pace_to_lr_drop,
-               "isl: lay the phases out so that all data is back before the first LR drop");
+               "isl: lay the phases out so that all data is back before the first LR drop (the default; "
+               "--pace-to-lr-drop=false or an explicit --phase-epochs turns it off)");
   cli.add_option("--label-noise", a.label_noise,
                  "replace this share of the student's training labels by another class, uniformly (seeded by --seed; "
                  "the teacher stays the clean one)")
@@ -384,6 +389,13 @@ int run(int argc, char** argv) {
     ISLKD_FAIL(e.what());  // one line, like every other error
   }
 
+  // An explicit phase length replaces the default pacing to the LR drop; asking for both is a contradiction.
+  if (cli.count("--phase-epochs") > 0) {
+    ISLKD_CHECK(!(cli.count("--pace-to-lr-drop") > 0 && a.pace_to_lr_drop),
+                "give either --phase-epochs or --pace-to-lr-drop (which sets the phases' length itself)");
+    a.pace_to_lr_drop = false;
+  }
+
   std::vector<RunSpec> runs;
   if (!a.objective.empty() || !a.curriculum.empty()) {
     ISLKD_CHECK(cli.count("--method") == 0, "give either --method or --objective/--curriculum (--method isl is "
@@ -412,7 +424,7 @@ int run(int argc, char** argv) {
   distill::parse_measure(a.measure);
   distill::parse_direction(a.direction);
   for (const auto& r : runs) distill::make_objective(r.objective, objective_options(a, r.objective));  // its settings
-  if (any_isl && !a.pace_to_lr_drop) {
+  if (any_isl) {  // with --pace-to-lr-drop a phase lasts at least --phase-epochs' default 1
     ISLKD_CHECK(a.phases >= 0 && a.phase_epochs >= 1, "isl: --phases must be >= 0 and --phase-epochs >= 1 (got ",
                 a.phases, " and ", a.phase_epochs, ")");
     const int64_t schedule_epochs = int64_t(a.isl_warmup) + int64_t(a.phases) * a.phase_epochs;

@@ -109,8 +109,9 @@ struct CurriculumOptions {
   int64_t num_instances = 0;  // training-set size (required)
   uint64_t seed = 0;
   CurriculumMode mode = CurriculumMode::Subset;
-  // Defaults sized for a 5-epoch run: 1 warm-up epoch, 3 one-epoch phases, 1 epoch on all data (train_kd's own
-  // defaults fit its 3-epoch main job: 1 phase).
+  // Defaults sized for a 5-epoch run: 1 warm-up epoch, 3 one-epoch phases, 1 epoch on all data, the student's KD
+  // loss as difficulty (the paper's reading). train_kd's own defaults are the ISL study's choice instead
+  // (bench/isl_study/report.md): measure teacher-ce, no warm-up, 1 phase paced to end before the first LR drop.
   int warmup_epochs = 1;
   int phase_epochs = 1;
   int num_phases = 3;

@@ -384,6 +384,36 @@ TEST(TrainKdApp, IslPaceToLrDropResumesByte4Byte) {
                                   "v_pace");
 }
 
+// --method isl's defaults are the ISL study's choice (bench/isl_study/report.md): the teacher's CE as difficulty, no
+// warm-up, the phase paced to end before the LR first drops (epoch 1 of 3 with the KD schedule at 8 steps an epoch: the
+// drop at 1.875 epochs is step 15, in epoch 2; 1 of 1 when the run
+// is too short for a whole epoch before the drop); an explicit --phase-epochs turns the pacing off, and asking for
+// both is refused.
+TEST(TrainKdApp, IslDefaultsAreTheIslStudysChoice) {
+  const std::string teacher = make_teacher(10);
+  const std::string base = "--method isl --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --limit 64 --test-limit 16 --batch-size 8 --threads 2 "
+                           "--device cpu --seed 2 --out " + dir() + "/islkd_defaults.safetensors ";
+  RunResult three = run_kd(base + "--epochs 3", "defaults3");
+  ASSERT_EQ(three.exit_code, 0) << three.out << three.err;
+  for (const char* want : {"\"measure\":\"teacher-ce\"", "\"warmup_epochs\":0", "\"phase_epochs\":1",
+                           "\"num_phases\":1", "\"start_fraction\":0.5", "\"direction\":\"easy-first\"",
+                           "phase 0 from epoch 1: easiest 50%"})
+    EXPECT_NE(three.out.find(want), std::string::npos) << want << "\n" << three.out;
+  RunResult six = run_kd(base + "--epochs 6", "defaults6");  // the drop at 3.75 epochs: a 3-epoch phase
+  ASSERT_EQ(six.exit_code, 0) << six.out << six.err;
+  EXPECT_NE(six.out.find("\"phase_epochs\":3"), std::string::npos) << six.out;
+  RunResult one = run_kd(base + "--epochs 1", "defaults1");
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  EXPECT_NE(one.out.find("\"phase_epochs\":1"), std::string::npos) << one.out;
+  RunResult fixed = run_kd(base + "--epochs 6 --phase-epochs 2", "defaults_fixed");
+  ASSERT_EQ(fixed.exit_code, 0) << fixed.out << fixed.err;
+  EXPECT_NE(fixed.out.find("\"phase_epochs\":2"), std::string::npos) << fixed.out;
+  RunResult both = run_kd(base + "--epochs 3 --phase-epochs 1 --pace-to-lr-drop", "defaults_both");
+  EXPECT_EQ(both.exit_code, 1) << both.out << both.err;
+  EXPECT_NE(both.err.find("either --phase-epochs or --pace-to-lr-drop"), std::string::npos) << both.err;
+}
+
 // --val-split holds instances out of the student's training set and evaluates on them during the run, the test
 // split once at the end; --label-noise is recorded, changes the run, and resuming with another value is refused.
 TEST(TrainKdApp, ValidationSplitAndLabelNoise) {
@@ -391,7 +421,7 @@ TEST(TrainKdApp, ValidationSplitAndLabelNoise) {
   const std::string metrics = dir() + "/islkd_val.jsonl", out = dir() + "/islkd_val.safetensors";
   const std::string args = "--method isl --model resnet8 --teacher " + teacher +
                            " --teacher-model resnet8 --limit 96 --test-limit 32 --batch-size 16 --threads 2 "
-                           "--device cpu --seed 3 ";
+                           "--device cpu --seed 3 --phase-epochs 1 ";  // the layout of --epochs 2 and 3 alike
   std::remove(metrics.c_str());
   RunResult r = run_kd(args + "--epochs 2 --val-split 32 --label-noise 0.4 --metrics " + metrics + " --out " + out, "val");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
