@@ -283,6 +283,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   if (isl) c.run_config["curriculum"] = copt.to_json();
   c.resume_keys = {"method",  "objective", "model",     "dataset",     "num_classes", "in_channels", "train_instances",
                    "batch_size", "seed",   "augment",   "curriculum",  "label_noise", "val_split"};
+  c.data_description = train::describe_data(*s.data.train);
   train::Trainer trainer(std::move(c), std::move(p));
   return trainer.run(g_interrupted);
 }

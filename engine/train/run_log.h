@@ -232,6 +232,15 @@ inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
   return r;
 }
 
+// What a checkpoint records about its data so `infer` can read new inputs the way training read them: the class
+// names (in label order) and the normalisation (checkpoint metadata "data").
+inline nlohmann::json describe_data(const data::Dataset& ds) {
+  const data::Normalization& n = ds.normalization();
+  return {{"class_names", ds.class_names()},
+          {"normalization", {{"name", n.name}, {"mean", n.mean}, {"std", n.std}}},
+          {"image_shape", {ds.channels(), ds.height(), ds.width()}}};
+}
+
 inline std::string meta_get(const std::map<std::string, std::string>& meta, const std::string& key,
                             const std::string& path, const char* app_name) {
   auto it = meta.find(key);

@@ -573,6 +573,7 @@ void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTal
                                              {"step", std::to_string(global_step_)},
                                              {"optimizer.steps", std::to_string(optimizer_->step_count())},
                                              {"test_accuracy", fixed(test_acc, 4)}};
+  if (!cfg_.data_description.is_null()) meta["data"] = cfg_.data_description.dump();
   if (cfg_.style == ReportStyle::TrainKd) {
     meta["epoch_step"] = std::to_string(epoch_step);
     meta["epoch_partial"] =

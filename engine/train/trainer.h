@@ -84,6 +84,7 @@ struct TrainerConfig {
   // `resume_keys`.
   nlohmann::json run_config;
   std::vector<std::string> resume_keys;
+  nlohmann::json data_description;  // describe_data(train split): the checkpoint's "data" metadata, for `infer`
   KDLossParams score_kd;  // the KD settings of the ISL difficulty measures (kd, loss)
   bool pace_to_lr_drop = false;
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Compares two directories of train / train_kd outputs: every checkpoint's tensors byte for byte (and its metadata
-but the run config), every metrics line's values but timings (and the config line). Exit 1 on any difference.
+but the run config and data description), every metrics line's values but timings (and the config line). Exit 1 on any difference.
 The Trainer refactor (issue 14) was checked with it against the binaries before it (tests/apps/golden_runs.sh).
 
   compare_runs.py DIR_A DIR_B             two folders
@@ -44,7 +44,8 @@ def main(a, b):
             diff = [k for k in ta if k in tb and ta[k] != tb[k]]
             if diff:
                 print(f"{f}: {len(diff)} tensors differ, e.g. {diff[:3]}"); bad += 1
-            ma.pop("config", None), mb.pop("config", None)
+            for key in ("config", "data"):  # the run config and the data description (classes, normalisation)
+                ma.pop(key, None), mb.pop(key, None)
             if ma != mb:
                 print(f"{f}: metadata differs: {ma} vs {mb}"); bad += 1
             print(f"{f}: {len(ta)} tensors {'identical' if not diff else 'DIFFER'}")
@@ -80,7 +81,7 @@ def digest(d):
         p = os.path.join(d, f)
         if f.endswith(".safetensors"):
             t, m = safetensors(p)
-            m.pop("config", None)
+            m.pop("config", None), m.pop("data", None)
             out["files"][f] = {"tensors": {k: hashlib.sha256(v[2]).hexdigest()[:16] for k, v in sorted(t.items())},
                                "metadata": m}
         elif f.endswith(".jsonl"):
