@@ -73,6 +73,11 @@ WRAPPERS = ("model", "state_dict", "net")
 
 
 def load_pth(path):
+    """A state dict from a .pth (bare or wrapped, `module.` prefixes) or an engine safetensors (model state only)."""
+    if path.endswith(".safetensors"):
+        state, _ = read_safetensors(path)
+        return collections.OrderedDict((k, v) for k, v in state.items()
+                                       if not k.startswith(("optimizer.", "curriculum.", "train.", "objective.")))
     obj = torch.load(path, map_location="cpu")  # the test's own files
     for key in WRAPPERS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
