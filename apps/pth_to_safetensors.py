@@ -174,7 +174,9 @@ def reverse(a):
     c = a.in_channels or config.get("in_channels") or c
     expected = check_or_exit(state, model, int(k), int(c), a.input)
     out = collections.OrderedDict((name, state[name].to(ref.dtype).contiguous()) for name, ref in expected.items())
-    torch.save(out if a.wrap == "none" else {a.wrap: out}, a.output)
+    tmp = "%s.tmp.%d" % (a.output, os.getpid())  # written whole, then renamed (the engine's rule for its files)
+    torch.save(out if a.wrap == "none" else {a.wrap: out}, tmp)
+    os.replace(tmp, a.output)
     print("%s: %d tensors of %s (%d classes, %d input channels; %d optimizer/objective/curriculum entries dropped) "
           "-> %s (%s)" % (a.input, len(out), model, int(k), int(c), len(dropped), a.output,
                           "a bare state dict" if a.wrap == "none" else "under '%s'" % a.wrap))
