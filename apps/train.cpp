@@ -143,6 +143,7 @@ int run(int argc, char** argv) {
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
   c.resume_keys = {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"};
+  c.data_description = train::describe_data(*splits.train);
   train::Trainer trainer(std::move(c), std::move(p));
   const std::atomic<bool> never{false};
   trainer.run(never);

@@ -161,6 +161,14 @@ void Trainer::load_state() {
     ISLKD_CHECK(want == got, "--resume ", path, ": it was trained with ", key, " = ", got.dump(), ", this run has ",
                 want.dump());
   }
+  if (auto it = c.metadata.find("best"); it != c.metadata.end()) {  // absent in checkpoints before issue 17
+    nlohmann::json best = nlohmann::json::parse(it->second, nullptr, false);
+    ISLKD_CHECK(best.is_object() && best.value("epoch", nlohmann::json()).is_number_integer() &&
+                    best.value("accuracy", nlohmann::json()).is_number(),
+                path, ": metadata 'best' is not {\"epoch\": integer, \"accuracy\": number}");
+    best_epoch_ = best["epoch"].get<int64_t>();
+    best_accuracy_ = best["accuracy"].get<double>();
+  }
   start_epoch_ = parse_count(meta_get(c.metadata, "epoch", path, app), path + (kd_style ? ": 'epoch'" : ": metadata 'epoch'"));
   global_step_ = parse_count(meta_get(c.metadata, "step", path, app), path + (kd_style ? ": 'step'" : ": metadata 'step'"));
   const int64_t opt_steps = parse_count(meta_get(c.metadata, "optimizer.steps", path, app),
@@ -439,7 +447,8 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
                         {"epoch_step", step},
                         {"lr", lr},
                         {eval_name_ + "_loss", mid.loss},
-                        {eval_name_ + "_accuracy", mid.accuracy}});
+                        {eval_name_ + "_accuracy", mid.accuracy},
+                        {eval_name_ + "_top5_accuracy", mid.top5}});
     }
     const double tt = epoch_clock.seconds() - mid_eval_seconds;
     const int64_t timed = steps_timed_ + (step - first_step);
@@ -468,7 +477,11 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
   EvalResult test = evaluate(*student_, *eval_loader_, cfg_.device);
   eval_seconds_last_ = eval_clock.seconds();
   result_.test_accuracy = test.accuracy;
+  result_.test_top5 = test.top5;
   last_eval_accuracy_ = test.accuracy;
+  if (best_epoch_ == 0 || test.accuracy > best_accuracy_) best_epoch_ = epoch + 1, best_accuracy_ = test.accuracy;
+  result_.best_epoch = best_epoch_;
+  result_.best_accuracy = best_accuracy_;
   save_state(epoch + 1, 0, EpochTally{}, test.accuracy);
   const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
   const double lr_last = lr_at(epoch, steps_per_epoch_ - 1);
@@ -491,6 +504,9 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
                       {"train_accuracy", train_acc},
                       {"test_loss", test.loss},
                       {"test_accuracy", test.accuracy},
+                      {"test_top5_accuracy", test.top5},
+                      {"best_epoch", best_epoch_},
+                      {"best_test_accuracy", best_accuracy_},
                       {"train_seconds", epoch_train_seconds},
                       {"eval_seconds", eval_seconds_last_},
                       {"images_per_second", ips}});
@@ -509,6 +525,9 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
                       {"train_accuracy", train_acc},
                       {eval_name_ + "_loss", test.loss},
                       {eval_name_ + "_accuracy", test.accuracy},
+                      {eval_name_ + "_top5_accuracy", test.top5},
+                      {"best_epoch", best_epoch_},
+                      {"best_" + eval_name_ + "_accuracy", best_accuracy_},
                       {"train_seconds", epoch_train_seconds},
                       {"eval_seconds", eval_seconds_last_}};
   if (!isl_log_.is_null()) m["isl"] = isl_log_;
@@ -547,19 +566,25 @@ static std::vector<double> per_class_accuracy(Module& model, data::Loader& loade
 // its per-class accuracies, one line of the metrics.
 void Trainer::finish() {
   if (cfg_.style == ReportStyle::Train) {
-    std::printf("train: done in %s; checkpoint %s\n", format_duration(run_clock_.seconds()).c_str(), cfg_.out.c_str());
+    std::printf("train: done in %s; test acc %.2f%% (top-5 %.2f%%), best %.2f%% at epoch %lld; checkpoint %s\n",
+                format_duration(run_clock_.seconds()).c_str(), result_.test_accuracy, result_.test_top5,
+                best_accuracy_, static_cast<long long>(best_epoch_), cfg_.out.c_str());
     return;
   }
   nlohmann::json final_line = {{"final", true}, {"epoch", cfg_.epochs}, {"step", global_step_}};
   if (val_loader_) {
     EvalResult test = evaluate(*student_, *test_loader_, cfg_.device);
     result_.test_accuracy = test.accuracy;
+    result_.test_top5 = test.top5;
     final_line["val_accuracy"] = last_eval_accuracy_;
     final_line["test_loss"] = test.loss;
     std::printf("%s: test acc %.2f%% (the test split, once, at the end; validation %.2f%%)\n", cfg_.label.c_str(),
                 test.accuracy, last_eval_accuracy_);
   }
   final_line["test_accuracy"] = result_.test_accuracy;
+  final_line["test_top5_accuracy"] = result_.test_top5;
+  final_line["best_epoch"] = best_epoch_;
+  final_line["best_" + eval_name_ + "_accuracy"] = best_accuracy_;
   final_line["test_per_class"] = per_class_accuracy(*student_, *test_loader_, cfg_.device, p_.num_classes);
   metrics_->append(final_line);
 }
@@ -573,6 +598,9 @@ void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTal
                                              {"step", std::to_string(global_step_)},
                                              {"optimizer.steps", std::to_string(optimizer_->step_count())},
                                              {"test_accuracy", fixed(test_acc, 4)}};
+  if (best_epoch_ > 0)
+    meta["best"] = nlohmann::json{{"epoch", best_epoch_}, {"accuracy", best_accuracy_}}.dump();
+  if (!cfg_.data_description.is_null()) meta["data"] = cfg_.data_description.dump();
   if (cfg_.style == ReportStyle::TrainKd) {
     meta["epoch_step"] = std::to_string(epoch_step);
     meta["epoch_partial"] =
