@@ -100,6 +100,17 @@ Tensor at_loss(const Tensor& student, const Tensor& teacher);
 // differentiable w.r.t. both inputs.
 Tensor mse_loss(const Tensor& a, const Tensor& b);
 
+// ---- relational distillation (kernels/*/relational_losses.*) ----
+// Over a batch of features flattened per instance (student N x ..., teacher N x ...; sizes may differ, N equal).
+// Shape [1]; gradient w.r.t. the student only (the teacher is a constant).
+// Similarity preserving (Tung & Mori; RepDistiller's distiller_zoo/SP.py similarity_loss): the batch's Gram matrices
+// f f^T, rows L2-normalised (F.normalize), loss = sum of squared differences / N^2.
+Tensor sp_loss(const Tensor& student, const Tensor& teacher);
+// Probabilistic knowledge transfer (Passalis & Tefas; RepDistiller's distiller_zoo/PKT.py cosine_similarity_loss,
+// eps 1e-7): cosine similarities mapped to [0, 1] and normalised per row into conditional distributions, loss =
+// mean over N^2 of Qt log((Qt + eps) / (Qs + eps)).
+Tensor pkt_loss(const Tensor& student, const Tensor& teacher);
+
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
 // may be undefined for DifficultyMeasure::CE and ::Confidence.
 Tensor difficulty_scores(const Tensor& snapshot, const Tensor& teacher, const Tensor& labels, DifficultyMeasure m,

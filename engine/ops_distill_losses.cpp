@@ -126,4 +126,43 @@ Tensor mse_loss(const Tensor& a_in, const Tensor& b_in) {
   return loss;
 }
 
+namespace {
+
+// Shared boundary of the relational losses: flattened per instance, the student's gradient recorded.
+template <typename CpuFn, typename CudaFn>
+Tensor relational_loss(const char* op, const Tensor& student_in, const Tensor& teacher_in, CpuFn cpu_fn,
+                       CudaFn cuda_fn) {
+  ISLKD_CHECK(student_in.defined() && teacher_in.defined(), op, ": undefined features");
+  Tensor s = student_in.to_plain(), t = teacher_in.to_plain();
+  check_same_device(op, {&s, &t});
+  ISLKD_CHECK(s.dim() >= 1 && t.dim() >= 1 && s.size(0) == t.size(0), op, ": student ", shape_str(s.shape()),
+              " and teacher ", shape_str(t.shape()), " differ in batch size");
+  const int64_t N = s.size(0);
+  ISLKD_CHECK(N > 0 && s.numel() > 0 && t.numel() > 0, op, ": empty features ", shape_str(s.shape()), " / ",
+              shape_str(t.shape()));
+  const int64_t Ds = s.numel() / N, Dt = t.numel() / N;
+  const bool grad = needs_grad({&s});
+  Tensor ds = grad ? Tensor::empty(s.shape(), s.device()) : Tensor();
+  Tensor loss;
+  if (s.is_cuda()) {
+    loss = Tensor::empty({1}, s.device());
+    cuda_fn(N, Ds, Dt, s.data(), t.data(), grad ? ds.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu_fn(N, Ds, Dt, s.data(), t.data(), grad ? ds.data() : nullptr));
+  }
+  if (grad) record_scaled(op, s, loss, ds);
+  return loss;
+}
+
+}  // namespace
+
+Tensor sp_loss(const Tensor& student, const Tensor& teacher) {
+  return relational_loss("sp_loss", student, teacher, cpu::sp_loss_forward_backward, cuda::sp_loss_forward_backward);
+}
+
+Tensor pkt_loss(const Tensor& student, const Tensor& teacher) {
+  return relational_loss("pkt_loss", student, teacher, cpu::pkt_loss_forward_backward,
+                         cuda::pkt_loss_forward_backward);
+}
+
 }  // namespace islkd::ops

@@ -9,7 +9,9 @@
   X(kd)                     \
   X(dkd)                    \
   X(at)                     \
-  X(fitnet)
+  X(fitnet)                 \
+  X(sp)                     \
+  X(pkt)
 
 namespace islkd::distill {
 

@@ -1,0 +1,67 @@
+# PyTorch references for the relational distillation losses (tests/kernels/relational_losses_torch_test.cpp and the
+# objective tests tests/engine/objective_{sp,pkt,rkd}_test.cpp), reproducing RepDistiller's modules (read from the
+# public code, written anew here) in float64 autograd. Reads a JSON list of cases from argv[1], prints JSON.
+#   sp:  distiller_zoo/SP.py Similarity.similarity_loss: G = f f^T of the flattened features, F.normalize (rows, p 2,
+#        eps 1e-12), (G_t - G_s)^2 summed / bsz^2.
+#   pkt: distiller_zoo/PKT.py PKT.cosine_similarity_loss(eps=1e-7): f / (|f| + eps) (NaN -> 0), cosine matrix,
+#        (M + 1) / 2, divided by its row sums, mean of t * log((t + eps) / (s + eps)).
+# A case with "logits" and "labels" adds the objective's total: ce_weight * cross_entropy + beta * loss (the weighted
+# sum train_student.py forms with gamma = ce_weight, alpha = 0), and returns the logits' gradient too.
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+
+def sp(fs, ft):
+    n = fs.shape[0]
+    gs = F.normalize(fs.reshape(n, -1) @ fs.reshape(n, -1).t())
+    gt = F.normalize(ft.reshape(n, -1) @ ft.reshape(n, -1).t())
+    d = gt - gs
+    return (d * d).view(-1, 1).sum(0)[0] / (n * n)
+
+
+def pkt(fs, ft, eps=1e-7):
+    n = fs.shape[0]
+    s, t = fs.reshape(n, -1), ft.reshape(n, -1)
+    s = s / (torch.sqrt(torch.sum(s ** 2, dim=1, keepdim=True)) + eps)
+    t = t / (torch.sqrt(torch.sum(t ** 2, dim=1, keepdim=True)) + eps)
+    s = torch.where(torch.isnan(s), torch.zeros_like(s), s)
+    t = torch.where(torch.isnan(t), torch.zeros_like(t), t)
+    ms, mt = (s @ s.t() + 1.0) / 2.0, (t @ t.t() + 1.0) / 2.0
+    ms = ms / ms.sum(dim=1, keepdim=True)
+    mt = mt / mt.sum(dim=1, keepdim=True)
+    return torch.mean(mt * torch.log((mt + eps) / (ms + eps)))
+
+
+LOSSES = {"sp": sp, "pkt": pkt}
+
+
+def run(c):
+    fs = torch.tensor(c["student"], dtype=torch.float64).reshape(c["student_shape"]).requires_grad_(True)
+    ft = torch.tensor(c["teacher"], dtype=torch.float64).reshape(c["teacher_shape"])
+    loss = LOSSES[c["kind"]](fs, ft, **c.get("options", {}))
+    out = {"loss": loss.item()}
+    total = loss
+    logits = None
+    if "logits" in c:
+        logits = torch.tensor(c["logits"], dtype=torch.float64).requires_grad_(True)
+        y = torch.tensor(c["labels"], dtype=torch.int64)
+        total = float(c["ce_weight"]) * F.cross_entropy(logits, y) + float(c["beta"]) * loss
+    total.backward()
+    out["total"] = total.item()
+    out["grad"] = fs.grad.flatten().tolist()
+    if logits is not None:
+        out["grad_logits"] = logits.grad.flatten().tolist()
+    return out
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        cases = json.load(f)
+    print(json.dumps({"cases": [run(c) for c in cases]}))
+
+
+if __name__ == "__main__":
+    main()
