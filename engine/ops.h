@@ -110,6 +110,10 @@ Tensor sp_loss(const Tensor& student, const Tensor& teacher);
 // eps 1e-7): cosine similarities mapped to [0, 1] and normalised per row into conditional distributions, loss =
 // mean over N^2 of Qt log((Qt + eps) / (Qs + eps)).
 Tensor pkt_loss(const Tensor& student, const Tensor& teacher);
+// Relational KD (Park et al.; RepDistiller's distiller_zoo/RKD.py RKDLoss): w_d * smooth_l1 between the batch's
+// pairwise distances (pdist, eps 1e-12, each divided by its mean over the off-diagonal) + w_a * smooth_l1 between the
+// cosines of the angles of every triple (F.normalize'd differences), means over N^2 and N^3. A batch of 1: 0.
+Tensor rkd_loss(const Tensor& student, const Tensor& teacher, float w_d, float w_a);
 
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
 // may be undefined for DifficultyMeasure::CE and ::Confidence.

@@ -165,4 +165,15 @@ Tensor pkt_loss(const Tensor& student, const Tensor& teacher) {
                          cuda::pkt_loss_forward_backward);
 }
 
+Tensor rkd_loss(const Tensor& student, const Tensor& teacher, float w_d, float w_a) {
+  return relational_loss(
+      "rkd_loss", student, teacher,
+      [w_d, w_a](int64_t N, int64_t Ds, int64_t Dt, const float* s, const float* t, float* ds) {
+        return cpu::rkd_loss_forward_backward(N, Ds, Dt, s, t, w_d, w_a, ds);
+      },
+      [w_d, w_a](int64_t N, int64_t Ds, int64_t Dt, const float* s, const float* t, float* ds, float* loss) {
+        cuda::rkd_loss_forward_backward(N, Ds, Dt, s, t, w_d, w_a, ds, loss);
+      });
+}
+
 }  // namespace islkd::ops

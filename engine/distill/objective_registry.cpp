@@ -11,7 +11,8 @@
   X(at)                     \
   X(fitnet)                 \
   X(sp)                     \
-  X(pkt)
+  X(pkt)                    \
+  X(rkd)
 
 namespace islkd::distill {
 

@@ -171,12 +171,15 @@ float at_loss_forward_backward(int64_t N, int64_t Cs, int64_t Ct, int64_t HW, co
 float mse_loss_forward_backward(int64_t n, const float* a, const float* b, float* da);
 
 // Relational losses over a batch of flattened features (student N x Ds, teacher N x Dt; see
-// relational_losses.cpp): similarity preserving (SP) and probabilistic knowledge transfer (PKT). Return the loss,
+// relational_losses.cpp): similarity preserving (SP), probabilistic knowledge transfer (PKT) and relational KD (RKD). Return the loss,
 // write dL/dstudent (nullable).
 float sp_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
                                float* dstudent);
 float pkt_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
                                 float* dstudent);
+// Relational KD (distance weight w_d, angle weight w_a).
+float rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                                float w_d, float w_a, float* dstudent);
 
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);

@@ -10,7 +10,16 @@
 //   P = (x x^T + 1) / 2, Q = P / rowsum(P); L = mean_ij Qt_ij log((Qt_ij + eps) / (Qs_ij + eps)).
 //   Backward: a = dL/dQs = -Qt / (Qs + eps) / N^2, dP_ij = (a_ij - <a_i, Qs_i>) / r_i, dx = (dM + dM^T) x with
 //   dM = dP / 2, then ds = dx / (n + eps) - s <s, dx> / (n (n + eps)^2).
-// RKD (Park et al. 2019; RepDistiller distiller_zoo/RKD.py, w_d 25, w_a 50 passed in): see rkd_loss_forward_backward.
+// RKD (Park et al. 2019; RepDistiller distiller_zoo/RKD.py; w_d, w_a passed in):
+//   distance: d_ij = sqrt(max(|f_i|^2 + |f_j|^2 - 2 <f_i, f_j>, 1e-12)) off the diagonal, 0 on it (pdist), divided by
+//   its mean over the off-diagonal (d > 0) entries; L_d = mean over N^2 of smooth_l1(ds - dt) (beta 1).
+//   angle: e_ij = normalize(f_j - f_i) (F.normalize, eps 1e-12), A_ijk = <e_ij, e_ik>; L_a = mean over N^3 of
+//   smooth_l1(As - At). L = w_d L_d + w_a L_a.
+//   Backward (student): distance g_ij = w_d sl1'(.) / N^2, dd_ij = g_ij / m - <g, d> / (m^2 (N^2 - N)) off the
+//   diagonal (the mean depends on the student; the zeroed diagonal passes nothing), dc = dd / (2 d) where the clamp
+//   is inactive, df_a = sum_j 2 (dc_aj + dc_ja) (f_a - f_j). Angle, per anchor i: g_jk = w_a sl1'(.) / N^3,
+//   de_ij = sum_k (g_jk + g_kj) e_ik, through the normalisation to dv_ij, then df_j += dv_ij, df_i -= dv_ij.
+//   A batch of one has no pairs: upstream's mean over an empty set is NaN; here the loss and gradient are 0.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -154,6 +163,104 @@ float pkt_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* 
     }
   }
   return static_cast<float>(loss * inv);
+}
+
+float rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                                float w_d, float w_a, float* dstudent) {
+  ISLKD_CHECK(N >= 1 && Ds >= 1 && Dt >= 1, "rkd_loss: empty features (N ", N, ", D ", Ds, "/", Dt, ")");
+  if (dstudent) std::fill(dstudent, dstudent + N * Ds, 0.0f);
+  if (N < 2) return 0.0f;
+  // Distances, normalised by their off-diagonal mean.
+  auto distances = [N](int64_t D, const float* f, std::vector<double>* raw, double* mean) {
+    const std::vector<double> G = gram(N, D, f);
+    std::vector<double> d(static_cast<size_t>(N * N), 0.0);
+    raw->assign(static_cast<size_t>(N * N), 0.0);
+    double sum = 0;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        if (i == j) continue;
+        const double c = G[i * N + i] + G[j * N + j] - 2.0 * G[i * N + j];
+        (*raw)[i * N + j] = c;
+        sum += d[i * N + j] = std::sqrt(std::max(c, kPdistEps));
+      }
+    *mean = sum / static_cast<double>(N * (N - 1));
+    return d;
+  };
+  std::vector<double> cs, ct;
+  double ms = 0, mt = 0;
+  const std::vector<double> ds = distances(Ds, student, &cs, &ms), dt = distances(Dt, teacher, &ct, &mt);
+  const double inv2 = 1.0 / static_cast<double>(N * N), inv3 = inv2 / static_cast<double>(N);
+  double loss_d = 0, gd = 0;
+  std::vector<double> g(static_cast<size_t>(N * N), 0.0);
+  for (int64_t i = 0; i < N * N; ++i) {
+    const double x = ds[i] / ms - dt[i] / mt;
+    loss_d += smooth_l1(x);
+    g[i] = w_d * smooth_l1_grad(x) * inv2;
+    gd += g[i] * ds[i];
+  }
+  if (dstudent) {
+    std::vector<double> dc(static_cast<size_t>(N * N), 0.0);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        if (i == j || cs[i * N + j] < kPdistEps) continue;
+        const double dd = g[i * N + j] / ms - gd / (ms * ms * static_cast<double>(N * (N - 1)));
+        dc[i * N + j] = dd / (2.0 * ds[i * N + j]);
+      }
+    std::vector<double> acc(static_cast<size_t>(Ds));
+    for (int64_t a = 0; a < N; ++a) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = 0; j < N; ++j) {
+        const double w = 2.0 * (dc[a * N + j] + dc[j * N + a]);
+        if (w == 0) continue;
+        for (int64_t k = 0; k < Ds; ++k) acc[k] += w * (static_cast<double>(student[a * Ds + k]) - student[j * Ds + k]);
+      }
+      for (int64_t k = 0; k < Ds; ++k) dstudent[a * Ds + k] += static_cast<float>(acc[k]);
+    }
+  }
+  // Angles, one anchor i at a time (N x D unit differences per model).
+  auto unit_differences = [N](int64_t i, int64_t D, const float* f, std::vector<double>* e, std::vector<double>* n,
+                              std::vector<char>* above) {
+    e->assign(static_cast<size_t>(N * D), 0.0);
+    n->assign(static_cast<size_t>(N), 0.0);
+    above->assign(static_cast<size_t>(N), 0);
+    for (int64_t j = 0; j < N; ++j) {
+      double* r = &(*e)[j * D];
+      for (int64_t k = 0; k < D; ++k) r[k] = static_cast<double>(f[j * D + k]) - f[i * D + k];
+      bool a = false;
+      (*n)[j] = normalize_row(r, D, &a);
+      (*above)[j] = a;
+    }
+  };
+  double loss_a = 0;
+  std::vector<double> es, et, ns, nt, gA(static_cast<size_t>(N * N)), de(static_cast<size_t>(Ds));
+  std::vector<char> as, at;
+  for (int64_t i = 0; i < N; ++i) {
+    unit_differences(i, Ds, student, &es, &ns, &as);
+    unit_differences(i, Dt, teacher, &et, &nt, &at);
+    for (int64_t j = 0; j < N; ++j)
+      for (int64_t k = 0; k < N; ++k) {
+        double a = 0, b = 0;
+        for (int64_t x = 0; x < Ds; ++x) a += es[j * Ds + x] * es[k * Ds + x];
+        for (int64_t x = 0; x < Dt; ++x) b += et[j * Dt + x] * et[k * Dt + x];
+        loss_a += smooth_l1(a - b);
+        gA[j * N + k] = w_a * smooth_l1_grad(a - b) * inv3;
+      }
+    if (!dstudent) continue;
+    for (int64_t j = 0; j < N; ++j) {
+      std::fill(de.begin(), de.end(), 0.0);
+      for (int64_t k = 0; k < N; ++k) {
+        const double w = gA[j * N + k] + gA[k * N + j];
+        if (w == 0) continue;
+        for (int64_t x = 0; x < Ds; ++x) de[x] += w * es[k * Ds + x];
+      }
+      normalize_backward(&es[j * Ds], de.data(), Ds, ns[j], as[j]);
+      for (int64_t x = 0; x < Ds; ++x) {
+        dstudent[j * Ds + x] += static_cast<float>(de[x]);
+        dstudent[i * Ds + x] -= static_cast<float>(de[x]);
+      }
+    }
+  }
+  return static_cast<float>(w_d * loss_d * inv2 + w_a * loss_a * inv3);
 }
 
 }  // namespace islkd::cpu

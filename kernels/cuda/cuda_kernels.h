@@ -192,12 +192,15 @@ void at_loss_forward_backward(int64_t N, int64_t Cs, int64_t Ct, int64_t HW, con
 // Mean squared error over n elements to loss[0] on the device; da (nullable) = 2 (a - b) / n.
 void mse_loss_forward_backward(int64_t n, const float* a, const float* b, float* da, float* loss);
 
-// Relational losses (SP, PKT) over a batch of flattened features (student N x Ds, teacher N x Dt; see
+// Relational losses (SP, PKT, RKD) over a batch of flattened features (student N x Ds, teacher N x Dt; see
 // kernels/cpu/relational_losses.cpp): the loss to loss[0] on the device, dL/dstudent (nullable) alongside.
 void sp_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
                               float* dstudent, float* loss);
 void pkt_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
                                float* dstudent, float* loss);
+// Relational KD (distance weight w_d, angle weight w_a); N x N x D floats of device temporaries (the unit differences).
+void rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                               float w_d, float w_a, float* dstudent, float* loss);
 
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);

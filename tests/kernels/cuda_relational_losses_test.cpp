@@ -1,6 +1,7 @@
-// The relational distillation kernels on CUDA (kernels/cuda/relational_losses.cu: SP, PKT) under the emulator
+// The relational distillation kernels on CUDA (kernels/cuda/relational_losses.cu: SP, PKT, RKD) under the emulator
 // against the CPU kernels at awkward sizes (1, 31, 33, 1000), with and without the gradient, and deterministic sums.
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -14,11 +15,14 @@ using test::DeviceVec;
 namespace {
 
 template <typename CpuFn, typename CudaFn>
-void check_against_cpu(CpuFn cpu_fn, CudaFn cuda_fn) {
+void check_against_cpu(CpuFn cpu_fn, CudaFn cuda_fn, bool cubic = false) {
   struct Size {
     int64_t N, Ds, Dt;
   };
-  const Size sizes[] = {{1, 1, 1}, {1, 31, 33}, {31, 33, 1}, {33, 1000, 31}, {2, 1000, 1000}, {64, 257, 129}};
+  // RKD's angles are N^3 D: its largest case stays at a batch of 33 under the emulator.
+  const std::vector<Size> sizes =
+      cubic ? std::vector<Size>{{1, 1, 1}, {2, 31, 33}, {31, 33, 1}, {33, 64, 31}, {3, 1000, 1000}}
+            : std::vector<Size>{{1, 1, 1}, {1, 31, 33}, {31, 33, 1}, {33, 1000, 31}, {2, 1000, 1000}, {64, 257, 129}};
   uint32_t seed = 11;
   for (const Size& z : sizes) {
     SCOPED_TRACE(::testing::Message() << z.N << " x " << z.Ds << "/" << z.Dt);
@@ -44,4 +48,15 @@ TEST(SpLossCuda, MatchesCpuAtAwkwardSizes) {
 
 TEST(PktLossCuda, MatchesCpuAtAwkwardSizes) {
   check_against_cpu(cpu::pkt_loss_forward_backward, cuda::pkt_loss_forward_backward);
+}
+
+TEST(RkdLossCuda, MatchesCpuAtAwkwardSizes) {
+  check_against_cpu(
+      [](int64_t N, int64_t Ds, int64_t Dt, const float* s, const float* t, float* ds) {
+        return cpu::rkd_loss_forward_backward(N, Ds, Dt, s, t, 25.0f, 50.0f, ds);
+      },
+      [](int64_t N, int64_t Ds, int64_t Dt, const float* s, const float* t, float* ds, float* loss) {
+        cuda::rkd_loss_forward_backward(N, Ds, Dt, s, t, 25.0f, 50.0f, ds, loss);
+      },
+      /*cubic=*/true);
 }

@@ -1,4 +1,4 @@
-// The relational distillation losses (kernels/cpu/relational_losses.cpp; ops::sp_loss, ops::pkt_loss): against the
+// The relational distillation losses (kernels/cpu/relational_losses.cpp; ops::sp_loss, ops::pkt_loss, ops::rkd_loss): against the
 // PyTorch references of RepDistiller's modules (float64 autograd, tests/kernels/relational_losses_torch_ref.py) on the
 // CPU and the emulated CUDA device at awkward sizes, loss and dL/dstudent within 1e-4 relative; and by central
 // finite differences of the CPU kernel.
@@ -29,16 +29,22 @@ struct Named {
 const Named kLosses[] = {
     {"sp", cpu::sp_loss_forward_backward, ops::sp_loss},
     {"pkt", cpu::pkt_loss_forward_backward, ops::pkt_loss},
+    // RepDistiller's RKDLoss defaults w_d 25, w_a 50 (distiller_zoo/RKD.py), as the torch reference's.
+    {"rkd",
+     [](int64_t N, int64_t Ds, int64_t Dt, const float* s, const float* t, float* ds) {
+       return cpu::rkd_loss_forward_backward(N, Ds, Dt, s, t, 25.0f, 50.0f, ds);
+     },
+     [](const Tensor& s, const Tensor& t) { return ops::rkd_loss(s, t, 25.0f, 50.0f); }},
 };
 
 }  // namespace
 
 TEST(RelationalLossesTorch, MatchRepDistillerOnCpuAndEmulatedCuda) {
   // student shape, teacher shape: flattened per instance; 4-D maps as SP's feat[-2], 2-D vectors as PKT's feat[-1].
-  // A batch of 1 (both) or one value per instance (PKT) has a zero gradient, where a relative error means nothing:
-  // RelationalLosses.DegenerateBatchesHaveNoGradient covers them.
+  // A batch of 1 (all), 2 (RKD) or one value per instance (PKT) has a zero gradient, where a relative error means
+  // nothing: RelationalLosses.DegenerateBatchesHaveNoGradient covers them.
   const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{2, 3}, {2, 1}},         {{31, 33}, {31, 7}},
+      {{3, 3}, {3, 1}},         {{31, 33}, {31, 7}},
       {{33, 1000}, {33, 31}},   {{4, 8, 3, 3}, {4, 16, 3, 3}}, {{16, 31, 2, 2}, {16, 1, 1, 1}}};
   nlohmann::json cases = nlohmann::json::array();
   std::vector<std::pair<std::vector<float>, std::vector<float>>> data;
@@ -77,7 +83,7 @@ TEST(RelationalLossesTorch, MatchRepDistillerOnCpuAndEmulatedCuda) {
         worst = std::max({worst, el, eg});
       }
     }
-  std::printf("[ torch ] sp, pkt: worst max|diff|/max|ref| over loss and dstudent, CPU and emulated CUDA: %.3e\n",
+  std::printf("[ torch ] sp, pkt, rkd: worst max|diff|/max|ref| over loss and dstudent, CPU and emulated CUDA: %.3e\n",
               worst);
 }
 
@@ -109,22 +115,25 @@ TEST(RelationalLosses, GradientsMatchCentralFiniteDifferences) {
 TEST(RelationalLosses, TeacherGetsNoGradientAndBatchMismatchIsAnError) {
   Tensor s = Tensor::from_vector(test::random_vector(12, 1), {3, 4}).set_requires_grad(true);
   Tensor t = Tensor::from_vector(test::random_vector(15, 2), {3, 5}).set_requires_grad(true);
-  ops::add(ops::sp_loss(s, t), ops::pkt_loss(s, t)).backward();
+  ops::add(ops::add(ops::sp_loss(s, t), ops::pkt_loss(s, t)), ops::rkd_loss(s, t, 25.0f, 50.0f)).backward();
   EXPECT_TRUE(s.grad().defined());
   EXPECT_FALSE(t.grad().defined());
   EXPECT_THROW(ops::sp_loss(s, Tensor::zeros({2, 4})), Error);
   EXPECT_THROW(ops::pkt_loss(s, Tensor::zeros({4, 4})), Error);
+  EXPECT_THROW(ops::rkd_loss(s, Tensor::zeros({4, 4}), 25.0f, 50.0f), Error);
 }
 
 TEST(RelationalLosses, DegenerateBatchesHaveNoGradient) {
-  // One instance: its only relation is with itself (SP's normalised Gram row and PKT's conditional are 1). One value
-  // per instance: PKT's unit vectors are +-1 whatever the value. The losses are then constant in the student.
+  // One instance: its only relation is with itself (SP's normalised Gram row and PKT's conditional are 1; RKD has no
+  // pair, upstream's mean over none is NaN, here 0). Two instances: RKD's one distance is its own mean and every
+  // angle is 0 or +-1 for any features. One value per instance: PKT's unit vectors are +-1 whatever the
+  // value. The losses are then constant in the student.
   struct Case {
     const Named& loss;
     int64_t N, Ds;
   };
   for (const Case& c : {Case{kLosses[0], 1, 3}, Case{kLosses[0], 1, 1000}, Case{kLosses[1], 1, 3},
-                        Case{kLosses[1], 2, 1}, Case{kLosses[1], 7, 1}}) {
+                        Case{kLosses[1], 2, 1}, Case{kLosses[1], 7, 1}, Case{kLosses[2], 1, 5}, Case{kLosses[2], 2, 7}}) {
     SCOPED_TRACE(::testing::Message() << c.loss.kind << " " << c.N << " x " << c.Ds);
     const auto s = test::random_vector(static_cast<size_t>(c.N * c.Ds), 5, 0.5f, 2.0f);
     const auto t = test::random_vector(static_cast<size_t>(c.N * 3), 6, -1.0f, 1.0f);

@@ -5,6 +5,9 @@
 #        eps 1e-12), (G_t - G_s)^2 summed / bsz^2.
 #   pkt: distiller_zoo/PKT.py PKT.cosine_similarity_loss(eps=1e-7): f / (|f| + eps) (NaN -> 0), cosine matrix,
 #        (M + 1) / 2, divided by its row sums, mean of t * log((t + eps) / (s + eps)).
+#   rkd: distiller_zoo/RKD.py RKDLoss(w_d=25, w_a=50): pdist(squared=False, eps=1e-12) via |a|^2 + |b|^2 - 2ab clamped,
+#        sqrt, diagonal zeroed, divided by the mean of its positive entries (the teacher's under no_grad);
+#        smooth_l1_loss (mean); angles from F.normalize'd differences (unsqueeze(0) - unsqueeze(1)), bmm, smooth_l1.
 # A case with "logits" and "labels" adds the objective's total: ce_weight * cross_entropy + beta * loss (the weighted
 # sum train_student.py forms with gamma = ce_weight, alpha = 0), and returns the logits' gradient too.
 import json
@@ -35,7 +38,36 @@ def pkt(fs, ft, eps=1e-7):
     return torch.mean(mt * torch.log((mt + eps) / (ms + eps)))
 
 
-LOSSES = {"sp": sp, "pkt": pkt}
+def pdist(e, eps=1e-12):
+    e_square = e.pow(2).sum(dim=1)
+    prod = e @ e.t()
+    res = (e_square.unsqueeze(1) + e_square.unsqueeze(0) - 2 * prod).clamp(min=eps).sqrt()
+    res = res.clone()
+    res[range(len(e)), range(len(e))] = 0
+    return res
+
+
+def rkd(fs, ft, w_d=25.0, w_a=50.0):
+    n = fs.shape[0]
+    s, t = fs.reshape(n, -1), ft.reshape(n, -1)
+    with torch.no_grad():
+        t_d = pdist(t)
+        t_d = t_d / t_d[t_d > 0].mean()
+    d = pdist(s)
+    d = d / d[d > 0].mean()
+    loss_d = F.smooth_l1_loss(d, t_d)
+    with torch.no_grad():
+        td = t.unsqueeze(0) - t.unsqueeze(1)
+        ntd = F.normalize(td, p=2, dim=2)
+        t_angle = torch.bmm(ntd, ntd.transpose(1, 2)).view(-1)
+    sd = s.unsqueeze(0) - s.unsqueeze(1)
+    nsd = F.normalize(sd, p=2, dim=2)
+    s_angle = torch.bmm(nsd, nsd.transpose(1, 2)).view(-1)
+    loss_a = F.smooth_l1_loss(s_angle, t_angle)
+    return w_d * loss_d + w_a * loss_a
+
+
+LOSSES = {"sp": sp, "pkt": pkt, "rkd": rkd}
 
 
 def run(c):
