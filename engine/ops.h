@@ -115,6 +115,12 @@ Tensor pkt_loss(const Tensor& student, const Tensor& teacher);
 // cosines of the angles of every triple (F.normalize'd differences), means over N^2 and N^3. A batch of 1: 0.
 Tensor rkd_loss(const Tensor& student, const Tensor& teacher, float w_d, float w_a);
 
+// VID's Gaussian negative log-likelihood (Ahn et al.; RepDistiller's distiller_zoo/VID.py VIDLoss after its
+// regressor): pred (the regressor's output) and target N x C x H x W, log_scale [C]; v_c = softplus(log_scale_c) +
+// eps, loss = mean of 0.5 ((pred - target)^2 / v_c + log v_c). Shape [1]; differentiable w.r.t. pred and log_scale
+// (the target is a constant).
+Tensor vid_loss(const Tensor& pred, const Tensor& target, const Tensor& log_scale, float eps);
+
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
 // may be undefined for DifficultyMeasure::CE and ::Confidence.
 Tensor difficulty_scores(const Tensor& snapshot, const Tensor& teacher, const Tensor& labels, DifficultyMeasure m,

@@ -176,4 +176,38 @@ Tensor rkd_loss(const Tensor& student, const Tensor& teacher, float w_d, float w
       });
 }
 
+Tensor vid_loss(const Tensor& pred_in, const Tensor& target_in, const Tensor& log_scale, float eps) {
+  const char* op = "vid_loss";
+  ISLKD_CHECK(pred_in.defined() && target_in.defined() && log_scale.defined(), op, ": undefined input");
+  Tensor p = pred_in.to_plain(), t = target_in.to_plain();
+  check_dim(op, "prediction", p, 4);
+  check_shape(op, "target", t, p.shape());
+  check_shape(op, "log_scale", log_scale, {p.size(1)});
+  check_same_device(op, {&p, &t, &log_scale});
+  const int64_t N = p.size(0), C = p.size(1), HW = p.size(2) * p.size(3);
+  ISLKD_CHECK(N > 0 && C > 0 && HW > 0, op, ": empty features ", shape_str(p.shape()));
+  const bool gp = needs_grad({&p}), gs = needs_grad({&log_scale});
+  Tensor dp = gp ? Tensor::empty(p.shape(), p.device()) : Tensor();
+  Tensor ds = gs ? Tensor::empty(log_scale.shape(), p.device()) : Tensor();
+  Tensor loss;
+  if (p.is_cuda()) {
+    loss = Tensor::empty({1}, p.device());
+    cuda::vid_loss_forward_backward(N, C, HW, p.data(), t.data(), log_scale.data(), eps, gp ? dp.data() : nullptr,
+                                    gs ? ds.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu::vid_loss_forward_backward(N, C, HW, p.data(), t.data(), log_scale.data(), eps,
+                                                            gp ? dp.data() : nullptr, gs ? ds.data() : nullptr));
+  }
+  if (gp || gs) {
+    std::vector<Tensor> inputs;
+    if (gp) inputs.push_back(p);
+    if (gs) inputs.push_back(log_scale);
+    record(op, inputs, {loss}, [p, log_scale, dp, ds, gp, gs](const std::vector<Tensor>& g) {
+      if (gp) accumulate_grad(p, scaled_grad(p, dp, g[0], 1.0f));
+      if (gs) accumulate_grad(log_scale, scaled_grad(log_scale, ds, g[0], 1.0f));
+    });
+  }
+  return loss;
+}
+
 }  // namespace islkd::ops

@@ -12,7 +12,8 @@
   X(fitnet)                 \
   X(sp)                     \
   X(pkt)                    \
-  X(rkd)
+  X(rkd)                    \
+  X(vid)
 
 namespace islkd::distill {
 

@@ -181,6 +181,11 @@ float pkt_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* 
 float rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
                                 float w_d, float w_a, float* dstudent);
 
+// VID's Gaussian negative log-likelihood (pred, target N x C x HW; per-channel variance softplus(log_scale) + eps; see
+// vid_loss.cpp): returns the loss, writes dL/dpred and dL/dlog_scale (each nullable).
+float vid_loss_forward_backward(int64_t N, int64_t C, int64_t HW, const float* pred, const float* target,
+                                const float* log_scale, float eps, float* dpred, float* dlog_scale);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 

@@ -202,6 +202,11 @@ void pkt_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* s
 void rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
                                float w_d, float w_a, float* dstudent, float* loss);
 
+// VID's Gaussian negative log-likelihood (see kernels/cpu/vid_loss.cpp): the loss to loss[0] on the device,
+// dL/dpred and dL/dlog_scale (each nullable) alongside.
+void vid_loss_forward_backward(int64_t N, int64_t C, int64_t HW, const float* pred, const float* target,
+                               const float* log_scale, float eps, float* dpred, float* dlog_scale, float* loss);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 
