@@ -8,6 +8,11 @@
 #   rkd: distiller_zoo/RKD.py RKDLoss(w_d=25, w_a=50): pdist(squared=False, eps=1e-12) via |a|^2 + |b|^2 - 2ab clamped,
 #        sqrt, diagonal zeroed, divided by the mean of its positive entries (the teacher's under no_grad);
 #        smooth_l1_loss (mean); angles from F.normalize'd differences (unsqueeze(0) - unsqueeze(1)), bmm, smooth_l1.
+#   vid (objective): distiller_zoo/VID.py VIDLoss per feature pair with the given parameters: regressor conv1x1
+#        (no bias) -> ReLU -> conv1x1 -> ReLU -> conv1x1, pred_var = log(1 + exp(log_scale)) + eps (1e-5),
+#        mean of 0.5 ((pred_mean - target)^2 / pred_var + log pred_var), the larger map adaptive_avg_pool2d'ed;
+#        total = ce_weight * CE + beta * sum over pairs; gradients w.r.t. the student features, every parameter and
+#        the logits.
 # A case with "logits" and "labels" adds the objective's total: ce_weight * cross_entropy + beta * loss (the weighted
 # sum train_student.py forms with gamma = ce_weight, alpha = 0), and returns the logits' gradient too.
 import json
@@ -89,10 +94,39 @@ def run(c):
     return out
 
 
+def vid_objective(c):
+    eps = 1e-5
+    total = 0.0
+    feats, params = [], []
+    for p in c["pairs"]:
+        fs = torch.tensor(p["student"], dtype=torch.float64).reshape(p["student_shape"]).requires_grad_(True)
+        ft = torch.tensor(p["teacher"], dtype=torch.float64).reshape(p["teacher_shape"])
+        ws = [torch.tensor(p[k], dtype=torch.float64).reshape(p[k + "_shape"]).requires_grad_(True)
+              for k in ("w0", "w2", "w4")]
+        ls = torch.tensor(p["log_scale"], dtype=torch.float64).requires_grad_(True)
+        feats.append(fs)
+        params.append(ws + [ls])
+        x, t = fs, ft
+        if x.shape[2] > t.shape[2]:
+            x = F.adaptive_avg_pool2d(x, (t.shape[2], t.shape[2]))
+        elif x.shape[2] < t.shape[2]:
+            t = F.adaptive_avg_pool2d(t, (x.shape[2], x.shape[2]))
+        mean = F.conv2d(F.relu(F.conv2d(F.relu(F.conv2d(x, ws[0])), ws[1])), ws[2])
+        var = (torch.log(1.0 + torch.exp(ls)) + eps).view(1, -1, 1, 1)
+        total = total + torch.mean(0.5 * ((mean - t) ** 2 / var + torch.log(var)))
+    logits = torch.tensor(c["logits"], dtype=torch.float64).requires_grad_(True)
+    y = torch.tensor(c["labels"], dtype=torch.int64)
+    total = float(c["ce_weight"]) * F.cross_entropy(logits, y) + float(c["beta"]) * total
+    total.backward()
+    return {"total": total.item(), "grad_logits": logits.grad.flatten().tolist(),
+            "grad_features": [f.grad.flatten().tolist() for f in feats],
+            "grad_params": [[q.grad.flatten().tolist() for q in ps] for ps in params]}
+
+
 def main():
     with open(sys.argv[1]) as f:
         cases = json.load(f)
-    print(json.dumps({"cases": [run(c) for c in cases]}))
+    print(json.dumps({"cases": [vid_objective(c) if c["kind"] == "vid_objective" else run(c) for c in cases]}))
 
 
 if __name__ == "__main__":
