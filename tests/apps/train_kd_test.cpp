@@ -511,9 +511,36 @@ TEST(TrainKdApp, FitnetRunResumedAfterAnEpochOrCtrlCMatchesAnUninterruptedRunByt
   EXPECT_TRUE(full_bytes == read_text(cut)) << "resumed after Ctrl-C in epoch 2 differs from the uninterrupted run";
 }
 
+TEST(TrainKdApp, VidRunResumedAfterAnEpochOrCtrlCMatchesAnUninterruptedRunByte4Byte) {
+  // VID's regressors and log-variances are trainable state: they must be optimized, checkpointed and resumed.
+  const std::string teacher = make_teacher(10),
+                    args = feature_args(teacher, "vid") + "--schedule multistep --milestones 1 ";
+  const std::string full = dir() + "/islkd_vid_full.safetensors", part = dir() + "/islkd_vid_part.safetensors",
+                    cut = dir() + "/islkd_vid_cut.safetensors";
+  RunResult a = run_kd(args + "--epochs 2 --out " + full, "vid_full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  RunResult b = run_kd(args + "--epochs 1 --out " + part, "vid_part");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  RunResult c = run_kd(args + "--epochs 2 --resume " + part + " --out " + part, "vid_resumed");
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  RunResult d = run_kd(args + "--epochs 2 --interrupt-after-steps 6 --out " + cut, "vid_cut");
+  ASSERT_EQ(d.exit_code, 130) << d.out << d.err;  // interrupted, as by Ctrl-C
+  RunResult e = run_kd(args + "--epochs 2 --resume " + cut + " --out " + cut, "vid_cut_resumed");
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err;
+  auto t = tensors_of(full);
+  int params = 0;
+  for (const auto& [name, entry] : t) params += name.rfind("objective.vid.", 0) == 0;
+  EXPECT_GE(params, 8) << "per stage pair: regressor.{0,2,4}.weight and log_scale";
+  EXPECT_EQ(params % 4, 0);
+  EXPECT_TRUE(t.count("objective.vid.0.log_scale")) << "log_scale is checkpointed";
+  const std::string full_bytes = read_text(full);
+  EXPECT_TRUE(full_bytes == read_text(part)) << "resumed after epoch 1 differs from the uninterrupted run";
+  EXPECT_TRUE(full_bytes == read_text(cut)) << "resumed after Ctrl-C in epoch 2 differs from the uninterrupted run";
+}
+
 TEST(TrainKdApp, FeatureAndDkdObjectivesTrainWithAndWithoutTheCurriculum) {
   const std::string teacher = make_teacher(10);
-  for (const std::string objective : {"dkd", "at", "fitnet"}) {
+  for (const std::string objective : {"dkd", "at", "fitnet", "sp", "pkt", "rkd", "vid"}) {
     for (const std::string curriculum : {"none", "isl"}) {
       const std::string tag = "obj_" + objective + "_" + curriculum;
       std::string args = feature_args(teacher, objective) + "--curriculum " + curriculum + " --epochs 2 --out " +
