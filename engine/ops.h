@@ -121,6 +121,20 @@ Tensor rkd_loss(const Tensor& student, const Tensor& teacher, float w_d, float w
 // (the target is a constant).
 Tensor vid_loss(const Tensor& pred, const Tensor& target, const Tensor& log_scale, float eps);
 
+// CRD's contrast of anchors against a memory bank (Tian et al.; RepDistiller's crd/memory.py ContrastMemory scores
+// and crd/criterion.py ContrastLoss for one side, kernels/*/crd_loss.*). embed: B x D, an Embed's linear output, L2
+// normalised inside (Embed's Normalize, fused: v = embed / |embed|); memory: N x D (a constant here); idx: int32
+// B x (K+1) rows of memory, the positive first. Scores P_bk = exp(<memory[idx_bk], v_b> / T) / Z; z is a [1] tensor
+// on the memory's device holding Z: while negative (the run's first batch) it is set to mean(exp(score / T)) * N
+// in place, then it stays. Returns ContrastLoss ([1]: NCE with noise 1 / N, eps 1e-7), differentiable w.r.t. embed;
+// the gradient is formed in the forward sweep, so crd_memory_update may change the bank before backward runs. The
+// gathered rows are read by index, never materialised (B x (K+1) x D).
+Tensor crd_contrast_loss(const Tensor& embed, const Tensor& memory, const Tensor& idx, float temperature,
+                         const Tensor& z);
+// ContrastMemory's update, in place, no grad: memory[y_b] = normalize(momentum * memory[y_b] + (1 - momentum) *
+// embed_b / |embed_b|). y: int32 [B], distinct rows (a batch's instances).
+void crd_memory_update(const Tensor& memory, const Tensor& embed, const Tensor& y, float momentum);
+
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
 // may be undefined for DifficultyMeasure::CE and ::Confidence.
 Tensor difficulty_scores(const Tensor& snapshot, const Tensor& teacher, const Tensor& labels, DifficultyMeasure m,

@@ -210,4 +210,69 @@ Tensor vid_loss(const Tensor& pred_in, const Tensor& target_in, const Tensor& lo
   return loss;
 }
 
+namespace {
+
+void check_indices(const char* op, const char* what, const Tensor& t, const Tensor& ref) {
+  ISLKD_CHECK(t.defined() && t.dtype() == DType::I32, op, ": ", what, " must be int32");
+  ISLKD_CHECK(t.device() == ref.device(), op, ": ", what, " is on ", t.is_cuda() ? "cuda" : "cpu",
+              ", the memory on ", ref.is_cuda() ? "cuda" : "cpu");
+}
+
+}  // namespace
+
+Tensor crd_contrast_loss(const Tensor& embed_in, const Tensor& memory, const Tensor& idx, float temperature,
+                         const Tensor& z) {
+  const char* op = "crd_contrast_loss";
+  ISLKD_CHECK(embed_in.defined() && memory.defined() && z.defined(), op, ": undefined input");
+  Tensor u = embed_in.to_plain();
+  check_dim(op, "embedding", u, 2);
+  check_dim(op, "memory", memory, 2);
+  check_shape(op, "z", z, {1});
+  check_same_device(op, {&u, &memory, &z});
+  check_indices(op, "idx", idx, memory);
+  const int64_t B = u.size(0), D = u.size(1), N = memory.size(0);
+  ISLKD_CHECK(memory.size(1) == D, op, ": embedding ", shape_str(u.shape()), " and memory ",
+              shape_str(memory.shape()), " differ in width");
+  ISLKD_CHECK(idx.dim() == 2 && idx.size(0) == B && idx.size(1) >= 2, op, ": idx ", shape_str(idx.shape()),
+              " is not B x (K+1) with B ", B, " and K >= 1");
+  ISLKD_CHECK(B > 0 && D > 0 && N > 0, op, ": empty embedding ", shape_str(u.shape()), " or memory ",
+              shape_str(memory.shape()));
+  ISLKD_CHECK(std::isfinite(temperature) && temperature > 0.0f, op, ": temperature must be > 0, got ", temperature);
+  const int64_t K1 = idx.size(1);
+  const bool grad = needs_grad({&u});
+  Tensor du = grad ? Tensor::empty(u.shape(), u.device()) : Tensor();
+  Tensor loss;
+  if (u.is_cuda()) {
+    loss = Tensor::empty({1}, u.device());
+    cuda::crd_contrast_forward_backward(B, K1, D, N, u.data(), memory.data(), idx.data_i32(), temperature, z.data(),
+                                        grad ? du.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu::crd_contrast_forward_backward(B, K1, D, N, u.data(), memory.data(), idx.data_i32(),
+                                                                temperature, z.data(), grad ? du.data() : nullptr));
+  }
+  if (grad) record_scaled(op, u, loss, du);
+  return loss;
+}
+
+void crd_memory_update(const Tensor& memory, const Tensor& embed_in, const Tensor& y, float momentum) {
+  const char* op = "crd_memory_update";
+  ISLKD_CHECK(memory.defined() && embed_in.defined(), op, ": undefined input");
+  Tensor u = embed_in.detach().to_plain();
+  check_dim(op, "memory", memory, 2);
+  check_dim(op, "embedding", u, 2);
+  check_same_device(op, {&u, &memory});
+  check_indices(op, "y", y, memory);
+  const int64_t B = u.size(0), D = u.size(1), N = memory.size(0);
+  ISLKD_CHECK(memory.size(1) == D, op, ": embedding ", shape_str(u.shape()), " and memory ",
+              shape_str(memory.shape()), " differ in width");
+  check_shape(op, "y", y, {B});
+  ISLKD_CHECK(B > 0 && D > 0 && N > 0, op, ": empty embedding ", shape_str(u.shape()));
+  ISLKD_CHECK(std::isfinite(momentum) && momentum >= 0.0f && momentum <= 1.0f, op,
+              ": momentum must be in [0, 1], got ", momentum);
+  if (u.is_cuda())
+    cuda::crd_memory_update(B, D, N, memory.data(), u.data(), y.data_i32(), momentum);
+  else
+    cpu::crd_memory_update(B, D, N, memory.data(), u.data(), y.data_i32(), momentum);
+}
+
 }  // namespace islkd::ops

@@ -186,6 +186,14 @@ float rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* 
 float vid_loss_forward_backward(int64_t N, int64_t C, int64_t HW, const float* pred, const float* target,
                                 const float* log_scale, float eps, float* dpred, float* dlog_scale);
 
+// CRD's contrast of anchors u (B x D, L2-normalised inside) against a memory bank (N x D) at index rows idx (B x K1:
+// the positive, then K1 - 1 negatives; see crd_loss.cpp): returns the NCE loss, sets *z = mean(exp(score / T)) * N
+// when *z < 0 (the first batch), writes dL/du (nullable). The bank's momentum update of rows y (distinct) from u.
+float crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N, const float* u, const float* memory,
+                                    const int32_t* idx, float T, float* z, float* du);
+void crd_memory_update(int64_t B, int64_t D, int64_t N, float* memory, const float* u, const int32_t* y,
+                       float momentum);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 

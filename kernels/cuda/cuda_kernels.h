@@ -207,6 +207,14 @@ void rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* s
 void vid_loss_forward_backward(int64_t N, int64_t C, int64_t HW, const float* pred, const float* target,
                                const float* log_scale, float eps, float* dpred, float* dlog_scale, float* loss);
 
+// CRD's contrast against a memory bank and the bank's update (see kernels/cpu/crd_loss.cpp): z is a [1] device
+// value (set to mean(exp(score / T)) * N on the device when negative), the loss to loss[0] on the device, dL/du
+// (nullable) alongside. No host sync; indices are not range-checked here (the op's caller builds them).
+void crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N, const float* u, const float* memory,
+                                   const int32_t* idx, float T, float* z, float* du, float* loss);
+void crd_memory_update(int64_t B, int64_t D, int64_t N, float* memory, const float* u, const int32_t* y,
+                       float momentum);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 
