@@ -13,7 +13,8 @@
   X(sp)                     \
   X(pkt)                    \
   X(rkd)                    \
-  X(vid)
+  X(vid)                    \
+  X(crd)
 
 namespace islkd::distill {
 

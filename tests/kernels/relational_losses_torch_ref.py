@@ -13,6 +13,13 @@
 #        mean of 0.5 ((pred_mean - target)^2 / pred_var + log pred_var), the larger map adaptive_avg_pool2d'ed;
 #        total = ce_weight * CE + beta * sum over pairs; gradients w.r.t. the student features, every parameter and
 #        the logits.
+#   crd (objective): crd/criterion.py CRDLoss + crd/memory.py ContrastMemory over consecutive steps with the given
+#        Embed weights, memories and contrast indices (the C++ sampler's, so both sides see the same negatives):
+#        Embed = Linear then x / x.pow(2).sum(1).pow(0.5); out_v2 = exp(bmm(memory_v1[idx], v2) / T), out_v1 the same
+#        with memory_v2 and v1 (rows detached); Z_v1 / Z_v2 set once as mean(out) * n_data; ContrastLoss(n_data) on
+#        each (eps 1e-7); the momentum update of memory_v1 / memory_v2 at y; total = ce_weight * CE + beta * CRD.
+#        Per step: the total, gradients w.r.t. the logits, the student feature and the four Embed parameters, the
+#        memories after the update and Z.
 # A case with "logits" and "labels" adds the objective's total: ce_weight * cross_entropy + beta * loss (the weighted
 # sum train_student.py forms with gamma = ce_weight, alpha = 0), and returns the logits' gradient too.
 import json
@@ -123,10 +130,68 @@ def vid_objective(c):
             "grad_params": [[q.grad.flatten().tolist() for q in ps] for ps in params]}
 
 
+def crd_objective(c):
+    eps = 1e-7
+    T, mom = float(c["nce_t"]), float(c["nce_m"])
+    t64 = lambda k: torch.tensor(c[k], dtype=torch.float64).reshape(c[k + "_shape"])
+    mem1, mem2 = t64("memory_v1"), t64("memory_v2")
+    n_data = mem1.shape[0]
+    params = [t64(k).requires_grad_(True) for k in ("ws", "bs", "wt", "bt")]
+    z = [-1.0, -1.0]
+
+    def embed(x, w, b):
+        x = F.linear(x.view(x.shape[0], -1), w, b)
+        return x.div(x.pow(2).sum(1, keepdim=True).pow(0.5))
+
+    def contrast_loss(x):
+        bsz, m = x.shape[0], x.size(1) - 1
+        pn = 1 / float(n_data)
+        p_pos = x.select(1, 0)
+        log_d1 = torch.div(p_pos, p_pos.add(m * pn + eps)).log()
+        p_neg = x.narrow(1, 1, m)
+        log_d0 = torch.div(p_neg.clone().fill_(m * pn), p_neg.add(m * pn + eps)).log()
+        return -(log_d1.sum(0) + log_d0.view(-1, 1).sum(0)) / bsz
+
+    out = []
+    for st in c["steps"]:
+        for q in params:
+            q.grad = None
+        fs = torch.tensor(st["fs"], dtype=torch.float64).reshape(st["fs_shape"]).requires_grad_(True)
+        ft = torch.tensor(st["ft"], dtype=torch.float64).reshape(st["ft_shape"])
+        logits = torch.tensor(st["logits"], dtype=torch.float64).requires_grad_(True)
+        y = torch.tensor(st["y"], dtype=torch.int64)
+        idx = torch.tensor(st["idx"], dtype=torch.int64).view(len(st["y"]), -1)
+        v1, v2 = embed(fs, params[0], params[1]), embed(ft, params[2], params[3])
+        bsz, k1, d = v1.shape[0], idx.shape[1], v1.shape[1]
+        w1 = torch.index_select(mem1, 0, idx.view(-1)).detach().view(bsz, k1, d)
+        out_v2 = torch.exp(torch.div(torch.bmm(w1, v2.view(bsz, d, 1)), T))
+        w2 = torch.index_select(mem2, 0, idx.view(-1)).detach().view(bsz, k1, d)
+        out_v1 = torch.exp(torch.div(torch.bmm(w2, v1.view(bsz, d, 1)), T))
+        if z[0] < 0:
+            z[0] = (out_v1.mean() * n_data).item()
+        if z[1] < 0:
+            z[1] = (out_v2.mean() * n_data).item()
+        out_v1, out_v2 = torch.div(out_v1, z[0]), torch.div(out_v2, z[1])
+        with torch.no_grad():
+            for mem, v in ((mem1, v1), (mem2, v2)):
+                pos = torch.index_select(mem, 0, y.view(-1)) * mom + v * (1 - mom)
+                mem.index_copy_(0, y, pos.div(pos.pow(2).sum(1, keepdim=True).pow(0.5)))
+        crd = contrast_loss(out_v1) + contrast_loss(out_v2)
+        total = float(c["ce_weight"]) * F.cross_entropy(logits, torch.tensor(st["labels"], dtype=torch.int64)) + \
+            float(c["beta"]) * crd
+        total.sum().backward()
+        out.append({"total": total.sum().item(), "grad_logits": logits.grad.flatten().tolist(),
+                    "grad_fs": fs.grad.flatten().tolist(),
+                    "grad_params": [q.grad.flatten().tolist() for q in params],
+                    "memory_v1": mem1.flatten().tolist(), "memory_v2": mem2.flatten().tolist(), "z": list(z)})
+    return {"steps": out}
+
+
 def main():
     with open(sys.argv[1]) as f:
         cases = json.load(f)
-    print(json.dumps({"cases": [vid_objective(c) if c["kind"] == "vid_objective" else run(c) for c in cases]}))
+    kinds = {"vid_objective": vid_objective, "crd_objective": crd_objective}
+    print(json.dumps({"cases": [kinds.get(c["kind"], run)(c) for c in cases]}))
 
 
 if __name__ == "__main__":
