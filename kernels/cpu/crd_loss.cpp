@@ -10,7 +10,8 @@
 //   dL/ds_b0 = -c / ((P_b0 + c) B T),  dL/ds_bk = P_bk / ((P_bk + c) B T),  g_b = sum_k dL/ds_bk M[idx_bk],
 //   dL/du_b = (g_b - v_b <g_b, v_b>) / |u_b|.
 // The gathered rows are never materialised (B x K1 x D): each dot reads its bank row by index. Per-row work in
-// double, rows in parallel, the row losses and Z's sum added in order: the same bits on every run.
+// double except the dots and the gradient's row sums (float, vectorised, fixed order), rows in parallel, the row losses
+// and Z's sum added in order: the same bits on every run.
 #include <cmath>
 #include <vector>
 
@@ -20,8 +21,24 @@
 namespace islkd::cpu {
 
 namespace {
+
 constexpr double kContrastEps = 1e-7;  // crd/criterion.py eps
+constexpr int kLanes = 16;             // the dot's partial sums: one AVX-512 (two AVX2) register of floats
+
+// <a, b> with kLanes float partial sums in a fixed order (vectorised, the same bits on every run), added in double.
+// The K + 1 dots per anchor are the kernel's whole cost (B x (K + 1) x D multiply-adds per side, twice).
+double dot(const float* a, const float* b, int64_t D) {
+  float acc[kLanes] = {};
+  int64_t d = 0;
+  for (; d + kLanes <= D; d += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[d + j] * b[d + j];
+  double s = 0;
+  for (; d < D; ++d) s += static_cast<double>(a[d]) * b[d];
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  return s;
 }
+
+}  // namespace
 
 float crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N, const float* u, const float* memory,
                                     const int32_t* idx, float T, float* z, float* du) {
@@ -30,7 +47,8 @@ float crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N,
   for (int64_t i = 0; i < B * K1; ++i)
     ISLKD_CHECK(idx[i] >= 0 && idx[i] < N, "crd_contrast: index ", idx[i], " at row ", i / K1, ", column ", i % K1,
                 " is outside the memory's ", N, " rows");
-  std::vector<double> e(static_cast<size_t>(B * K1)), v(static_cast<size_t>(B * D)), inv_norm(static_cast<size_t>(B));
+  std::vector<double> e(static_cast<size_t>(B * K1)), inv_norm(static_cast<size_t>(B));
+  std::vector<float> v(static_cast<size_t>(B * D));
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b) {
     const float* ub = u + b * D;
@@ -38,13 +56,9 @@ float crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N,
     for (int64_t d = 0; d < D; ++d) n2 += static_cast<double>(ub[d]) * ub[d];
     const double inv = 1.0 / std::sqrt(n2);
     inv_norm[b] = inv;
-    for (int64_t d = 0; d < D; ++d) v[b * D + d] = ub[d] * inv;
-    for (int64_t k = 0; k < K1; ++k) {
-      const float* m = memory + static_cast<int64_t>(idx[b * K1 + k]) * D;
-      double s = 0;
-      for (int64_t d = 0; d < D; ++d) s += m[d] * v[b * D + d];
-      e[b * K1 + k] = std::exp(s / T);
-    }
+    for (int64_t d = 0; d < D; ++d) v[b * D + d] = static_cast<float>(ub[d] * inv);
+    for (int64_t k = 0; k < K1; ++k)
+      e[b * K1 + k] = std::exp(dot(memory + static_cast<int64_t>(idx[b * K1 + k]) * D, v.data() + b * D, D) / T);
   }
   if (*z < 0.0f) {
     double sum = 0;
@@ -61,16 +75,17 @@ float crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N,
     for (int64_t k = 1; k < K1; ++k) l += std::log(a / (e[b * K1 + k] / Z + c));
     row_loss[b] = l;
     if (!du) continue;
-    std::vector<double> g(static_cast<size_t>(D), 0.0);
+    std::vector<float> g(static_cast<size_t>(D), 0.0f);  // float: vectorised; K + 1 terms of one sign mostly
     for (int64_t k = 0; k < K1; ++k) {
       const double p = e[b * K1 + k] / Z;
-      const double w = k == 0 ? -c / (p + c) * scale : p / (p + c) * scale;
+      const float w = static_cast<float>(k == 0 ? -c / (p + c) * scale : p / (p + c) * scale);
       const float* m = memory + static_cast<int64_t>(idx[b * K1 + k]) * D;
       for (int64_t d = 0; d < D; ++d) g[d] += w * m[d];
     }
     double gv = 0;
-    for (int64_t d = 0; d < D; ++d) gv += g[d] * v[b * D + d];
-    for (int64_t d = 0; d < D; ++d) du[b * D + d] = static_cast<float>((g[d] - v[b * D + d] * gv) * inv_norm[b]);
+    for (int64_t d = 0; d < D; ++d) gv += static_cast<double>(g[d]) * v[b * D + d];
+    for (int64_t d = 0; d < D; ++d)
+      du[b * D + d] = static_cast<float>((g[d] - static_cast<double>(v[b * D + d]) * gv) * inv_norm[b]);
   }
   double loss = 0;
   for (double l : row_loss) loss += l;
