@@ -36,6 +36,7 @@
 #include "engine/nn.h"
 #include "engine/ops.h"
 #include "kernels/common/error.h"
+#include "kernels/cuda/cuda_kernels.h"
 
 namespace islkd::distill {
 
@@ -63,6 +64,15 @@ int64_t feature_width(Module& m, const std::string& name, const Shape& input) {
   FeaturesOutput f = m.forward_features(Tensor::zeros(batch, device_of(m)), FeatureRequest{{name}, false});
   m.train(was_training);
   return f.features.at(name).numel() / 2;
+}
+
+// Host int32 rows to `device`; on CUDA through pinned staging on the copy stream (no pageable copy, no host wait in
+// the step), as the teacher's cached logits.
+Tensor upload_i32(const std::vector<int32_t>& v, Device device) {
+  if (device != Device::CUDA) return Tensor::from_labels(v);
+  Tensor d = Tensor::empty({static_cast<int64_t>(v.size())}, Device::CUDA, DType::I32);
+  cuda::memcpy_h2d_staged(d.raw_data(), v.data(), v.size() * sizeof(int32_t));
+  return d;
 }
 
 std::string last_feature(const Module& m) {
@@ -153,9 +163,8 @@ class CRDObjective : public Objective {
     ISLKD_CHECK(static_cast<int64_t>(in.indices.size()) == B, "objective crd: the step has ", in.indices.size(),
                 " instance indices for a batch of ", B, " (ObjectiveInputs::indices)");
     const Device dev = memory_v1_.device();
-    const Tensor idx = Tensor::from_labels(negatives_.rows(in.epoch, in.step, in.indices), dev).view({B, K1});
-    std::vector<int32_t> yh(in.indices.begin(), in.indices.end());
-    const Tensor y = Tensor::from_labels(yh, dev);
+    const Tensor idx = upload_i32(negatives_.rows(in.epoch, in.step, in.indices), dev).view({B, K1});
+    const Tensor y = upload_i32(std::vector<int32_t>(in.indices.begin(), in.indices.end()), dev);
 
     const Tensor v1 = (*embed_s_)(fs->second), v2 = (*embed_t_)(ft->second);  // Linear flattens N x ... inputs
     // ContrastMemory: out_v1 = v1 against the teacher side's bank, out_v2 = v2 against the student side's.
