@@ -1,6 +1,6 @@
 // CRD's contrast and memory update on CUDA (kernels/cuda/crd_loss.cu) under the emulator against the CPU kernels at
-// awkward sizes (B 1, 31, 33; K 1, 31, 1000; D 1, 33, 128; N non-powers of two), with and without gradients and with
-// Z set on the device or given; the loss is the same on every run.
+// awkward sizes (every combination of B 1, 31, 33; K 1, 31, 1000; D 1, 33, 128; N non-powers of two), with and
+// without gradients, Z set on the device or already set; the loss is the same on every run.
 #include <algorithm>
 #include <cmath>
 
@@ -17,8 +17,10 @@ TEST(CrdLossCuda, MatchesCpuAtAwkwardSizes) {
   struct Size {
     int64_t B, K, D, N;
   };
-  const Size sizes[] = {{1, 1, 1, 3},      {31, 31, 33, 37},  {33, 1000, 128, 1037}, {1, 1000, 33, 1001},
-                        {33, 31, 1, 45},   {31, 1000, 1, 1003}, {33, 1, 128, 35},     {1, 31, 128, 97}};
+  std::vector<Size> sizes;  // every combination; N a non-power of two above K + 1
+  for (int64_t B : {1, 31, 33})
+    for (int64_t K : {1, 31, 1000})
+      for (int64_t D : {1, 33, 128}) sizes.push_back({B, K, D, K + 3 + 2 * B + (D % 5)});
   uint32_t seed = 40;
   for (const Size& s : sizes) {
     SCOPED_TRACE(::testing::Message() << "B " << s.B << " K " << s.K << " D " << s.D << " N " << s.N);
