@@ -254,6 +254,8 @@ Tensor crd_contrast_loss(const Tensor& embed_in, const Tensor& memory, const Ten
   return loss;
 }
 
+// y_b = -1 skips row b: the crd objective keeps only the last row of an instance a curriculum repeats within a batch
+// (as a sequential index_copy_ would), so no two rows write one bank row.
 void crd_memory_update(const Tensor& memory, const Tensor& embed_in, const Tensor& y, float momentum) {
   const char* op = "crd_memory_update";
   ISLKD_CHECK(memory.defined() && embed_in.defined(), op, ": undefined input");

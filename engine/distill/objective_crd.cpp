@@ -134,6 +134,17 @@ class CRDObjective : public Objective {
     z_v1_ = Tensor::full({1}, -1.0f), z_v2_ = Tensor::full({1}, -1.0f);  // unset, as ContrastMemory's params
     negatives_ = CRDNegatives(*ctx.train_labels, s_.nce_k, ctx.seed);
   }
+  // The bank rows the batch updates: its instances, -1 for all but the last row of an instance the sampler repeats
+  // in the batch (ISL's weighted mode draws with replacement): one write per row, the same on every device.
+  static std::vector<int32_t> update_rows(const std::vector<int64_t>& indices) {
+    std::vector<int32_t> y(indices.begin(), indices.end());
+    std::vector<std::pair<int64_t, size_t>> order;
+    for (size_t b = 0; b < indices.size(); ++b) order.emplace_back(indices[b], b);
+    std::sort(order.begin(), order.end());
+    for (size_t i = 0; i + 1 < order.size(); ++i)
+      if (order[i].first == order[i + 1].first) y[order[i].second] = -1;
+    return y;
+  }
   std::vector<std::pair<std::string, Tensor>> parameters() const override {
     std::vector<std::pair<std::string, Tensor>> ps;
     if (!embed_s_) return ps;
@@ -164,7 +175,7 @@ class CRDObjective : public Objective {
                 " instance indices for a batch of ", B, " (ObjectiveInputs::indices)");
     const Device dev = memory_v1_.device();
     const Tensor idx = upload_i32(negatives_.rows(in.epoch, in.step, in.indices), dev).view({B, K1});
-    const Tensor y = upload_i32(std::vector<int32_t>(in.indices.begin(), in.indices.end()), dev);
+    const Tensor y = upload_i32(update_rows(in.indices), dev);
 
     const Tensor v1 = (*embed_s_)(fs->second), v2 = (*embed_t_)(ft->second);  // Linear flattens N x ... inputs
     // ContrastMemory: out_v1 = v1 against the teacher side's bank, out_v2 = v2 against the student side's.

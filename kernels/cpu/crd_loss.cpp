@@ -92,14 +92,16 @@ float crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N,
   return static_cast<float>(-loss / static_cast<double>(B));
 }
 
-// M[y_b] = normalize(momentum * M[y_b] + (1 - momentum) * u_b / |u_b|) (ContrastMemory's update, under no_grad).
+// M[y_b] = normalize(momentum * M[y_b] + (1 - momentum) * u_b / |u_b|) (ContrastMemory's update, under no_grad);
+// y_b = -1 skips row b (the caller's way to keep only one row of an instance repeated in the batch).
 void crd_memory_update(int64_t B, int64_t D, int64_t N, float* memory, const float* u, const int32_t* y,
                        float momentum) {
   for (int64_t b = 0; b < B; ++b)
-    ISLKD_CHECK(y[b] >= 0 && y[b] < N, "crd_memory_update: instance ", y[b], " at row ", b, " is outside the memory's ",
+    ISLKD_CHECK(y[b] >= -1 && y[b] < N, "crd_memory_update: instance ", y[b], " at row ", b, " is outside the memory's ",
                 N, " rows");
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b) {
+    if (y[b] < 0) continue;
     const float* ub = u + b * D;
     float* m = memory + static_cast<int64_t>(y[b]) * D;
     double n2 = 0;

@@ -127,6 +127,7 @@ __global__ void crd_sum_kernel(int64_t B, const float* __restrict__ row_loss, fl
 __global__ void crd_update_kernel(int64_t D, float momentum, float* __restrict__ memory, const float* __restrict__ u,
                                   const int32_t* __restrict__ y) {
   __shared__ float scratch[32];
+  if (y[blockIdx.x] < 0) return;  // a skipped row (uniform across the block)
   const float* ub = u + blockIdx.x * D;
   float* m = memory + static_cast<int64_t>(y[blockIdx.x]) * D;
   float s = 0.0f;

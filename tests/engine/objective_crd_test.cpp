@@ -220,3 +220,45 @@ TEST(ObjectiveCRD, TwoStepsMatchRepDistillersCrdLossInPyTorch) {
               "logits, feature and embed gradients %.3e; worst memory / Z error %.3e\n",
               got[0].loss, got[1].loss, got[0].z_v1, got[0].z_v2, worst, worst_state);
 }
+
+TEST(ObjectiveCRD, AnInstanceRepeatedInABatchUpdatesItsMemoryRowOnceFromItsLastRow) {
+  // ISL's weighted mode draws with replacement: batch {3, 7, 3} writes row 3 from its last row only, as the batch
+  // {7, 3} of the same two feature rows does (the update reads only the row's old value and its own embedding).
+  auto student = model("resnet8", 1), teacher = model("resnet8x4", 2);
+  const auto labels = round_robin_labels(30, 5);
+  auto run = [&](const std::vector<int64_t>& batch, const std::vector<int64_t>& rows) {
+    auto o = distill::make_objective("crd", {{"nce_k", 6}});
+    o->bind({student.get(), teacher.get(), {1, 16, 16}, 4, &labels});
+    const std::string sn = o->needs().student_features[0], tn = o->needs().teacher_features[0];
+    NoGradGuard no_grad;
+    student->train(), teacher->eval();
+    const int64_t B = static_cast<int64_t>(rows.size());
+    std::vector<float> x;
+    const auto all = test::random_vector(3 * 256, 17, -2, 2);
+    for (int64_t r : rows) x.insert(x.end(), all.begin() + r * 256, all.begin() + (r + 1) * 256);
+    const Tensor xt = Tensor::from_vector(x, {B, 1, 16, 16});
+    teacher->eval();
+    distill::ObjectiveInputs in;
+    // Features of each row computed alone: batch norm in train mode would mix the rows of a batch.
+    std::vector<float> fs, ft;
+    for (int64_t r = 0; r < B; ++r) {
+      const Tensor one = Tensor::from_vector(std::vector<float>(x.begin() + r * 256, x.begin() + (r + 1) * 256),
+                                             {1, 1, 16, 16});
+      student->eval();
+      const auto s1 = student->forward_features(one, {{sn}, false}).features.at(sn).to_plain().to_vector();
+      const auto t1 = teacher->forward_features(one, {{tn}, false}).features.at(tn).to_plain().to_vector();
+      fs.insert(fs.end(), s1.begin(), s1.end()), ft.insert(ft.end(), t1.begin(), t1.end());
+    }
+    in.student_features[sn] = Tensor::from_vector(fs, {B, static_cast<int64_t>(fs.size()) / B});
+    in.teacher_features[tn] = Tensor::from_vector(ft, {B, static_cast<int64_t>(ft.size()) / B});
+    in.student_logits = Tensor::from_vector(test::random_vector(B * 5, 3), {B, 5});
+    in.labels = Tensor::from_labels(std::vector<int32_t>(static_cast<size_t>(B), 1));
+    in.indices = batch;
+    o->loss(in);
+    return std::make_pair(o->buffers()[0].second.to_vector(), o->buffers()[1].second.to_vector());
+  };
+  const auto dup = run({3, 7, 3}, {0, 1, 2});
+  const auto once = run({7, 3}, {1, 2});
+  EXPECT_EQ(dup.first, once.first);
+  EXPECT_EQ(dup.second, once.second);
+}

@@ -128,6 +128,13 @@ TEST(CrdLoss, MemoryUpdateIsTheNormalisedMomentumMix) {
     for (int64_t d = 0; d < c.D; ++d) want[y[b] * c.D + d] = static_cast<float>(r[d] / std::sqrt(nr));
   }
   EXPECT_TRUE(test::all_close(m, want, 1e-7f, 1e-6f));
+  // -1 skips a row: only row 9 changes.
+  std::vector<float> m2 = c.memory;
+  const std::vector<int32_t> skip = {-1, -1, 9};
+  cpu::crd_memory_update(c.B, c.D, c.N, m2.data(), c.u.data(), skip.data(), 0.5f);
+  for (int64_t r = 0; r < c.N; ++r)
+    for (int64_t d = 0; d < c.D; ++d)
+      EXPECT_EQ(m2[r * c.D + d], r == 9 ? m[r * c.D + d] : c.memory[r * c.D + d]) << r;
 }
 
 TEST(CrdLoss, OpGradientReachesTheEmbeddingOnlyAndChecksItsInputs) {
