@@ -81,12 +81,14 @@ StepOutput TrainStep::operator()(const Tensor& images, const Tensor& labels, con
                                  int64_t epoch, int64_t step) {
   distill::ObjectiveInputs in = teacher_targets(images, indices);
   in.epoch = epoch, in.step = step;
+  if (needs_.instances) in.indices = indices;
   return learn(images, labels, std::move(in));
 }
 
 void bind_objective(distill::Objective& objective, Module& student, TeacherTargets* teacher, const Shape& input,
-                    uint64_t seed) {
+                    uint64_t seed, const std::vector<int32_t>* train_labels) {
   distill::ObjectiveContext ctx;
+  ctx.train_labels = train_labels;
   ctx.student = &student;
   ctx.teacher = teacher ? &teacher->model() : nullptr;
   ctx.input = input;
@@ -124,7 +126,12 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   steps_per_epoch_ = ceil_div(p_.n_train, p_.loader_options.batch_size);
   result_.label = cfg_.label;
   const Shape input = {p_.train->channels(), p_.train->height(), p_.train->width()};
-  bind_objective(*p_.objective, *student_, p_.teacher.get(), input, p_.seed);
+  {
+    // An objective with per-instance state (crd) sees the training labels at bind; the others do not pay for them.
+    const std::vector<int32_t> labels =
+        p_.objective->needs().instances ? train_labels(*p_.train, p_.n_train) : std::vector<int32_t>();
+    bind_objective(*p_.objective, *student_, p_.teacher.get(), input, p_.seed, labels.empty() ? nullptr : &labels);
+  }
   if (p_.objective->needs().needs_teacher_features()) {
     cfg_.cached_targets = false;  // the cache holds logits only: the teacher runs live at every step
     teacher_feature_bytes_ = teacher_feature_bytes(*p_.objective, *p_.teacher, input, p_.loader_options.batch_size);
@@ -216,8 +223,11 @@ void Trainer::load_state() {
     else
       opt_state[e.name] = t;
   }
-  // The objective's own parameters, by name and shape (on the host: the Trainer moves everything after this).
-  for (auto& [name, param] : p_.objective->parameters()) {
+  // The objective's own parameters and buffers, by name and shape (on the host: the Trainer moves everything after
+  // this).
+  std::vector<std::pair<std::string, Tensor>> objective_tensors = p_.objective->parameters();
+  for (auto& nb : p_.objective->buffers()) objective_tensors.push_back(nb);
+  for (auto& [name, param] : objective_tensors) {
     auto it = objective_state.find(name);
     ISLKD_CHECK(it != objective_state.end(), path, ": no '", kObjectivePrefix, name, "' for objective ",
                 p_.objective->name());
@@ -589,7 +599,7 @@ void Trainer::finish() {
   metrics_->append(final_line);
 }
 
-// A checkpoint: the student, the optimizer's momentum, the objective's parameters, the curriculum's order, and the
+// A checkpoint: the student, the optimizer's momentum, the objective's parameters and buffers, the curriculum's order, and the
 // counts that let --resume continue bit for bit.
 void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& t, double test_acc) {
   std::map<std::string, std::string> meta = {{"format", cfg_.format},
@@ -610,6 +620,8 @@ void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTal
   for (auto& [name, x] : optimizer_->state_tensors())
     extra.push_back(safetensors::Entry::from_f32(name, x.shape(), x.to_vector()));
   for (auto& [name, x] : p_.objective->parameters())
+    extra.push_back(safetensors::Entry::from_f32(kObjectivePrefix + name, x.shape(), x.to_vector()));
+  for (auto& [name, x] : p_.objective->buffers())  // not optimized, but the run continues from them (crd's banks)
     extra.push_back(safetensors::Entry::from_f32(kObjectivePrefix + name, x.shape(), x.to_vector()));
   if (curriculum_) {
     nlohmann::json cs = curriculum_->state_json();

@@ -56,9 +56,9 @@ class TrainStep {
 };
 
 // Binds the objective to the run's models (distill::Objective::bind): the student, the teacher's model when there
-// is one, one instance's C x H x W, the run's seed.
+// is one, one instance's C x H x W, the run's seed, and the training set's labels (when needs().instances; crd).
 void bind_objective(distill::Objective& objective, Module& student, TeacherTargets* teacher, const Shape& input,
-                    uint64_t seed);
+                    uint64_t seed, const std::vector<int32_t>* train_labels = nullptr);
 // The bytes of the teacher features the objective asks for, per batch of `batch` instances (0: none).
 int64_t teacher_feature_bytes(const distill::Objective& objective, TeacherTargets& teacher, const Shape& input,
                               int64_t batch);
