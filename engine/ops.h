@@ -132,7 +132,8 @@ Tensor vid_loss(const Tensor& pred, const Tensor& target, const Tensor& log_scal
 Tensor crd_contrast_loss(const Tensor& embed, const Tensor& memory, const Tensor& idx, float temperature,
                          const Tensor& z);
 // ContrastMemory's update, in place, no grad: memory[y_b] = normalize(momentum * memory[y_b] + (1 - momentum) *
-// embed_b / |embed_b|). y: int32 [B], distinct rows (a batch's instances).
+// embed_b / |embed_b|). y: int32 [B], the batch's instances; a row whose y is -1 is skipped, so the rows written are
+// distinct (objective crd passes -1 for all but the last row of an instance repeated within a batch).
 void crd_memory_update(const Tensor& memory, const Tensor& embed, const Tensor& y, float momentum);
 
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
