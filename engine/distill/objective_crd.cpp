@@ -32,6 +32,7 @@
 
 #include "engine/autograd.h"
 #include "engine/distill/crd_negatives.h"
+#include "engine/distill/feature_losses.h"
 #include "engine/distill/objective.h"
 #include "engine/nn.h"
 #include "engine/ops.h"
@@ -49,21 +50,12 @@ constexpr float kCRDNceT = 0.07f;         // --nce_t
 constexpr float kCRDNceM = 0.5f;          // --nce_m
 constexpr float kCRDKdT = 4.0f;           // --kd_T
 
-Device device_of(const Module& m) {
-  const auto params = m.named_parameters();
-  return params.empty() ? Device::CPU : params.front().second.device();
-}
-
-// Width of feat[-1] per instance (the flattened pooled vector), from a batch of 2 in eval mode, no grad.
+// Width of feat[-1] per instance (the flattened pooled vector).
 int64_t feature_width(Module& m, const std::string& name, const Shape& input) {
-  NoGradGuard no_grad;
-  const bool was_training = m.is_training();
-  m.eval();
-  Shape batch = {2};
-  batch.insert(batch.end(), input.begin(), input.end());
-  FeaturesOutput f = m.forward_features(Tensor::zeros(batch, device_of(m)), FeatureRequest{{name}, false});
-  m.train(was_training);
-  return f.features.at(name).numel() / 2;
+  const Shape s = feature_shapes(m, {name}, input, "crd")[0];
+  int64_t w = 1;
+  for (size_t i = 1; i < s.size(); ++i) w *= s[i];
+  return w;
 }
 
 // Host int32 rows to `device`; on CUDA through pinned staging on the copy stream (no pageable copy, no host wait in

@@ -26,25 +26,6 @@ constexpr float kVIDBeta = 1.0f;         // run_cifar_distill.sh -b
 constexpr double kVIDInitPredVar = 5.0;  // VIDLoss(init_pred_var=5.0)
 constexpr float kVIDEps = 1e-5f;         // VIDLoss(eps=1e-5)
 
-Device device_of(const Module& m) {
-  const auto params = m.named_parameters();
-  return params.empty() ? Device::CPU : params.front().second.device();
-}
-
-// The shapes of a model's named features for a batch of 2 instances of `input` (eval mode, no grad).
-std::vector<Shape> feature_shapes(Module& m, const std::vector<std::string>& names, const Shape& input) {
-  NoGradGuard no_grad;
-  const bool was_training = m.is_training();
-  m.eval();
-  Shape batch = {2};
-  batch.insert(batch.end(), input.begin(), input.end());
-  FeaturesOutput f = m.forward_features(Tensor::zeros(batch, device_of(m)), FeatureRequest{names, false});
-  m.train(was_training);
-  std::vector<Shape> shapes;
-  for (const auto& n : names) shapes.push_back(f.features.at(n).shape());
-  return shapes;
-}
-
 // One VIDLoss: the regressor (parameter names as upstream's nn.Sequential) and the log-variance.
 class VIDPair : public Module {
  public:
@@ -93,8 +74,8 @@ class VIDObjective : public Objective {
     ISLKD_CHECK(student_names_.size() == teacher_names_.size(), "objective vid: the student has ",
                 student_names_.size(), " stage features, the teacher ", teacher_names_.size(),
                 " (RepDistiller pairs feat[1:-1] one to one)");
-    const auto s = feature_shapes(*ctx.student, student_names_, ctx.input);
-    const auto t = feature_shapes(*ctx.teacher, teacher_names_, ctx.input);
+    const auto s = feature_shapes(*ctx.student, student_names_, ctx.input, "vid");
+    const auto t = feature_shapes(*ctx.teacher, teacher_names_, ctx.input, "vid");
     nn::InitRng rng(ctx.seed);
     pairs_.clear();
     for (size_t i = 0; i < s.size(); ++i) pairs_.push_back(std::make_shared<VIDPair>(s[i][1], t[i][1], rng));
