@@ -1,5 +1,6 @@
 // data_info: a quick check that a dataset download is read correctly — counts, per-class counts, per-channel
-// pixel statistics of the raw 0..255 values, and the first labels.
+// pixel statistics of the raw 0..255 values, and the first labels; for an ImageFolder, the distribution of the
+// stored image sizes (from the file headers) and the --image-size the reader applies.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -8,7 +9,10 @@
 #include <thread>
 
 #include "apps/app_main.h"
+#include "data/crop_resize.h"
 #include "data/dataset.h"
+#include "data/formats.h"
+#include "kernels/common/regular_file.h"
 #include "kernels/common/error.h"
 
 using namespace islkd;
@@ -57,14 +61,54 @@ ChannelSums pixel_sums(const data::Dataset& ds) {
   return total;
 }
 
+// The stored sizes of an ImageFolder's files, from their headers only (stbi_info; no pixels decoded).
+void print_size_distribution(const std::vector<std::string>& files, int image_size) {
+  std::vector<int> ws, hs;
+  std::vector<std::pair<int, int>> sizes;
+  int64_t by_channels[5] = {0, 0, 0, 0, 0};
+  for (const std::string& f : files) {
+    const std::vector<uint8_t> bytes = data::read_file_bytes(f, kMaxImageFileBytes);
+    const data::ImageInfo info = data::read_image_info(bytes.data(), bytes.size(), f);
+    ws.push_back(info.w);
+    hs.push_back(info.h);
+    sizes.emplace_back(info.w, info.h);
+    if (info.channels >= 1 && info.channels <= 4) ++by_channels[info.channels];
+  }
+  if (files.empty()) return;
+  std::sort(ws.begin(), ws.end());
+  std::sort(hs.begin(), hs.end());
+  std::sort(sizes.begin(), sizes.end());
+  const auto distinct = std::unique(sizes.begin(), sizes.end()) - sizes.begin();
+  const size_t mid = (ws.size() - 1) / 2;  // the lower median
+  std::printf("stored sizes (%zu files, headers only): width min %d median %d max %d; height min %d median %d max %d; "
+              "%lld distinct sizes\n",
+              files.size(), ws.front(), ws[mid], ws.back(), hs.front(), hs[mid], hs.back(),
+              static_cast<long long>(distinct));
+  std::printf("stored channels: %lld grey, %lld grey+alpha, %lld RGB, %lld RGBA (all read as RGB)\n",
+              static_cast<long long>(by_channels[1]), static_cast<long long>(by_channels[2]),
+              static_cast<long long>(by_channels[3]), static_cast<long long>(by_channels[4]));
+  if (image_size > 0)
+    std::printf("image size: %d (evaluation: shorter side resized to %d, centre %dx%d crop; training: "
+                "RandomResizedCrop %dx%d + flip; Pillow bilinear)\n",
+                image_size, data::eval_resize_size(image_size), image_size, image_size, image_size, image_size);
+  else
+    std::printf("image size: as stored (no --image-size: every image must have the first image's size%s)\n",
+                distinct > 1 ? "; these differ, so give --image-size" : "");
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"data_info: prints what a dataset reader sees (counts, classes, pixel statistics, first labels)"};
   std::string format, path, split = "train", norm;
   bool coarse = false;
+  int image_size = 0;
   app.add_option("--format", format, "cifar10|cifar100|svhn|imagefolder|cinic10|idx|mnist|fashion-mnist")->required();
   app.add_option("--path", path, "dataset folder (fashion-mnist defaults to the Debian package's folder)");
   app.add_option("--split", split, "train|test (svhn: extra; cinic10: valid; imagefolder: any subfolder)");
   app.add_flag("--coarse", coarse, "CIFAR-100: the 20 coarse labels");
+  app.add_option("--image-size", image_size,
+                 "imagefolder/cinic10: read images of any size as S x S (as train --image-size; the pixel statistics "
+                 "are then those of the evaluation crops)")
+      ->check(CLI::Range(0, 4096));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -72,6 +116,7 @@ int run(int argc, char** argv) {
   }
   data::DatasetOptions opt;
   opt.cifar100_coarse = coarse;
+  opt.image_size = image_size;
   auto ds = data::open_dataset(format, path, split, opt);
 
   std::printf("source:     %s\n", ds->source().c_str());
@@ -83,6 +128,8 @@ int run(int argc, char** argv) {
   for (int32_t l : ds->labels()) counts[static_cast<size_t>(l)]++;
   for (int c = 0; c < ds->num_classes(); ++c)
     std::printf("  %3d %-32s %lld\n", c, ds->class_names()[c].c_str(), static_cast<long long>(counts[c]));
+
+  print_size_distribution(data::image_folder_files(*ds), image_size);
 
   ChannelSums s = pixel_sums(*ds);
   const double count = static_cast<double>(ds->size()) * ds->height() * ds->width();

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/app_main.h"
+#include "data/crop_resize.h"
 #include "data/dataset.h"
 #include "data/formats.h"
 #include "data/transforms.h"
@@ -40,12 +41,14 @@ struct Options {
   std::vector<std::string> inputs;
   int64_t num_classes = 0, in_channels = 0, batch = 256, top_k = 5, limit = 0;
   std::string dataset, data_path, split, normalization;
+  int image_size = -1;  // -1 = the checkpoint's (train/train_kd --image-size), 0 = images as stored
 };
 
 // What the checkpoint says about the model and its data; each field may be absent (a converted PyTorch file).
 struct Recorded {
   std::string model, dataset;
   int64_t num_classes = 0, in_channels = 0;
+  int image_size = 0;  // the run's --image-size (absent = 0: images as stored)
   std::vector<std::string> class_names;
   bool has_normalization = false;
   data::Normalization normalization;
@@ -65,6 +68,7 @@ Recorded read_recorded(const safetensors::File& f) {
     if (config.contains("dataset") && config["dataset"].is_string()) r.dataset = config["dataset"];
     if (config.contains("num_classes") && config["num_classes"].is_number_integer()) r.num_classes = config["num_classes"];
     if (config.contains("in_channels") && config["in_channels"].is_number_integer()) r.in_channels = config["in_channels"];
+    if (config.contains("image_size") && config["image_size"].is_number_integer()) r.image_size = config["image_size"];
   }
   if (data.is_object()) {
     if (data.contains("class_names") && data["class_names"].is_array())
@@ -107,12 +111,24 @@ struct Item {
 };
 
 // Decodes an image file and normalises it as training did: RGB, or luma for a 1-channel model (ITU-R 601 weights
-// in integers, so a grey PNG keeps its exact values), through the same Transform as the evaluation loader.
-Item load_image(const std::string& path, int64_t channels, const data::Normalization& norm) {
+// in integers, so a grey PNG keeps its exact values), through the same Transform as the evaluation loader. With an
+// image size, the image is first resized and centre-cropped as ImageFolder's evaluation reads it.
+Item load_image(const std::string& path, int64_t channels, const data::Normalization& norm, int image_size) {
   ISLKD_CHECK(channels == 1 || channels == 3, path, ": images feed 1- or 3-channel models; this one has ", channels,
               " input channels (give a .npy batch)");
   std::vector<uint8_t> bytes = data::read_file_bytes(path, kMaxImageFileBytes);
   data::RgbImage img = data::decode_image_rgb(bytes.data(), bytes.size(), path);
+  if (image_size > 0) {
+    const data::ResizeAndWindow r = data::center_crop_after_resize(img.w, img.h, image_size);
+    std::vector<uint8_t> chw(static_cast<size_t>(3) * image_size * image_size);
+    data::resize_bilinear_pil(img.rgb.data(), img.w * 3, img.w, img.h, r.resized_w, r.resized_h, r.window,
+                              chw.data());
+    const int64_t plane = static_cast<int64_t>(image_size) * image_size;
+    img.w = img.h = image_size;
+    img.rgb.resize(static_cast<size_t>(plane * 3));
+    for (int64_t p = 0; p < plane; ++p)
+      for (int c = 0; c < 3; ++c) img.rgb[static_cast<size_t>(p * 3 + c)] = chw[static_cast<size_t>(c * plane + p)];
+  }
   const int64_t plane = static_cast<int64_t>(img.h) * img.w;
   std::vector<uint8_t> chw(static_cast<size_t>(plane * channels));
   for (int64_t p = 0; p < plane; ++p) {
@@ -158,6 +174,8 @@ std::vector<float> forward_items(Module& model, const std::vector<Item>& items, 
   return logits;
 }
 
+int image_size_of(const Options& o, const Recorded& rec) { return o.image_size >= 0 ? o.image_size : rec.image_size; }
+
 std::vector<Item> gather_inputs(const Options& o, int64_t channels, const Recorded& rec, std::string* norm_used) {
   std::vector<Item> items;
   auto normalization = [&]() -> data::Normalization {
@@ -194,7 +212,7 @@ std::vector<Item> gather_inputs(const Options& o, int64_t channels, const Record
     }
     const data::Normalization norm = normalization();
     *norm_used = norm.name;
-    for (const auto& f : files) items.push_back(load_image(f, channels, norm));
+    for (const auto& f : files) items.push_back(load_image(f, channels, norm, image_size_of(o, rec)));
   }
   return items;
 }
@@ -261,7 +279,9 @@ int evaluate_split(const Options& o, Module& model, const Recorded& rec, int64_t
   const std::string dataset = !o.dataset.empty() ? o.dataset : rec.dataset;
   ISLKD_CHECK(!dataset.empty(), o.weights, ": records no dataset; give --dataset");
   const std::string split = o.split.empty() ? "test" : o.split;
-  auto ds = data::open_dataset(dataset, o.data_path, split);
+  data::DatasetOptions dopt;
+  dopt.image_size = image_size_of(o, rec);
+  auto ds = data::open_dataset(dataset, o.data_path, split, dopt);
   ISLKD_CHECK(ds->channels() == channels, ds->source(), ": ", ds->channels(), "-channel images, the model takes ",
               channels);
   ISLKD_CHECK(ds->num_classes() == k, ds->source(), ": ", ds->num_classes(), " classes, the model has ", k);
@@ -369,6 +389,10 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", o.dataset, "evaluate a split of this dataset (default: the checkpoint's)");
   app.add_option("--data-path", o.data_path, "the dataset's folder (as in train)");
   app.add_option("--split", o.split, "the split to evaluate (default test)");
+  app.add_option("--image-size", o.image_size,
+                 "images and ImageFolder splits: resize the shorter side to round(S/0.875) and take the centre S x S "
+                 "(default: the checkpoint's --image-size; 0 = as stored)")
+      ->check(CLI::Range(0, 4096));
   app.add_option("--limit", o.limit, "evaluate the first N instances only")->check(CLI::PositiveNumber);
   app.add_option("--json", o.json, "write the predictions, or the split's evaluation (top-1, top-5, per class, "
                  "confusion matrix), as JSON");

@@ -50,6 +50,7 @@ struct Args {
   int64_t limit = 0;
   int64_t test_limit = 0;
   bool no_augment = false;
+  int image_size = 0;  // ImageFolder of any size, read as S x S (0 = as stored)
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
 };
 
@@ -67,6 +68,11 @@ int run(int argc, char** argv) {
   cli.add_option("--dataset,--data-format", a.dataset,
                  "fashion-mnist | mnist | idx | cifar10 | cifar100 | svhn | cinic10 | imagefolder");
   cli.add_option("--data-path", a.data_path, "dataset directory (empty: Fashion-MNIST from Debian's package)");
+  cli.add_option("--image-size", a.image_size,
+                 "imagefolder/cinic10 with images of any size: train on RandomResizedCrop(S) + flip, evaluate on "
+                 "the centre S x S after resizing the shorter side to round(S/0.875) (0 = images as stored, all "
+                 "of the first image's size)")
+      ->check(CLI::Range(0, 4096));
   cli.add_option("--epochs", a.epochs, "total epochs (with --resume: up to this many)")->check(CLI::PositiveNumber);
   cli.add_option("--batch-size", a.batch_size,
                  "instances per step (larger than the split: the whole split in one step)")
@@ -102,7 +108,7 @@ int run(int argc, char** argv) {
   const auto output_locks = app::claim_outputs({{"--out", a.out}, {"--metrics", a.metrics}});
 
   // ---- data ----
-  const app::Splits splits = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);
+  const app::Splits splits = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit, a.image_size);
 
   // ---- flags -> the Trainer's parts and config ----
   train::TrainerParts p;
@@ -142,7 +148,9 @@ int run(int argc, char** argv) {
                   {"augment", !a.no_augment},
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
-  c.resume_keys = {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"};
+  if (a.image_size > 0) c.run_config["image_size"] = a.image_size;  // absent otherwise: older logs stay identical
+  c.resume_keys = {"model",           "dataset",    "num_classes", "in_channels",
+                   "train_instances", "batch_size", "seed",        "image_size"};
   c.data_description = train::describe_data(*splits.train);
   train::Trainer trainer(std::move(c), std::move(p));
   const std::atomic<bool> never{false};

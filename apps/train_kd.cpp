@@ -55,6 +55,7 @@ struct Args {
   std::string teacher_model = "resnet20";
   std::string dataset = "fashion-mnist";
   std::string data_path;
+  int image_size = 0;  // ImageFolder of any size, read as S x S (0 = as stored)
   int64_t epochs = 3;
   int64_t batch_size = 128;
   app::OptimArgs opt;
@@ -285,8 +286,9 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   const nlohmann::json ocfg = p.objective->config();
   if (!ocfg.empty()) c.run_config[r.objective] = ocfg;
   if (isl) c.run_config["curriculum"] = copt.to_json();
+  if (a.image_size > 0) c.run_config["image_size"] = a.image_size;  // absent otherwise: older logs stay identical
   c.resume_keys = {"method",  "objective", "model",     "dataset",     "num_classes", "in_channels", "train_instances",
-                   "batch_size", "seed",   "augment",   "curriculum",  "label_noise", "val_split"};
+                   "batch_size", "seed",   "augment",   "curriculum",  "label_noise", "val_split", "image_size"};
   c.data_description = train::describe_data(*s.data.train);
   train::Trainer trainer(std::move(c), std::move(p));
   return trainer.run(g_interrupted);
@@ -313,6 +315,11 @@ int run(int argc, char** argv) {
   cli.add_option("--dataset,--data-format", a.dataset,
                  "fashion-mnist | mnist | idx | cifar10 | cifar100 | svhn | cinic10 | imagefolder");
   cli.add_option("--data-path", a.data_path, "dataset directory (empty: Fashion-MNIST from Debian's package)");
+  cli.add_option("--image-size", a.image_size,
+                 "imagefolder/cinic10 with images of any size: evaluate (and cache teacher logits) on the centre "
+                 "S x S after resizing the shorter side to round(S/0.875); with --augment train on "
+                 "RandomResizedCrop(S) + flip (0 = images as stored, all of the first image's size)")
+      ->check(CLI::Range(0, 4096));
   cli.add_option("--epochs", a.epochs)->check(CLI::PositiveNumber);
   cli.add_option("--batch-size", a.batch_size,
                  "instances per step (larger than the split: the whole split in one step)")
@@ -447,7 +454,7 @@ int run(int argc, char** argv) {
   cuda::set_deterministic_algorithms(!a.nondeterministic);
   Shared s;
   s.device = select_device(a.device, std::cout);
-  s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit);
+  s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit, a.image_size);
   apply_study_conditions(s, a);
 
   const bool need_teacher = std::any_of(runs.begin(), runs.end(), [&](const RunSpec& r) {

@@ -33,6 +33,8 @@ int32_t Dataset::label(int64_t i) const {
   return labels_[static_cast<size_t>(i)];
 }
 
+void Dataset::read_train_crop(int64_t i, uint8_t* out, uint64_t, int64_t) const { read(i, out); }
+
 void Dataset::check_index(int64_t i) const {
   ISLKD_CHECK(i >= 0 && i < size(), source_, ": instance index ", i, " out of range (", size(), " instances)");
 }
@@ -182,6 +184,9 @@ std::shared_ptr<const Dataset> open_idx(const fs::path& path, const std::string&
 
 std::shared_ptr<const Dataset> open_dataset(const std::string& format, const std::string& path,
                                             const std::string& split, const DatasetOptions& options) {
+  ISLKD_CHECK(options.image_size == 0 || format == "imagefolder" || format == "cinic10", format,
+              ": an image size (--image-size ", options.image_size,
+              ") applies to ImageFolder datasets only; these images are read at their own size");
   if (format == "cifar10" || format == "cifar100") {
     ISLKD_CHECK(!path.empty(), format, ": give the dataset folder (--path)");
     return open_cifar(path, split, format == "cifar100", options);

@@ -29,6 +29,11 @@ class Dataset {
   const std::vector<int32_t>& labels() const { return labels_; }
   // Writes instance i's pixels (channels x height x width uint8, CHW) to out. Safe to call from many threads.
   virtual void read(int64_t i, uint8_t* out) const = 0;
+  // A dataset whose training instances are random crops of larger images (ImageFolder with an image size:
+  // RandomResizedCrop) says so here. The training loader then reads through read_train_crop (the crop is a pure
+  // function of seed, epoch and i) and the Transform's padded crop is off; evaluation reads through read.
+  virtual bool has_train_crop() const { return false; }
+  virtual void read_train_crop(int64_t i, uint8_t* out, uint64_t seed, int64_t epoch) const;
   const Normalization& normalization() const { return norm_; }
   // Horizontal flip as augmentation: on for natural images, off for digits (a flipped 2 is not a 2).
   bool hflip_makes_sense() const { return hflip_; }
@@ -65,6 +70,10 @@ class InMemoryDataset : public Dataset {
 struct DatasetOptions {
   bool cifar100_coarse = false;   // CIFAR-100: the 20 coarse labels instead of the 100 fine ones
   std::string normalization;      // override the format's default (a name of standard_normalization)
+  // ImageFolder / CINIC-10: 0 = every image has the first image's size, read as is; S > 0 = images of any size,
+  // read as S x S RGB: evaluation resizes the shorter side to round(S / 0.875) and takes the centre S x S,
+  // training takes a RandomResizedCrop (data/crop_resize.h). Other formats refuse S > 0.
+  int image_size = 0;
 };
 
 // format: cifar10 | cifar100 | svhn | imagefolder | cinic10 | idx | mnist | fashion-mnist
@@ -77,6 +86,9 @@ std::shared_ptr<const Dataset> open_dataset(const std::string& format, const std
 // ImageFolder (root/<split>/<class>/*.png|jpg|jpeg), decoded lazily with stb_image; classes sorted by name.
 std::shared_ptr<const Dataset> open_image_folder(const std::string& root, const std::string& split,
                                                  const DatasetOptions& options = {});
+
+// The image files of an ImageFolder / CINIC-10 dataset in instance order; empty for the other formats.
+std::vector<std::string> image_folder_files(const Dataset& ds);
 
 extern const char* const kDefaultFashionMnistDir;
 

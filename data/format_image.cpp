@@ -34,4 +34,13 @@ RgbImage decode_image_rgb(const uint8_t* data, size_t size, const std::string& n
   return img;
 }
 
+ImageInfo read_image_info(const uint8_t* data, size_t size, const std::string& name) {
+  ISLKD_CHECK(size <= static_cast<size_t>(INT32_MAX), name, ": image file of ", size, " bytes is too large");
+  ImageInfo info;
+  ISLKD_CHECK(stbi_info_from_memory(data, static_cast<int>(size), &info.w, &info.h, &info.channels), name,
+              ": cannot decode image (", stbi_failure_reason() ? stbi_failure_reason() : "unknown format", ")");
+  ISLKD_CHECK(info.w > 0 && info.h > 0, name, ": image is ", info.w, "x", info.h, " (empty)");
+  return info;
+}
+
 }  // namespace islkd::data

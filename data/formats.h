@@ -76,5 +76,11 @@ struct RgbImage {
 };
 RgbImage decode_image_rgb(const uint8_t* data, size_t size, const std::string& name, const ImageLimits& limits = {},
                           int expect_w = 0, int expect_h = 0);
+// The header only (stbi_info, no pixels decoded): the size and the channel count stored in the file (1 grey,
+// 2 grey + alpha, 3 RGB, 4 RGBA). Error naming `name` when it is not a PNG/JPEG/BMP or claims an empty size.
+struct ImageInfo {
+  int w = 0, h = 0, channels = 0;
+};
+ImageInfo read_image_info(const uint8_t* data, size_t size, const std::string& name);
 
 }  // namespace islkd::data

@@ -29,6 +29,8 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, Transform transform, std:
   ISLKD_CHECK(transform_.config().mean.size() == static_cast<size_t>(dataset_->channels()),
               "Loader: the transform normalises ", transform_.config().mean.size(), " channels, the dataset has ",
               dataset_->channels());
+  ISLKD_CHECK(!transform_.config().dataset_crop || dataset_->has_train_crop(), "Loader: the transform asks for ",
+              dataset_->source(), "'s own training crop, which it does not have");
   const int workers = opt_.workers > 0 ? opt_.workers : default_loader_workers();
   const int depth = opt_.prefetch > 0 ? opt_.prefetch : 2 * workers;
   slots_.resize(static_cast<size_t>(depth));
@@ -187,14 +189,18 @@ Batch Loader::produce(int64_t number, Slot& slot, int64_t epoch, const std::vect
     images = b.images.data();
     labels = b.labels.data_i32();
   }
-  // In-memory datasets are read in place; others decode into a scratch buffer.
-  const auto* in_memory = dynamic_cast<const InMemoryDataset*>(dataset_.get());
+  // In-memory datasets are read in place; others decode into a scratch buffer (here, in the worker thread).
+  const bool dataset_crop = transform_.config().dataset_crop;
+  const auto* in_memory = dataset_crop ? nullptr : dynamic_cast<const InMemoryDataset*>(dataset_.get());
   std::vector<uint8_t> scratch(in_memory ? 0 : static_cast<size_t>(per));
   for (int64_t j = 0; j < n; ++j) {
     const int64_t idx = b.indices[static_cast<size_t>(j)];
     const uint8_t* src;
     if (in_memory) {
       src = in_memory->pixels(idx);
+    } else if (dataset_crop) {
+      dataset_->read_train_crop(idx, scratch.data(), opt_.seed, epoch);
+      src = scratch.data();
     } else {
       dataset_->read(idx, scratch.data());
       src = scratch.data();

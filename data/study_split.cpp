@@ -37,6 +37,11 @@ void DatasetView::read(int64_t i, uint8_t* out) const {
   base_->read(indices_[static_cast<size_t>(i)], out);
 }
 
+void DatasetView::read_train_crop(int64_t i, uint8_t* out, uint64_t seed, int64_t epoch) const {
+  check_index(i);
+  base_->read_train_crop(indices_[static_cast<size_t>(i)], out, seed, epoch);
+}
+
 HeldOut hold_out_validation(const std::shared_ptr<const Dataset>& base, int64_t n, int64_t n_val,
                             uint64_t split_seed) {
   ISLKD_CHECK(n > 0 && n <= base->size(), "validation split: ", n, " instances asked of ", base->size());

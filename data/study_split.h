@@ -14,6 +14,9 @@ class DatasetView : public Dataset {
  public:
   DatasetView(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices, std::vector<int32_t> labels);
   void read(int64_t i, uint8_t* out) const override;
+  bool has_train_crop() const override { return base_->has_train_crop(); }
+  // The base's crop of base instance indices[i] (keyed by the base's index).
+  void read_train_crop(int64_t i, uint8_t* out, uint64_t seed, int64_t epoch) const override;
   const std::vector<int64_t>& base_indices() const { return indices_; }
 
  private:

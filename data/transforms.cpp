@@ -97,6 +97,10 @@ void Transform::apply(const uint8_t* src, float* dst, const AugmentChoice& a) co
 TransformConfig train_transform(const Dataset& ds, int cutout) {
   TransformConfig t;
   t.crop_padding = std::max(1, ds.height() / 8);  // 4 for 32x32 (the CIFAR recipe), 3 for 28x28
+  if (ds.has_train_crop()) {  // RandomResizedCrop replaces the padded crop (torchvision's ImageNet recipe)
+    t.crop_padding = 0;
+    t.dataset_crop = true;
+  }
   t.hflip = ds.hflip_makes_sense();
   t.cutout = cutout;
   t.mean = ds.normalization().mean;

@@ -14,6 +14,7 @@ uint64_t random_bits(uint64_t seed, int64_t epoch, int64_t index, uint64_t strea
 
 struct TransformConfig {
   int crop_padding = 0;  // random crop of the original size from the image zero-padded by this much; 0 = off
+  bool dataset_crop = false;  // the crop is the dataset's own (Dataset::read_train_crop); crop_padding is then 0
   bool hflip = false;    // horizontal flip with probability 1/2
   int cutout = 0;        // side of a square set to 0 after normalisation (DeVries & Taylor 2017); 0 = off
   std::vector<float> mean, std;  // per channel, on the 0..1 scale
@@ -41,8 +42,9 @@ class Transform {
   std::vector<float> scale_, shift_;  // v * scale + shift == (v / 255 - mean) / std
 };
 
-// The usual recipes: training = crop (padding height/8: 4 for 32x32, 3 for 28x28) + flip when the dataset allows it +
-// normalisation (+ cutout when asked); evaluation = normalisation only.
+// The usual recipes: training = crop (padding height/8: 4 for 32x32, 3 for 28x28; or the dataset's own crop when it
+// has one, e.g. RandomResizedCrop) + flip when the dataset allows it + normalisation (+ cutout when asked);
+// evaluation = normalisation only (of what Dataset::read gives: for ImageFolder with a size, resize + centre crop).
 TransformConfig train_transform(const Dataset& ds, int cutout = 0);
 TransformConfig eval_transform(const Dataset& ds);
 

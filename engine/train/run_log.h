@@ -47,10 +47,14 @@ inline std::string compact_list(const std::vector<std::string>& names) {
   return out;
 }
 
-inline Splits open_splits(const std::string& dataset, const std::string& path, int64_t limit, int64_t test_limit) {
+// image_size: DatasetOptions::image_size (ImageFolder of any size, read as S x S; 0 = as stored).
+inline Splits open_splits(const std::string& dataset, const std::string& path, int64_t limit, int64_t test_limit,
+                          int image_size = 0) {
   Splits s;
-  s.train = data::open_dataset(dataset, path, "train");
-  s.test = data::open_dataset(dataset, path, "test");
+  data::DatasetOptions options;
+  options.image_size = image_size;
+  s.train = data::open_dataset(dataset, path, "train", options);
+  s.test = data::open_dataset(dataset, path, "test", options);
   ISLKD_CHECK(s.train->size() > 0, s.train->source(), ": the train split is empty");
   ISLKD_CHECK(s.test->size() > 0, s.test->source(), ": the test split is empty (nothing to evaluate on)");
   ISLKD_CHECK(s.train->source() != s.test->source(), s.train->source(),

@@ -270,6 +270,28 @@ def _(c):
     return "train", c.train_args("--dataset", "imagefolder", "--data-path", root, "--out", c.path("bigpng", "o"))
 
 
+@case("--image-size: a 16000x16000 PNG among small ones is refused by its header in the loader",
+      must=["1.png", "16000x16000", "over the limit of", "(entry 1)"])
+def _(c):
+    root = c.path("bigpng-sized", "r")
+    for split in ("train", "test"):
+        write(os.path.join(root, split, "a", "0.png"), png(9, 7))
+        write(os.path.join(root, split, "a", "1.png"), png(16000, 16000))
+    return "train", c.train_args("--dataset", "imagefolder", "--data-path", root, "--image-size", "8",
+                                 "--out", c.path("bigpng-sized", "o"))
+
+
+@case("--image-size: a truncated PNG is one error line naming the file and the instance",
+      must=["1.png", "cannot decode image", "(entry 1)"])
+def _(c):
+    root = c.path("cut-png", "r")
+    for split in ("train", "test"):
+        write(os.path.join(root, split, "a", "0.png"), png(12, 10))
+        write(os.path.join(root, split, "a", "1.png"), png(30, 20)[:60])
+    return "train", c.train_args("--dataset", "imagefolder", "--data-path", root, "--image-size", "8",
+                                 "--out", c.path("cut-png", "o"))
+
+
 @case("a symlink to /dev/zero as an IDX file is refused", must=["character device", "not a regular file"])
 def _(c):
     d = idx_dir(c.path("zero-idx", "x"))

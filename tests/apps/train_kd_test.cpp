@@ -625,3 +625,37 @@ TEST(TrainKdApp, FeatureAndDkdObjectivesTrainWithAndWithoutTheCurriculum) {
     }
   }
 }
+
+// issue 17: KD on an ImageFolder of mixed sizes (tests/data/make_fixtures.py) at --image-size 24: with --augment the
+// student and the live teacher see the same RandomResizedCrop + flip, and a run cut by Ctrl-C resumes byte for byte;
+// without it the teacher's logits are cached once from the centre crops.
+TEST(TrainKdApp, MixedSizeImageFolderKdAtAnImageSizeResumesByte4Byte) {
+  const std::string data = dir() + "/islkd_kd_mixed_" + std::to_string(::getpid());
+  std::filesystem::remove_all(data);
+  const std::string make = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
+                           data + "' mixed_imagefolder";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const std::string teacher = data + "/teacher.safetensors";
+  {
+    models::ModelConfig c;
+    c.num_classes = 2;
+    c.in_channels = 3;
+    c.seed = 99;
+    checkpoint::save(teacher, *models::create_model("resnet8", c));
+  }
+  const std::string args = "--method kd --model resnet8 --teacher " + teacher + " --teacher-model resnet8 "
+                           "--dataset imagefolder --data-path " + data + " --image-size 24 --batch-size 2 "
+                           "--threads 2 --workers 2 --device cpu --seed 7 ";
+  const std::string full = data + "/full.safetensors", cut = data + "/cut.safetensors";
+  RunResult a = run_kd(args + "--augment --epochs 2 --out " + full, "mixed_full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_NE(a.out.find("\"image_size\":24"), std::string::npos) << a.out;
+  RunResult d = run_kd(args + "--augment --epochs 2 --interrupt-after-steps 4 --out " + cut, "mixed_cut");
+  ASSERT_EQ(d.exit_code, 130) << d.out << d.err;
+  RunResult e = run_kd(args + "--augment --epochs 2 --resume " + cut + " --out " + cut, "mixed_cut_resumed");
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err;
+  EXPECT_TRUE(read_text(full) == read_text(cut)) << "resumed after Ctrl-C differs from the uninterrupted run";
+  RunResult f = run_kd(args + "--epochs 1 --out " + data + "/cached.safetensors", "mixed_cached");
+  ASSERT_EQ(f.exit_code, 0) << f.out << f.err;
+  EXPECT_NE(f.out.find("teacher logits of"), std::string::npos) << f.out;
+}

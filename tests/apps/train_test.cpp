@@ -257,3 +257,44 @@ TEST(TrainApp, BatchSizeNearInt64MaxIsOneStepOfTheWholeSplitNotAHang) {
   }
   std::remove(out.c_str());
 }
+
+// issue 17: an ImageFolder of mixed sizes (grey, RGBA and JPEG among RGB: tests/data/make_fixtures.py) trains at
+// --image-size 24 on RandomResizedCrop + flip, resumes bit for bit, records the size, and `infer` evaluates the
+// test split at the recorded size (resize + centre crop) without being told.
+TEST(TrainApp, MixedSizeImageFolderTrainsAtAnImageSizeResumesAndInferUsesTheRecordedSize) {
+  const std::string dir = ::testing::TempDir() + "/islkd_train_mixed";
+  std::filesystem::remove_all(dir);
+  const std::string make = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
+                           dir + "' mixed_imagefolder";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const std::string full = dir + "/full.safetensors", part = dir + "/part.safetensors",
+                    resumed = dir + "/resumed.safetensors";
+  const std::string common = "--dataset imagefolder --data-path " + dir + " --image-size 24 --model resnet8 "
+                             "--batch-size 4 --threads 2 --workers 2 --seed 3 --device cpu --lr 0.05 ";
+  RunResult a = run_train(common + "--epochs 2 --out " + full, "mixed_full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  EXPECT_NE(a.out.find("epoch 2/2"), std::string::npos) << a.out;
+  RunResult b = run_train(common + "--epochs 1 --out " + part, "mixed_part");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  RunResult c = run_train(common + "--epochs 2 --resume " + part + " --out " + resumed, "mixed_resumed");
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  const std::string full_bytes = read_text(full), resumed_bytes = read_text(resumed);
+  ASSERT_GT(full_bytes.size(), 1000u);
+  EXPECT_TRUE(full_bytes == resumed_bytes) << "2 epochs and 1 + 1 resumed differ";
+  EXPECT_NE(full_bytes.find("\\\"image_size\\\":24"), std::string::npos);      // the run's config
+  EXPECT_NE(full_bytes.find("\\\"image_shape\\\":[3,24,24]"), std::string::npos);  // the data description
+
+  // Resuming at another size (or none) is refused, naming the setting.
+  RunResult d = run_train("--dataset imagefolder --data-path " + dir + " --image-size 32 --model resnet8 "
+                          "--batch-size 4 --threads 2 --seed 3 --device cpu --epochs 2 --resume " + part + " --out " +
+                              dir + "/other.safetensors",
+                          "mixed_other");
+  EXPECT_EQ(d.exit_code, 1) << d.out << d.err;
+  EXPECT_NE(d.err.find("image_size = 24, this run has 32"), std::string::npos) << d.err;
+
+  const std::string infer = std::string(ISLKD_BINARY_DIR) + "/apps/infer --device cpu --weights " + full +
+                            " --data-path " + dir + " --split test > " + dir + "/infer.out 2>&1";
+  ASSERT_EQ(std::system(infer.c_str()), 0) << read_text(dir + "/infer.out");
+  EXPECT_NE(read_text(dir + "/infer.out").find("infer: imagefolder test, 4 images: top-1"), std::string::npos)
+      << read_text(dir + "/infer.out");
+}

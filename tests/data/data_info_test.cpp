@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <string>
 
 #include "tests/data/fixtures.h"
 
@@ -48,4 +50,58 @@ TEST(DataInfo, BadInputIsOneLineAndExitCodeOne) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
   EXPECT_NE(out.find("data_info: error: "), std::string::npos) << out;
   EXPECT_NE(out.find("test_batch.bin"), std::string::npos) << out;
+}
+
+namespace {
+
+// The mixed-size ImageFolder of tests/data/make_fixtures.py (PIL, torchvision under /usr/bin/python3) in dir/m.
+void make_mixed(const islkd::test::TempDir& dir) {
+  const std::string cmd = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
+                          (dir / "m") + "' mixed_imagefolder";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+// The app's error line ("data_info: error: ..."; stderr, so anywhere among the buffered stdout lines), or "".
+std::string error_line(const std::string& s) {
+  const size_t start = s.find("data_info: error: ");
+  if (start == std::string::npos) return "";
+  return s.substr(start, s.find('\n', start) - start);
+}
+
+}  // namespace
+
+TEST(DataInfo, ImageFolderReportsTheStoredSizeDistributionAndTheImageSize) {
+  ASSERT_TRUE(std::filesystem::exists(kApp)) << "build the data_info target first";
+  islkd::test::TempDir dir;
+  make_mixed(dir);
+  std::string out;
+  // train: 20x30 RGB, 47x33 grey, 64x64 RGBA, 9x50 RGB, 64x48 JPEG, 33x47 RGB (width x height).
+  ASSERT_EQ(run(kApp + " --format imagefolder --split train --image-size 24 --path " + dir / "m", out), 0) << out;
+  EXPECT_NE(out.find("image:      3 x 24 x 24"), std::string::npos) << out;
+  EXPECT_NE(out.find("stored sizes (6 files, headers only): width min 9 median 33 max 64; height min 30 median 47 "
+                     "max 64; 6 distinct sizes"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("stored channels: 1 grey, 0 grey+alpha, 4 RGB, 1 RGBA (all read as RGB)"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("image size: 24 (evaluation: shorter side resized to 27, centre 24x24 crop; training: "
+                     "RandomResizedCrop 24x24 + flip; Pillow bilinear)"),
+            std::string::npos)
+      << out;
+  // Without --image-size the sizes must agree: the report says so before the reader stops at the second image.
+  out.clear();
+  EXPECT_EQ(run(kApp + " --format imagefolder --split train --path " + dir / "m", out), 1) << out;
+  EXPECT_NE(out.find("these differ, so give --image-size"), std::string::npos) << out;
+  // (which image fails first depends on the thread count: every one after the first has another size)
+  EXPECT_NE(error_line(out).find(", the dataset's images are 20x30 (entry "), std::string::npos) << out;
+}
+
+TEST(DataInfo, CorruptImageFolderFileIsAnErrorNamingIt) {
+  ASSERT_TRUE(std::filesystem::exists(kApp)) << "build the data_info target first";
+  islkd::test::TempDir dir;
+  make_mixed(dir);
+  std::string out;
+  EXPECT_EQ(run(kApp + " --format imagefolder --split train --image-size 24 --path " + dir / "m/corrupt", out), 1)
+      << out;
+  EXPECT_NE(error_line(out).find("c_garbage.jpg: cannot decode image"), std::string::npos) << out;
 }

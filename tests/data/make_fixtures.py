@@ -3,7 +3,10 @@
 PIL), so the C++ readers are not only checked against the C++ writers in the tests, which could share their
 mistakes. Pixel and label values follow the formulas of tests/data/fixtures.h.
 
-usage: make_fixtures.py OUT_DIR cifar10|cifar100|idx|svhn|imagefolder
+usage: make_fixtures.py OUT_DIR cifar10|cifar100|idx|svhn|imagefolder|mixed_imagefolder
+
+mixed_imagefolder also writes torchvision's own results (Resize + CenterCrop through torchvision.datasets.ImageFolder,
+and PIL crop + resize for fixed boxes) as the reference the C++ reader must match.
 """
 import gzip
 import os
@@ -94,6 +97,70 @@ def imagefolder(out):
             else:
                 img.save(os.path.join(cd, "img%d.png" % n))
             n += 1
+
+
+# (file, width, height, PIL mode) of the mixed-size ImageFolder: RGB, grey and RGBA PNGs, and one JPEG.
+MIXED = {
+    "train": [("a/1_rgb.png", 20, 30, "RGB"), ("a/2_grey.png", 47, 33, "L"), ("a/3_rgba.png", 64, 64, "RGBA"),
+              ("b/1_rgb.png", 9, 50, "RGB"), ("b/2_photo.jpg", 64, 48, "RGB"), ("b/3_rgb.png", 33, 47, "RGB")],
+    "test": [("a/1_rgb.png", 40, 28, "RGB"), ("a/2_grey.png", 25, 25, "L"), ("b/1_rgb.png", 31, 60, "RGB"),
+             ("b/2_big.png", 300, 200, "RGB")],
+}
+MIXED_SIZES = (24, 32)
+
+
+def crop_boxes(w, h):
+    """(x, y, w, h) boxes shared with image_folder_test.cpp: the whole image, an inner box, a right-hand strip."""
+    return [(0, 0, w, h), (w // 4, h // 5, max(1, w // 2), max(1, h // 2)), (w - 1 - w // 3, 0, w // 3 + 1, h)]
+
+
+def mixed_imagefolder(out):
+    import torchvision
+    from PIL import Image
+    from torchvision import transforms
+
+    rng = np.random.RandomState(17)
+    for split, files in MIXED.items():
+        for name, w, h, mode in files:
+            path = os.path.join(out, split, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            c = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+            # Noise on a gradient: noise is the hardest case for a resampler, the gradient keeps a JPEG close.
+            y, x = np.indices((h, w))
+            base = (x * 255 // max(1, w - 1) + y * 3)[..., None] + np.arange(c) * 40
+            arr = ((base + rng.randint(0, 60, (h, w, c))) % 256).astype(np.uint8)
+            img = Image.fromarray(arr[..., 0] if c == 1 else arr, mode)
+            if name.endswith(".jpg"):
+                img.save(path, quality=95, subsampling=0)
+            else:
+                img.save(path)
+    # A separate folder with a truncated PNG (its header intact) and garbage bytes named .jpg.
+    good = os.path.join(out, "corrupt", "train", "a", "a_ok.png")
+    os.makedirs(os.path.dirname(good))
+    Image.fromarray(rng.randint(0, 256, (10, 12, 3)).astype(np.uint8), "RGB").save(good)
+    data = open(good, "rb").read()
+    open(os.path.join(out, "corrupt", "train", "a", "b_truncated.png"), "wb").write(data[: len(data) // 2])
+    os.makedirs(os.path.join(out, "corrupt", "train", "b"))
+    open(os.path.join(out, "corrupt", "train", "b", "c_garbage.jpg"), "wb").write(rng.bytes(300))
+
+    for split in MIXED:
+        for size in MIXED_SIZES:
+            t = transforms.Compose([transforms.Resize(round(size / 0.875)), transforms.CenterCrop(size)])
+            ds = torchvision.datasets.ImageFolder(os.path.join(out, split), transform=t)
+            with open(os.path.join(out, "ref_eval_%s_%d.bin" % (split, size)), "wb") as f:
+                for img, _ in ds:
+                    f.write(np.ascontiguousarray(np.asarray(img).transpose(2, 0, 1)).tobytes())
+        ds = torchvision.datasets.ImageFolder(os.path.join(out, split))
+        with open(os.path.join(out, "ref_files_%s.txt" % split), "w") as f:
+            for p, label in ds.samples:
+                f.write("%s %d\n" % (os.path.relpath(p, out), label))
+        # Crop then resize (RandomResizedCrop's F.resized_crop on a PIL image) for the fixed boxes, size 24.
+        with open(os.path.join(out, "ref_crops_%s.bin" % split), "wb") as f:
+            for p, _ in ds.samples:
+                img = Image.open(p).convert("RGB")
+                for x, y, w, h in crop_boxes(*img.size):
+                    r = transforms.functional.resized_crop(img, y, x, h, w, [24, 24])
+                    f.write(np.ascontiguousarray(np.asarray(r).transpose(2, 0, 1)).tobytes())
 
 
 if __name__ == "__main__":
