@@ -6,6 +6,8 @@ schedule), 3 seeds paired by seed (a seed fixes the initial student and the data
   bench/objectives_table.py                          # every run (about 60; resumes), then the report
   bench/objectives_table.py --max-minutes 80         # a part: launch no new run after 80 minutes
   bench/objectives_table.py --report-only            # rebuild bench/objectives/report.md from summary.json
+  bench/objectives_table.py --gather-only            # summary.json + report from the runs finished so far (e.g.
+                                                     # to commit a part while another invocation runs)
 
 Runs go to runs/objectives/<objective>/<curriculum>/s<seed>/ (git-ignored); a finished run (its result.json) is
 skipped on restart, and runs recorded in the committed bench/objectives/summary.json are restored there first, so a
@@ -143,6 +145,8 @@ def main():
     ap.add_argument("--train-kd", default=os.path.join(os.environ.get("ISLKD_BUILD_DIR", os.path.join(ROOT, "build")),
                                                        "apps", "train_kd"))
     ap.add_argument("--report-only", action="store_true", help="rebuild the report from summary.json")
+    ap.add_argument("--gather-only", action="store_true",
+                    help="launch nothing: summary.json and the report from the runs finished in --out")
     ap.add_argument("--limit", type=int, default=0, help="smoke: train on the first N instances")
     ap.add_argument("--test-limit", type=int, default=0, help="smoke: evaluate on the first N test instances")
     ap.add_argument("--fresh", action="store_true", help="delete --out first (the smoke test starts from nothing)")
@@ -154,6 +158,8 @@ def main():
         sys.exit(f"objectives_table: unknown objective(s) {unknown} (expected some of {OBJECTIVES})")
     args.out, args.report_dir, args.train_kd = (os.path.abspath(p) for p in (args.out, args.report_dir, args.train_kd))
     args.command_line = "bench/objectives_table.py " + " ".join(sys.argv[1:])
+    if args.gather_only:  # the runs were made by a plain invocation, still running or stopped
+        args.command_line = "bench/objectives_table.py (a part, gathered with --gather-only)"
     summary = os.path.join(args.report_dir, "summary.json")
     same_setting = (lambda s: (s.get("limit", 0), s.get("test_limit", 0), s.get("epochs", 3)) ==
                     (args.limit, args.test_limit, args.epochs))
@@ -172,13 +178,14 @@ def main():
         rp.restore(summary, lambda r: run_dir(args, r["objective"], r["curriculum"], r["seed"]), same_setting,
                    tag="objectives_table")
     jobs = []
-    for job in plan(args):
+    for job in [] if args.gather_only else plan(args):
         d = run_dir(args, *job)
         jobs.append(rp.Job(f"{job[0]} {job[1]} s{job[2]}", d, command(args, *job, d),
                            lambda folder, secs, job=job: parse_run(folder, *job, secs),
                            cleanup=["student.safetensors"]))
-    rp.run_jobs(jobs, args.workers, args.max_minutes, tag="objectives_table", cwd=ROOT,
-                describe=lambda r: f"test {r['test_accuracy']:.2f} in {r['seconds']:.0f}s")
+    if jobs:
+        rp.run_jobs(jobs, args.workers, args.max_minutes, tag="objectives_table", cwd=ROOT,
+                    describe=lambda r: f"test {r['test_accuracy']:.2f} in {r['seconds']:.0f}s")
     # Every finished run stays in the summary (a part run with fewer --objectives/--seeds loses none).
     results = sorted(rp.gather(args.out), key=lambda r: (r["objective"], r["curriculum"], r["seed"]))
     os.makedirs(args.report_dir, exist_ok=True)
