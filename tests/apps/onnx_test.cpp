@@ -73,6 +73,14 @@ TEST(ExportOnnx, OnnxruntimeGivesInfersLogits) {
   ASSERT_EQ(rc3, 0) << out3;
   export_and_compare(py, dir + "/shufflev2", dir + "/shufflev2/weights.safetensors", "--model ShuffleV2",
                      dir + "/shufflev2/input.npy");
+  // torchvision's resnet18 (max pool, 7x7 stem), 64 x 64.
+  std::filesystem::create_directories(dir + "/resnet18");
+  auto [rc4, out4] = test::run_command(std::string(ISLKD_PYTHON) + " " + kSource +
+                                       "/tests/apps/pytorch_parity.py export --model resnet18 --batch 2 --size 64 "
+                                       "--out-dir " + dir + "/resnet18");
+  ASSERT_EQ(rc4, 0) << out4;
+  export_and_compare(py, dir + "/resnet18", dir + "/resnet18/weights.safetensors", "--model resnet18 --size 64",
+                     dir + "/resnet18/input.npy");
 }
 
 }  // namespace
