@@ -1,6 +1,7 @@
 // The four-stage ResNets (torchvision's resnet18/34/50, RepDistiller's ResNet50) with every registered feature
 // objective: their feature lists (feat0..feat5) are what the objectives ask for, so each binds, computes a finite
-// loss and sends gradients into the student, for an ImageNet-layout pair and a CIFAR-layout one.
+// loss and sends gradients into the student (resnet50 -> resnet18; RepDistiller's ResNet50 is the same class with
+// another stem, and its features are checked against PyTorch in features_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -58,10 +59,6 @@ void one_step_of_every_objective(const std::string& teacher_name, const std::str
 
 TEST(FourStageResNetObjectives, EveryObjectiveStepsFromResnet50ToResnet18) {
   one_step_of_every_objective("resnet50", "resnet18", 32);
-}
-
-TEST(FourStageResNetObjectives, EveryObjectiveStepsFromTheCifarResNet50ToItself) {
-  one_step_of_every_objective("ResNet50", "ResNet50", 16);
 }
 
 }  // namespace
