@@ -13,8 +13,10 @@ and curriculum entries and is saved with torch.save as a state dict (or wrapped,
 accepts strictly; --model defaults to the one recorded in the checkpoint.
 
 --num-classes and --in-channels default to the file's own classifier and first convolution.
-Exit codes: 0 written; 1 an unreadable input; 2 bad flags; 3 no torch; 4 the weights do not fit the model (the
-missing, unexpected and mismatched entries are listed on stderr; nothing is written)."""
+resnet18/34/50 are torchvision's ImageNet ResNets (python3-torchvision): a checkpoint torchvision saved converts.
+Exit codes: 0 written; 1 an unreadable input; 2 bad flags; 3 no torch (or no torchvision for resnet18/34/50); 4 the
+weights do not fit the model (the missing, unexpected and mismatched entries are listed on stderr; nothing is
+written)."""
 import argparse
 import collections
 import json
@@ -208,6 +210,9 @@ def main():
     except Unreadable as e:
         print("pth_to_safetensors.py: error: %s" % e, file=sys.stderr)
         return EXIT_UNREADABLE
+    except ImportError as e:  # resnet18/34/50 are torchvision's modules
+        print("pth_to_safetensors.py: error: %s" % e, file=sys.stderr)
+        return 3
     except OSError as e:
         print("pth_to_safetensors.py: error: %s" % e, file=sys.stderr)
         return EXIT_UNREADABLE

@@ -1,8 +1,11 @@
 """PyTorch replicas of RepDistiller's CIFAR models (architectures and state-dict names of its models/ folder),
 written for islkd: apps/pth_to_safetensors.py checks .pth files against them, and the parity tests require the
-C++ zoo to reproduce their logits from the same safetensors weights.
+C++ zoo to reproduce their logits from the same safetensors weights. resnet18/34/50 are torchvision.models' own
+ImageNet ResNets (python3-torchvision, imported only when one of them is built), so torchvision checkpoints convert.
 Each model's feats(x, preact) returns RepDistiller's `forward(x, is_feat=True, preact=preact)`: the list of
 intermediate features (stem, each stage, pooled vector) and the logits, with the same pre-activation choices."""
+import types
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -392,6 +395,106 @@ class ShuffleV2(nn.Module):
         return out, self.linear(x)
 
 
+class Bottleneck(nn.Module):
+    """resnetv2.py's Bottleneck: 1x1, 3x3 (with the stride), 1x1 to 4x the width; `shortcut` when the shape changes."""
+    expansion = 4
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        cout = planes * self.expansion
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return F.relu(self.forward_pre(x))
+
+    def forward_pre(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        return self.bn3(self.conv3(y)) + self.shortcut(x)
+
+
+class ResNetV2(nn.Module):
+    """resnetv2.py's CIFAR ResNet (3x3 stem, no max pool, four stages 64..512, global average pool, `linear`)."""
+
+    def __init__(self, blocks, num_classes, in_channels=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        cin = 64
+        for s, (planes, n) in enumerate(zip((64, 128, 256, 512), blocks)):
+            layer = []
+            for i in range(n):
+                layer.append(Bottleneck(cin, planes, 2 if (i == 0 and s > 0) else 1))
+                cin = planes * Bottleneck.expansion
+            setattr(self, "layer%d" % (s + 1), nn.Sequential(*layer))
+        self.linear = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.feats(x)[1]
+
+    def feats(self, x, preact=False):
+        # resnetv2.py: [f0, f1..f4, f5]; with preact f1..f4 are the last blocks' outputs before their ReLU.
+        x = F.relu(self.bn1(self.conv1(x)))
+        out = [x]
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for b in layer[:-1]:
+                x = b(x)
+            pre = layer[-1].forward_pre(x)
+            x = F.relu(pre)
+            out.append(pre if preact else x)
+        x = x.mean((2, 3))
+        out.append(x)
+        return out, self.linear(x)
+
+
+def _torchvision_resnet(name, num_classes, in_channels):
+    """torchvision.models.<name>(weights=None) itself (its state-dict names are the C++ zoo's), with the first
+    convolution rebuilt for other input channels and a feats method: [stem before the max pool, layer1..layer4
+    (preact: the last block before its ReLU), pooled vector], as the C++ zoo emits them."""
+    try:
+        import torchvision
+    except ImportError as e:
+        raise ImportError("model %s is torchvision's: cannot import torchvision (%s); install python3-torchvision"
+                          % (name, e))
+    m = getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        m.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        nn.init.kaiming_normal_(m.conv1.weight, mode="fan_out", nonlinearity="relu")
+    bottleneck = torchvision.models.resnet.Bottleneck
+
+    def block_pre(b, x):
+        y = b.relu(b.bn1(b.conv1(x)))
+        y = b.bn2(b.conv2(y))
+        if isinstance(b, bottleneck):
+            y = b.bn3(b.conv3(b.relu(y)))
+        return y + (x if b.downsample is None else b.downsample(x))
+
+    def feats(self, x, preact=False):
+        x = self.relu(self.bn1(self.conv1(x)))
+        out = [x]
+        x = self.maxpool(x)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for b in layer[:-1]:
+                x = b(x)
+            pre = block_pre(layer[-1], x)
+            x = F.relu(pre)
+            out.append(pre if preact else x)
+        x = torch.flatten(self.avgpool(x), 1)
+        out.append(x)
+        return out, self.fc(x)
+
+    m.feats = types.MethodType(feats, m)
+    return m
+
+
 _R = (16, 16, 32, 64)
 _R4 = (32, 64, 128, 256)
 MODELS = {
@@ -416,6 +519,11 @@ MODELS = {
     "MobileNetV2": lambda k, c: MobileNetV2(k, c),
     "ShuffleV1": lambda k, c: ShuffleV1(k, c),
     "ShuffleV2": lambda k, c: ShuffleV2(k, c),
+    "ResNet50": lambda k, c: ResNetV2((3, 4, 6, 3), k, c),
+    # torchvision's ImageNet ResNets (the module itself, imported on first use: python3-torchvision).
+    "resnet18": lambda k, c: _torchvision_resnet("resnet18", k, c),
+    "resnet34": lambda k, c: _torchvision_resnet("resnet34", k, c),
+    "resnet50": lambda k, c: _torchvision_resnet("resnet50", k, c),
 }
 
 

@@ -1,4 +1,5 @@
-// The name -> constructor table. Names follow RepDistiller's model_dict; vgg*_bn and mobile_half are aliases.
+// The name -> constructor table. Names follow RepDistiller's model_dict (torchvision's for the ImageNet resnet18/34/50);
+// vgg*_bn and mobile_half are aliases.
 #include "models/registry.h"
 
 #include <algorithm>
@@ -16,6 +17,8 @@ std::shared_ptr<Module> make_vgg(const ModelConfig& cfg, int depth);
 std::shared_ptr<Module> make_mobilenetv2(const ModelConfig& cfg, int64_t expand, double width);
 std::shared_ptr<Module> make_shufflev1(const ModelConfig& cfg);
 std::shared_ptr<Module> make_shufflev2(const ModelConfig& cfg);
+std::shared_ptr<Module> make_resnet_imagenet(const ModelConfig& cfg, int depth);
+std::shared_ptr<Module> make_resnetv2_cifar(const ModelConfig& cfg, int depth);
 
 namespace {
 
@@ -52,6 +55,11 @@ const std::map<std::string, Builder>& table() {
       {"mobile_half", [](const ModelConfig& c) { return make_mobilenetv2(c, 6, 0.5); }},
       {"ShuffleV1", [](const ModelConfig& c) { return make_shufflev1(c); }},
       {"ShuffleV2", [](const ModelConfig& c) { return make_shufflev2(c); }},
+      {"ResNet50", [](const ModelConfig& c) { return make_resnetv2_cifar(c, 50); }},
+      // torchvision.models' names and parameter names (ImageNet layout; num_classes from the config).
+      {"resnet18", [](const ModelConfig& c) { return make_resnet_imagenet(c, 18); }},
+      {"resnet34", [](const ModelConfig& c) { return make_resnet_imagenet(c, 34); }},
+      {"resnet50", [](const ModelConfig& c) { return make_resnet_imagenet(c, 50); }},
   };
   return t;
 }

@@ -33,10 +33,11 @@ std::string onnxruntime_python(std::string* why) {
   return py;
 }
 
+// flags go to export_onnx.py and infer; export_flags (--size) to export_onnx.py only.
 void export_and_compare(const std::string& py, const std::string& dir, const std::string& weights,
-                        const std::string& flags, const std::string& input) {
+                        const std::string& flags, const std::string& input, const std::string& export_flags = "") {
   auto [rc, out] = test::run_command(std::string(ISLKD_PYTHON) + " " + kSource + "/apps/export_onnx.py --weights " +
-                                     weights + " --out " + dir + "/model.onnx " + flags);
+                                     weights + " --out " + dir + "/model.onnx " + flags + " " + export_flags);
   ASSERT_EQ(rc, 0) << out;
   std::printf("[ onnx ] %s", out.c_str());
   auto [rc2, out2] = test::run_command(kBuild + "/apps/infer --device cpu --weights " + weights + " " + flags +
@@ -73,6 +74,14 @@ TEST(ExportOnnx, OnnxruntimeGivesInfersLogits) {
   ASSERT_EQ(rc3, 0) << out3;
   export_and_compare(py, dir + "/shufflev2", dir + "/shufflev2/weights.safetensors", "--model ShuffleV2",
                      dir + "/shufflev2/input.npy");
+  // torchvision's resnet18 (max pool, 7x7 stem), 64 x 64.
+  std::filesystem::create_directories(dir + "/resnet18");
+  auto [rc4, out4] = test::run_command(std::string(ISLKD_PYTHON) + " " + kSource +
+                                       "/tests/apps/pytorch_parity.py export --model resnet18 --batch 2 --size 64 "
+                                       "--out-dir " + dir + "/resnet18");
+  ASSERT_EQ(rc4, 0) << out4;
+  export_and_compare(py, dir + "/resnet18", dir + "/resnet18/weights.safetensors", "--model resnet18",
+                     dir + "/resnet18/input.npy", "--size 64");
 }
 
 }  // namespace

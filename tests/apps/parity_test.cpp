@@ -1,6 +1,7 @@
-// PyTorch parity: `infer` must reproduce the logits of PyTorch replicas of the RepDistiller models from the same
-// safetensors weights (max|diff| / max|ref| <= 1e-4), and a checkpoint this engine writes after a training step
-// must load into PyTorch with load_state_dict(strict=True) and give the engine's logits. A missing torch fails.
+// PyTorch parity: `infer` must reproduce the logits of PyTorch replicas of the RepDistiller models (and of
+// torchvision's own resnet18/34/50) from the same safetensors weights (max|diff| / max|ref| <= 1e-4), and a
+// checkpoint this engine writes after a training step must load into PyTorch with load_state_dict(strict=True) and
+// give the engine's logits. A missing torch (or torchvision) fails.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -37,12 +38,15 @@ std::string work_dir(const std::string& name) {
   return dir;
 }
 
-// PyTorch writes weights + input + reference logits; `infer` must reproduce the logits.
-void pytorch_to_engine(const std::string& model) {
-  const std::string dir = work_dir(model);
-  auto [rc, out] =
-      test::run_command(std::string(ISLKD_PYTHON) + " " + kScript + " export --model " + model + " --out-dir " + dir);
-  ASSERT_EQ(rc, 0) << "the PyTorch side failed (torch must be installed for this test):\n" << out;
+// PyTorch writes weights + input + reference logits; `infer` must reproduce the logits. input_flags: the batch and
+// input size of the export (default 4 x 3 x 32 x 32).
+void pytorch_to_engine(const std::string& model, const std::string& input_flags = "", const std::string& tag = "") {
+  const std::string dir = work_dir(model + tag);
+  auto [rc, out] = test::run_command(std::string(ISLKD_PYTHON) + " " + kScript + " export --model " + model +
+                                     " --out-dir " + dir + " " + input_flags);
+  ASSERT_EQ(rc, 0) << "the PyTorch side failed (torch, and torchvision for resnet18/34/50, must be installed for "
+                      "this test):\n"
+                   << out;
   auto [rc2, out2] = test::run_command(kInfer + " --device cpu --model " + model +
                                       " --num-classes 100 --in-channels 3 --weights " + dir +
                                       "/weights.safetensors --input " + dir + "/input.npy --output " + dir +
@@ -51,7 +55,7 @@ void pytorch_to_engine(const std::string& model) {
   const npy::Array ref = npy::read(dir + "/logits.npy"), got = npy::read(dir + "/engine.npy");
   ASSERT_EQ(got.shape, ref.shape);
   const double rel = test::max_relative_error(got.data, ref.data);
-  std::printf("[ parity ] %s: PyTorch -> infer max|diff|/max|ref| = %.3e\n", model.c_str(), rel);
+  std::printf("[ parity ] %s%s: PyTorch -> infer max|diff|/max|ref| = %.3e\n", model.c_str(), tag.c_str(), rel);
   ::testing::Test::RecordProperty("max_relative_error", std::to_string(rel));
   EXPECT_LE(rel, kTolerance) << model;
 }
@@ -63,6 +67,12 @@ TEST(Parity, vgg8) { pytorch_to_engine("vgg8"); }
 TEST(Parity, MobileNetV2) { pytorch_to_engine("MobileNetV2"); }
 TEST(Parity, ShuffleV1) { pytorch_to_engine("ShuffleV1"); }
 TEST(Parity, ShuffleV2) { pytorch_to_engine("ShuffleV2"); }
+TEST(Parity, ResNet50) { pytorch_to_engine("ResNet50", "--batch 2"); }
+// torchvision.models.resnet18/34/50 themselves (weights=None, random weights and BN statistics).
+TEST(Parity, resnet18) { pytorch_to_engine("resnet18", "--size 64"); }
+TEST(Parity, resnet34) { pytorch_to_engine("resnet34", "--size 64"); }
+TEST(Parity, resnet50) { pytorch_to_engine("resnet50", "--batch 2 --size 64"); }
+TEST(Parity, resnet18At224) { pytorch_to_engine("resnet18", "--batch 1 --size 224", "_224"); }
 
 // The engine trains one SGD step (so BN statistics and num_batches_tracked are non-trivial), writes a checkpoint,
 // and PyTorch must load it strictly and reproduce the engine's eval logits.
@@ -105,6 +115,7 @@ void engine_to_pytorch(const std::string& model) {
 TEST(ParityExport, resnet20CheckpointLoadsStrictlyIntoPyTorch) { engine_to_pytorch("resnet20"); }
 TEST(ParityExport, ShuffleV2CheckpointLoadsStrictlyIntoPyTorch) { engine_to_pytorch("ShuffleV2"); }
 TEST(ParityExport, MobileNetV2CheckpointLoadsStrictlyIntoPyTorch) { engine_to_pytorch("MobileNetV2"); }
+TEST(ParityExport, resnet18CheckpointLoadsStrictlyIntoTorchvision) { engine_to_pytorch("resnet18"); }
 
 // Every zoo model's state-dict names and shapes equal those of its PyTorch replica.
 TEST(ParityNames, EveryModelHasThePyTorchStateDictNamesAndShapes) {
@@ -122,7 +133,7 @@ TEST(ParityNames, EveryModelHasThePyTorchStateDictNamesAndShapes) {
     torch_names[s.substr(0, a)][s.substr(a + 1, b - a - 1)] = s.substr(b + 1);
   }
   std::fclose(f);
-  ASSERT_EQ(torch_names.size(), 21u);
+  ASSERT_EQ(torch_names.size(), 25u);
   for (auto& [model, expected] : torch_names) {
     auto m = models::create_model(model, {100, 3, 0});
     std::map<std::string, std::string> ours;

@@ -65,6 +65,23 @@ TEST(PthToSafetensors, EveryWrappingWithModulePrefixesGivesPyTorchsLogitsInInfer
   }
 }
 
+// A checkpoint as torchvision saves one (torch.save(resnet18(num_classes=1000).state_dict()): bare, no prefixes)
+// converts with the classes read from its `fc`, and infer gives torchvision's logits.
+TEST(PthToSafetensors, ATorchvisionResnet18StateDictGivesTorchvisionsLogitsInInfer) {
+  const std::string dir = work_dir("torchvision_resnet18");
+  auto [rc, out] = test::run_command(kParity + " export-pth --model resnet18 --num-classes 1000 --bare-names "
+                                     "--batch 2 --size 64 --out-dir " + dir);
+  ASSERT_EQ(rc, 0) << "the PyTorch side failed (torch and torchvision must be installed for this test):\n" << out;
+  auto [rc2, out2] = test::run_command(kConvert + " " + dir + "/weights.pth " + dir + "/weights.safetensors --model "
+                                       "resnet18");
+  ASSERT_EQ(rc2, 0) << out2;
+  EXPECT_NE(out2.find("0 'module.' prefixes stripped"), std::string::npos) << out2;
+  EXPECT_NE(out2.find("fit resnet18 (1000 classes, 3 input channels)"), std::string::npos) << out2;
+  const double rel = infer_vs_pytorch(dir, dir + "/weights.safetensors", "--model resnet18 --num-classes 1000");
+  std::printf("[ pth ] torchvision resnet18 state_dict: infer vs PyTorch max|diff|/max|ref| = %.3e\n", rel);
+  EXPECT_LE(rel, 1e-4);
+}
+
 TEST(PthToSafetensors, AFloatBesideTheStateDictNeedsUnsafePickle) {
   const std::string dir = work_dir("unsafe");
   auto [rc, out] = test::run_command(kParity + " export-pth --model resnet8 --wrap model --out-dir " + dir);

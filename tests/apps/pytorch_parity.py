@@ -7,12 +7,13 @@
           with load_state_dict(strict=True) and compare its logits on an input with the logits islkd computed;
           prints the max relative error.
   export-pth: as export, but the state dict is saved with torch.save, every name prefixed with `module.`
-          (DataParallel), bare or under a key (--wrap model|state_dict|net, beside other entries as training
+          (DataParallel; --bare-names: not), bare or under a key (--wrap model|state_dict|net, beside other entries as training
           scripts save them): the inputs of apps/pth_to_safetensors.py's tests.
   rewrap: a .pth state dict saved again with `module.` prefixes under --wrap.
   fashion: a .pth's replica on the first --limit Fashion-MNIST test images, normalised as islkd does: writes them
           (input.npy), the float64 logits (logits.npy) and prints "accuracy <percent>".
-A missing torch is an error (exit 3), never a skip: CI must run this test."""
+resnet18/34/50 are torchvision.models' own modules (apps/repdistiller_models.py).
+A missing torch (or torchvision) is an error (exit 3), never a skip: CI must run this test."""
 import argparse
 import collections
 import gzip
@@ -86,10 +87,10 @@ def load_pth(path):
     return collections.OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in obj.items())
 
 
-def wrapped(state, wrap):
+def wrapped(state, wrap, prefix="module."):
     """RepDistiller saves {'epoch', 'model', 'best_acc', ...}: its float needs torch.load's full unpickler (1.13's
     weights_only one refuses floats), which the converter allows only with --unsafe-pickle."""
-    state = collections.OrderedDict(("module." + k, v) for k, v in state.items())
+    state = collections.OrderedDict((prefix + k, v) for k, v in state.items())
     if wrap == "none":
         return state
     return {"epoch": 240, wrap: state, "best_acc": 73.5} if wrap == "model" else {"epoch": 240, wrap: state}
@@ -100,11 +101,13 @@ def cmd_export_pth(a):
     model = repdistiller_models.build(a.model, a.num_classes, a.in_channels)
     randomize(model, gen)
     os.makedirs(a.out_dir, exist_ok=True)
-    torch.save(wrapped(model.state_dict(), a.wrap), os.path.join(a.out_dir, "weights.pth"))
+    torch.save(wrapped(model.state_dict(), a.wrap, "" if a.bare_names else "module."),
+               os.path.join(a.out_dir, "weights.pth"))
     x = torch.randn(a.batch, a.in_channels, a.size, a.size, generator=gen).numpy().astype(np.float32)
     np.save(os.path.join(a.out_dir, "input.npy"), x)
     np.save(os.path.join(a.out_dir, "logits.npy"), logits64(model, x).astype(np.float32))
-    print("exported %s as weights.pth (wrap %s, module. prefixes)" % (a.model, a.wrap))
+    print("exported %s as weights.pth (wrap %s, %s)" %
+          (a.model, a.wrap, "names as the model's state_dict" if a.bare_names else "module. prefixes"))
 
 
 def cmd_rewrap(a):
@@ -179,6 +182,8 @@ def main():
     e = sub.choices["export-pth"]
     e.add_argument("--out-dir", required=True)
     e.add_argument("--wrap", choices=("none",) + WRAPPERS, default="none")
+    e.add_argument("--bare-names", action="store_true",
+                   help="no `module.` prefixes (torch.save(model.state_dict()), as torchvision's checkpoints)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch", type=int, default=4)
     e.add_argument("--size", type=int, default=32)
@@ -198,6 +203,14 @@ def main():
     c.add_argument("--tolerance", type=float, default=1e-4)
     a = p.parse_args()
     torch.set_num_threads(1)
+    try:
+        return run(a)
+    except ImportError as e:  # torchvision, for resnet18/34/50: a failure, never a skip
+        print("pytorch_parity.py: %s" % e, file=sys.stderr)
+        return 3
+
+
+def run(a):
     return {"export": cmd_export, "check": cmd_check, "count": cmd_count, "names": cmd_names,
             "export-pth": cmd_export_pth, "rewrap": cmd_rewrap, "fashion": cmd_fashion}[a.cmd](a) or 0
 

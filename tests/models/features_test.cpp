@@ -37,7 +37,7 @@ TEST(ModelFeatures, EveryModelHasRepDistillersFeatureListShapes) {
   ASSERT_EQ(rc, 0) << "the PyTorch side failed (python3-torch must be installed for /usr/bin/python3):\n" << out;
   std::ifstream f(path);
   const nlohmann::json torch_shapes = nlohmann::json::parse(f);
-  ASSERT_EQ(torch_shapes.size(), 21u);
+  ASSERT_EQ(torch_shapes.size(), 25u);
   Tensor x = test::random_tensor({2, 3, 32, 32}, 1);
   for (auto& [model, modes] : torch_shapes.items()) {
     auto m = models::create_model(model, {100, 3, 0});
@@ -62,9 +62,10 @@ TEST(ModelFeatures, EveryModelHasRepDistillersFeatureListShapes) {
 
 // PyTorch exports random weights, an input and the features of both modes; the engine must reproduce them from
 // the same weights, in eval mode and with BN folded into the convolutions (the inference teacher).
-void features_match_pytorch(const std::string& model) {
+void features_match_pytorch(const std::string& model, const std::string& input_flags = "") {
   const std::string dir = work_dir(model);
-  auto [rc, out] = test::run_command("/usr/bin/python3 " + kScript + " export --model " + model + " --out-dir " + dir);
+  auto [rc, out] = test::run_command("/usr/bin/python3 " + kScript + " export --model " + model + " --out-dir " + dir +
+                                     " " + input_flags);
   ASSERT_EQ(rc, 0) << out;
   auto m = models::create_model(model, {100, 3, 0});
   checkpoint::load(dir + "/weights.safetensors", *m);
@@ -101,10 +102,14 @@ TEST(ModelFeatures, vgg8MatchesPyTorch) { features_match_pytorch("vgg8"); }
 TEST(ModelFeatures, MobileNetV2MatchesPyTorch) { features_match_pytorch("MobileNetV2"); }
 TEST(ModelFeatures, ShuffleV1MatchesPyTorch) { features_match_pytorch("ShuffleV1"); }
 TEST(ModelFeatures, ShuffleV2MatchesPyTorch) { features_match_pytorch("ShuffleV2"); }
+TEST(ModelFeatures, ResNet50MatchesPyTorch) { features_match_pytorch("ResNet50", "--batch 2"); }
+// torchvision's module (with the replica's feats: stem before the max pool, the stages, the pooled vector).
+TEST(ModelFeatures, resnet18MatchesTorchvision) { features_match_pytorch("resnet18", "--size 64"); }
+TEST(ModelFeatures, resnet50MatchesTorchvision) { features_match_pytorch("resnet50", "--batch 2 --size 64"); }
 
 // The logits of forward_features are forward()'s, bit for bit, in training mode (batch statistics) too.
 TEST(ModelFeatures, LogitsEqualPlainForwardAndOnlyRequestedNamesReturn) {
-  for (const char* model : {"resnet8", "wrn_16_1", "vgg8", "MobileNetV2", "ShuffleV1", "ShuffleV2"}) {
+  for (const char* model : {"resnet8", "wrn_16_1", "vgg8", "MobileNetV2", "ShuffleV1", "ShuffleV2", "resnet18"}) {
     auto a = models::create_model(model, {10, 3, 7});
     auto b = models::create_model(model, {10, 3, 7});
     Tensor x = test::random_tensor({2, 3, 32, 32}, 2);

@@ -2,7 +2,7 @@
 (`model(x, is_feat=True, preact=...)`) of the replicas in apps/repdistiller_models.py.
 
   shapes OUT:                every replica's feature shapes for preact False and True, as JSON.
-  export --model M --out-dir D: random weights and BN statistics (weights.safetensors), an input batch (input.npy),
+  export --model M --out-dir D [--batch 3 --size 32]: random weights and BN statistics (weights.safetensors), an input batch (input.npy),
                              and the features of both preact modes and the logits in eval mode, computed in float64
                              (feat<preact>_<i>.npy, logits.npy)."""
 import argparse
@@ -37,7 +37,7 @@ def cmd_export(a):
     pytorch_parity.randomize(model, gen)
     os.makedirs(a.out_dir, exist_ok=True)
     pytorch_parity.write_safetensors(os.path.join(a.out_dir, "weights.safetensors"), model.state_dict())
-    x = torch.randn(3, 3, 32, 32, generator=gen)
+    x = torch.randn(a.batch, 3, a.size, a.size, generator=gen)
     np.save(os.path.join(a.out_dir, "input.npy"), x.numpy().astype(np.float32))
     m64 = model.double().eval()
     with torch.no_grad():
@@ -57,6 +57,8 @@ def main():
     e.add_argument("--model", required=True, choices=sorted(repdistiller_models.MODELS))
     e.add_argument("--out-dir", required=True)
     e.add_argument("--seed", type=int, default=5)
+    e.add_argument("--batch", type=int, default=3)
+    e.add_argument("--size", type=int, default=32)
     a = p.parse_args()
     torch.set_num_threads(1)
     {"shapes": cmd_shapes, "export": cmd_export}[a.cmd](a)

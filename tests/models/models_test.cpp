@@ -1,5 +1,6 @@
-// Model zoo: output shapes, parameter and state-dict counts equal to PyTorch's for the RepDistiller replicas,
-// deterministic seeded initialisation, BN bookkeeping in training, and the registry's errors.
+// Model zoo: output shapes, parameter and state-dict counts equal to PyTorch's for the RepDistiller replicas and
+// torchvision's ResNets, deterministic seeded initialisation, forward+backward of every model, BN bookkeeping in
+// training, and the registry's errors.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -25,7 +26,7 @@ struct Expected {
 // Produced by the PyTorch replicas (apps/repdistiller_models.py) with
 //   /usr/bin/python3 tests/apps/pytorch_parity.py count                               (100 classes, RGB)
 //   /usr/bin/python3 tests/apps/pytorch_parity.py count --num-classes 10 --in-channels 1
-// resnet20 / resnet56 agree with the 278,324 / 861,620.
+// resnet20 / resnet56 agree with the 278,324 / 861,620; resnet18/34/50 are torchvision.models' own modules.
 const std::map<std::string, Expected>& expected() {
   static const std::map<std::string, Expected> e = {
       {"resnet8", {83892, 77754, 56}},          {"resnet14", {181108, 174970, 92}},
@@ -38,7 +39,9 @@ const std::map<std::string, Expected>& expected() {
       {"vgg11", {9277284, 9229962, 58}},        {"vgg13", {9462180, 9414858, 72}},
       {"vgg16", {14774436, 14727114, 93}},      {"vgg19", {20086692, 20039370, 114}},
       {"MobileNetV2", {812836, 697258, 320}},   {"ShuffleV1", {949258, 862720, 296}},
-      {"ShuffleV2", {1355528, 1263230, 338}},
+      {"ShuffleV2", {1355528, 1263230, 338}},   {"ResNet50", {23705252, 23519690, 320}},
+      {"resnet18", {11227812, 11175370, 122}},  {"resnet34", {21335972, 21283530, 218}},
+      {"resnet50", {23712932, 23522250, 320}},
   };
   return e;
 }
@@ -93,7 +96,7 @@ TEST(ModelRegistry, ListsEveryRepDistillerNameAndTheAliases) {
 }
 
 TEST(ModelRegistry, SameSeedGivesSameWeightsAndOtherSeedDiffers) {
-  for (const char* name : {"resnet20", "wrn_16_2", "vgg8", "MobileNetV2", "ShuffleV1", "ShuffleV2"}) {
+  for (const char* name : {"resnet20", "wrn_16_2", "vgg8", "MobileNetV2", "ShuffleV1", "ShuffleV2", "resnet18"}) {
     auto a = models::create_model(name, {10, 3, 7});
     auto b = models::create_model(name, {10, 3, 7});
     auto c = models::create_model(name, {10, 3, 8});
@@ -152,6 +155,33 @@ TEST(ModelNames, ResNetFollowsRepDistiller) {
   EXPECT_TRUE(has_counter);
 }
 
+TEST(ModelNames, ImageNetResNetsFollowTorchvisionAndResNet50FollowsResnetv2) {
+  std::map<std::string, Shape> tv, rd;
+  auto a = models::create_model("resnet50", {1000, 3, 0}), b = models::create_model("ResNet50", {100, 3, 0});
+  for (auto& [n, t] : a->named_parameters()) tv[n] = t.shape();
+  for (auto& [n, t] : a->named_buffers()) tv[n] = t.shape();
+  for (auto& [n, t] : b->named_parameters()) rd[n] = t.shape();
+  EXPECT_EQ(tv.at("conv1.weight"), (Shape{64, 3, 7, 7}));
+  EXPECT_EQ(tv.at("bn1.running_mean"), (Shape{64}));
+  EXPECT_EQ(tv.at("layer1.0.conv1.weight"), (Shape{64, 64, 1, 1}));
+  EXPECT_EQ(tv.at("layer1.0.conv3.weight"), (Shape{256, 64, 1, 1}));
+  EXPECT_EQ(tv.at("layer1.0.downsample.0.weight"), (Shape{256, 64, 1, 1}));
+  EXPECT_EQ(tv.at("layer2.0.conv2.weight"), (Shape{128, 128, 3, 3}));
+  EXPECT_EQ(tv.at("layer4.2.bn3.running_var"), (Shape{2048}));
+  EXPECT_EQ(tv.at("fc.weight"), (Shape{1000, 2048}));
+  EXPECT_EQ(tv.count("layer1.1.downsample.0.weight"), 0u);
+  EXPECT_EQ(rd.at("conv1.weight"), (Shape{64, 3, 3, 3}));
+  EXPECT_EQ(rd.at("layer3.0.shortcut.1.weight"), (Shape{1024}));
+  EXPECT_EQ(rd.at("linear.weight"), (Shape{100, 2048}));
+  auto r18 = models::create_model("resnet18", {1000, 3, 0});
+  std::map<std::string, Shape> s18;
+  for (auto& [n, t] : r18->named_parameters()) s18[n] = t.shape();
+  EXPECT_EQ(s18.at("layer1.0.conv2.weight"), (Shape{64, 64, 3, 3}));
+  EXPECT_EQ(s18.at("layer2.0.downsample.0.weight"), (Shape{128, 64, 1, 1}));
+  EXPECT_EQ(s18.count("layer1.0.downsample.0.weight"), 0u);
+  EXPECT_EQ(s18.at("fc.weight"), (Shape{1000, 512}));
+}
+
 TEST(ModelTraining, ForwardInTrainingUpdatesBnStatsAndCountersAndBackwardReachesEveryParameter) {
   for (const char* name : {"resnet8", "ShuffleV2", "wrn_16_1"}) {
     auto m = models::create_model(name, {10, 3, 0});
@@ -167,6 +197,32 @@ TEST(ModelTraining, ForwardInTrainingUpdatesBnStatsAndCountersAndBackwardReaches
         for (float v : t.to_vector()) moved = moved || v != 0.0f;
     EXPECT_TRUE(moved) << name;
   }
+}
+
+// Every zoo model trains: one forward in training mode and a backward reach every parameter (batch 2, 32x32).
+TEST_P(ModelZoo, TrainingForwardAndBackwardReachEveryParameter) {
+  auto m = models::create_model(GetParam(), {10, 3, 2});
+  m->train();
+  Tensor y = m->forward(test::random_tensor({2, 3, 32, 32}, 7));
+  ASSERT_EQ(y.shape(), (Shape{2, 10}));
+  ops::cross_entropy(y, Tensor::from_labels({4, 1})).backward();
+  for (auto& [n, t] : m->named_parameters()) EXPECT_TRUE(t.grad().defined()) << n;
+  for (auto& [n, c] : m->named_counters()) EXPECT_EQ(*c, 1) << n;
+}
+
+// The ImageNet layout takes any input size the strides survive (global average pool): 64x64 and 224x224.
+TEST(ModelZooImageNet, TorchvisionResNetsTakeImageNetAndSmallInputs) {
+  NoGradGuard no_grad;
+  for (const char* name : {"resnet18", "resnet34", "resnet50"}) {
+    auto m = models::create_model(name, {1000, 3, 0});
+    m->eval();
+    EXPECT_EQ(m->forward(test::random_tensor({2, 3, 64, 64}, 1)).shape(), (Shape{2, 1000})) << name;
+  }
+  auto m = models::create_model("resnet18", {1000, 3, 0});
+  m->eval();
+  Tensor y = m->forward(test::random_tensor({1, 3, 224, 224}, 2));
+  EXPECT_EQ(y.shape(), (Shape{1, 1000}));
+  for (float v : y.to_vector()) ASSERT_TRUE(std::isfinite(v));
 }
 
 TEST(ModelTraining, EvalForwardLeavesBnStateAlone) {
@@ -201,6 +257,19 @@ TEST(ModelInit, ConvsAreKaimingFanOutAndBnIsOneZero) {
   // fc keeps PyTorch's default U(-1/sqrt(64), 1/sqrt(64)).
   for (float v : p.at("fc.weight").to_vector()) ASSERT_LE(std::fabs(v), 0.125f);
   EXPECT_NEAR(stddev(p.at("fc.weight")), 0.125 / std::sqrt(3.0), 0.005);
+}
+
+TEST(ModelInit, TorchvisionResNetIsKaimingFanOutWithDefaultLinear) {
+  auto m = models::create_model("resnet50", {1000, 3, 0});
+  std::map<std::string, Tensor> p;
+  for (auto& [n, t] : m->named_parameters()) p[n] = t;
+  // layer4 3x3 conv: fan_out = 512*9 -> std sqrt(2/4608) = 0.0208; 2.4M samples.
+  EXPECT_NEAR(stddev(p.at("layer4.0.conv2.weight")), std::sqrt(2.0 / 4608), 0.0003);
+  EXPECT_NEAR(stddev(p.at("conv1.weight")), std::sqrt(2.0 / (64 * 49)), 0.001);
+  for (float v : p.at("layer3.1.bn3.weight").to_vector()) ASSERT_EQ(v, 1.0f);
+  const double bound = 1.0 / std::sqrt(2048.0);  // fc keeps PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+  for (float v : p.at("fc.weight").to_vector()) ASSERT_LE(std::fabs(v), bound);
+  EXPECT_NEAR(stddev(p.at("fc.weight")), bound / std::sqrt(3.0), 0.0003);
 }
 
 TEST(ModelInit, VggLinearIsNormalPointZeroOneWithZeroBiases) {
