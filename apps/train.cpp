@@ -51,6 +51,7 @@ struct Args {
   int64_t test_limit = 0;
   bool no_augment = false;
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
+  double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -87,6 +88,10 @@ int run(int argc, char** argv) {
                "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
                "bit-reproducible on the same GPU)");
   cli.add_flag("--no-augment", a.no_augment, "no random crop / flip (normalisation only)");
+  cli.add_option("--bucket-mb", a.bucket_mb,
+                 "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
+                 "(DDP's default 25); --batch-size is then the global batch")
+      ->check(app::positive());
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -94,11 +99,15 @@ int run(int argc, char** argv) {
     ISLKD_FAIL(e.what());                             // one line, like every other error
   }
 
-  app::configure_cpu(a.threads);
+  // The world of ranks (mpirun): rank 0 alone prints and writes; --batch-size is the global batch.
+  const std::shared_ptr<dist::Communicator> comm = app::start_world(a.batch_size);
+  app::configure_cpu(app::rank_threads(a.threads, *comm));
   cuda::set_deterministic_algorithms(!a.nondeterministic);
   const Device device = select_device(a.device, std::cout);
+  if (device == Device::CUDA && comm->size() > 1) cuda::set_device(comm->local_rank());  // one GPU per rank
   if (a.out.empty()) a.out = a.model + "_" + a.dataset + ".safetensors";
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");
+  if (!comm->is_root()) a.out.clear(), a.metrics.clear();
   const auto output_locks = app::claim_outputs({{"--out", a.out}, {"--metrics", a.metrics}});
 
   // ---- data ----
@@ -118,7 +127,7 @@ int run(int argc, char** argv) {
   p.train = splits.train, p.test = splits.test;
   p.n_train = splits.n_train, p.n_test = splits.n_test, p.num_classes = splits.num_classes;
   p.train_transform = a.no_augment ? data::eval_transform(*splits.train) : data::train_transform(*splits.train);
-  p.loader_options.batch_size = a.batch_size;
+  p.loader_options.batch_size = a.batch_size / comm->size();
   p.loader_options.workers = a.workers;
   p.loader_options.seed = a.seed;
   p.loader_options.device = device;
@@ -131,6 +140,8 @@ int run(int argc, char** argv) {
   c.out = a.out;
   c.metrics = a.metrics;
   c.resume = a.resume;
+  c.comm = comm;
+  c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   c.run_config = {{"model", a.model},
                   {"dataset", a.dataset},
@@ -142,10 +153,13 @@ int run(int argc, char** argv) {
                   {"augment", !a.no_augment},
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
+  app::record_world(c.run_config, *comm, a.batch_size);
   c.resume_keys = {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"};
   train::Trainer trainer(std::move(c), std::move(p));
   const std::atomic<bool> never{false};
   trainer.run(never);
+  std::fflush(stdout);
+  comm->finalize();
   return 0;
 }
 

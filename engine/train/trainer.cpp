@@ -73,8 +73,16 @@ StepOutput TrainStep::learn(const Tensor& images, const Tensor& labels, distill:
   in.labels = labels;
   out.loss = objective_.loss(in);
   out.loss.backward();
+  if (reducer_) reducer_->reduce(grad_weight_);
   optimizer_.step();
   return out;
+}
+
+void TrainStep::learn_nothing() {
+  ISLKD_CHECK(reducer_, "TrainStep::learn_nothing: only a data-parallel rank takes a step without instances");
+  optimizer_.zero_grad();
+  reducer_->reduce(0.0f);
+  optimizer_.step();
 }
 
 StepOutput TrainStep::operator()(const Tensor& images, const Tensor& labels, const std::vector<int64_t>& indices,
@@ -119,9 +127,11 @@ std::vector<std::pair<std::string, Tensor>> trained_parameters(const Module& stu
 
 Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(config)), p_(std::move(parts)) {
   student_ = p_.student;
+  comm_ = cfg_.comm ? cfg_.comm : dist::single_process();
   schedule_ = p_.make_schedule(cfg_.epochs);
   curriculum_ = std::shared_ptr<distill::Curriculum>(std::move(p_.curriculum));
-  steps_per_epoch_ = ceil_div(p_.n_train, p_.loader_options.batch_size);
+  global_batch_ = p_.loader_options.batch_size * comm_->size();
+  steps_per_epoch_ = data::global_batches(p_.n_train, p_.loader_options.batch_size, comm_->size());
   result_.label = cfg_.label;
   const Shape input = {p_.train->channels(), p_.train->height(), p_.train->width()};
   bind_objective(*p_.objective, *student_, p_.teacher.get(), input, p_.seed);
@@ -135,6 +145,11 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   optimizer_ = std::make_unique<SGD>(trained_parameters(*student_, *p_.objective), p_.sgd);
   if (!cfg_.resume.empty()) optimizer_->load_state(resumed_opt_state_, resumed_opt_steps_);
   step_ = std::make_unique<TrainStep>(*student_, *p_.objective, *optimizer_, p_.teacher.get(), cfg_.cached_targets);
+  if (distributed()) {
+    reducer_ = std::make_unique<GradientBuckets>(trained_parameters(*student_, *p_.objective), cfg_.bucket_bytes,
+                                                 *comm_);
+    step_->set_reducer(reducer_.get());
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -155,6 +170,15 @@ void Trainer::load_state() {
               c.metadata.at("format"), "', expected ", cfg_.format);
   nlohmann::json saved = nlohmann::json::parse(meta_get(c.metadata, "config", path, app), nullptr, false);
   ISLKD_CHECK(!saved.is_discarded(), path, ": metadata 'config' is not JSON");
+  {
+    // The shards, the per-rank batches and the order of the reductions follow the world size: a checkpoint continues
+    // on as many ranks as wrote it (no "world_size" in the config: one process).
+    const int64_t saved_world = saved.value("world_size", int64_t(1));
+    ISLKD_CHECK(saved_world == comm_->size(), "--resume ", path, " was written by a run on ", saved_world,
+                saved_world == 1 ? " process" : " ranks", ", this run has ", comm_->size(),
+                "; continue it with the same world size (mpirun -np ", saved_world,
+                "): re-sharding a run onto another world size is not supported yet");
+  }
   for (const std::string& key : cfg_.resume_keys) {
     if (key == "objective" && !saved.contains(key)) continue;  // written before objectives had names: "method" says
     nlohmann::json want = cfg_.run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
@@ -181,6 +205,7 @@ void Trainer::load_state() {
     part_.seen = pj.value("seen", int64_t(0));
     ISLKD_CHECK(std::isfinite(part_.loss_sum) && part_.seen >= 0 && part_.correct >= 0 && part_.correct <= part_.seen,
                 path, ": metadata 'epoch_partial' ", pj.dump(), " is not a possible tally");
+    if (!comm_->is_root()) part_ = EpochTally{};  // the saved tally is all ranks' sum: rank 0 carries it on
   } else {
     ISLKD_CHECK(global_step_ == start_epoch_ * per_epoch && opt_steps == global_step_, path,
                 ": inconsistent counts (epoch ", start_epoch_, ", step ", global_step_, ", optimizer.steps ", opt_steps,
@@ -242,6 +267,10 @@ void Trainer::open_loaders() {
   } else {
     sampler = plain;
   }
+  if (distributed()) {
+    sharded_ = std::make_shared<data::ShardedSampler>(sampler, comm_->rank(), comm_->size(), lopt.batch_size);
+    sampler = sharded_;
+  }
   const data::Dataset& ds = *p_.train;
   train_loader_ = std::make_unique<data::Loader>(
       p_.train, data::Transform(p_.train_transform, ds.channels(), ds.height(), ds.width()), sampler, lopt);
@@ -284,6 +313,12 @@ void Trainer::print_start() const {
       std::printf("train_kd[%s]: resuming %s at epoch %lld, step %lld of it\n", cfg_.label.c_str(),
                   cfg_.resume.c_str(), static_cast<long long>(start_epoch_ + 1), static_cast<long long>(skip_steps_));
   }
+  if (distributed())
+    std::printf("%s: data-parallel over %d ranks (%s): global batch %lld = %d x %lld per rank; gradients averaged in "
+                "%zu bucket(s) of up to %.1f MiB before each update\n",
+                text_prefix().c_str(), comm_->size(), comm_->backend().c_str(), static_cast<long long>(global_batch_),
+                comm_->size(), static_cast<long long>(p_.loader_options.batch_size), reducer_->buckets().size(),
+                static_cast<double>(cfg_.bucket_bytes) / 1048576.0);
   std::fflush(stdout);
 }
 
@@ -329,6 +364,9 @@ void Trainer::curriculum_boundary(int64_t epoch) {
   Stopwatch score_clock;
   const ScoringData sd{p_.train, p_.n_train, p_.num_classes, p_.loader_options};
   std::vector<float> scores = curriculum_scores(c, static_cast<int>(epoch), *student_, teacher, sd, cfg_.score_kd);
+  // Every rank sorts rank 0's scores: the same order everywhere even where float rounding differs between machines
+  // (each rank still scores every instance: sharding the scoring is docs/distributed.md's next step).
+  if (distributed()) comm_->broadcast(scores.data(), static_cast<int64_t>(scores.size() * sizeof(float)), 0);
   const double score_seconds = score_clock.seconds();
   c.begin_phase(static_cast<int>(epoch), scores);
   const int phase = c.phase_of_epoch(static_cast<int>(epoch));
@@ -374,6 +412,10 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
   const bool kd_style = cfg_.style == ReportStyle::TrainKd;
   Stopwatch epoch_clock;
   train_loader_->start_epoch(epoch);
+  comm_seconds_epoch_start_ = reducer_ ? reducer_->seconds() : 0.0;
+  // Data-parallel: the global steps of this epoch (a rank's loader may have one batch fewer: see learn_nothing).
+  const int64_t global_steps =
+      sharded_ ? data::global_batches(sharded_->last_global_size(), p_.loader_options.batch_size, comm_->size()) : 0;
   EpochTally tally;
   tally.deferred = kd_style && cfg_.device == Device::CUDA;
   int64_t step = 0;
@@ -381,8 +423,10 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
   if (epoch == start_epoch_ && skip_steps_ > 0) {
     // Mid-epoch resume: the loader's batches are a pure function of (seed, epoch, number); skip the done ones.
     while (step < skip_steps_ && train_loader_->next(b)) ++step;
-    ISLKD_CHECK(step == skip_steps_, cfg_.resume, ": epoch ", epoch + 1, " has only ", step,
+    const bool short_rank = sharded_ && step < skip_steps_ && skip_steps_ <= global_steps;
+    ISLKD_CHECK(step == skip_steps_ || short_rank, cfg_.resume, ": epoch ", epoch + 1, " has only ", step,
                 " steps, checkpoint says ", skip_steps_, " were done");
+    step = skip_steps_;
     tally = part_;
     tally.deferred = cfg_.device == Device::CUDA;
   }
@@ -397,6 +441,15 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
       *trace_ << '\n';
     }
     optimizer_->set_lr(static_cast<float>(lr));
+    if (sharded_) {
+      // This rank's share of the global batch's mean loss: 1 for equal slices, else its instances' share.
+      const data::BatchShard sh = data::batch_shard(sharded_->last_global_size(), p_.loader_options.batch_size,
+                                                    comm_->size(), comm_->rank(), step);
+      step_->set_grad_weight(sh.global_count == global_batch_
+                                 ? 1.0f
+                                 : static_cast<float>(static_cast<double>(sh.count) * comm_->size() /
+                                                      static_cast<double>(sh.global_count)));
+    }
     const StepOutput out = (*step_)(b.images, b.labels, b.indices, epoch, step);
 
     tally.add(out.loss, out.logits, b.labels, epoch, step);
@@ -418,7 +471,9 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
     if (step % cfg_.log_every == 0 || step == steps_per_epoch_) tally.sync();  // CUDA: one host sync per --log-every
 
     if (cfg_.interrupt_after_steps > 0 && global_step_ >= cfg_.interrupt_after_steps) interrupt_requested_ = true;
-    if (interrupted.load() || interrupt_requested_) {
+    // Under mpirun a signal reaches the ranks at different steps: only the deterministic test interrupt counts there
+    // (the apps leave SIGINT's default action to data-parallel ranks).
+    if ((interrupted.load() && !distributed()) || interrupt_requested_) {
       progress_.clear();
       tally.sync();
       save_state(epoch, step, tally, 0.0);
@@ -429,7 +484,7 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
       std::fflush(stdout);
       return false;
     }
-    if (cfg_.eval_every > 0 && global_step_ % cfg_.eval_every == 0 && step < steps_per_epoch_) {
+    if (cfg_.eval_every > 0 && global_step_ % cfg_.eval_every == 0 && step < steps_per_epoch_ && comm_->is_root()) {
       // An evaluation inside the epoch (accuracy against iterations); its time is not training time.
       Stopwatch eval_clock;
       EvalResult mid = evaluate(*student_, *eval_loader_, cfg_.device);
@@ -454,6 +509,18 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
                      fixed(static_cast<double>(tally.rows_added() - part_.seen * (epoch == start_epoch_)) / tt, 0) +
                      " img/s ETA " + format_duration(remaining));
   }
+  // A rank whose slice of the epoch's short last batch is empty still takes part in that step's reduction.
+  while (sharded_ && step < global_steps) {
+    optimizer_->set_lr(static_cast<float>(lr_at(epoch, step)));
+    step_->learn_nothing();
+    ++step;
+    ++global_step_;
+    if (cfg_.interrupt_after_steps > 0 && global_step_ >= cfg_.interrupt_after_steps) {
+      tally.sync();
+      save_state(epoch, step, tally, 0.0);
+      return false;
+    }
+  }
   tally.sync();
   const double epoch_train_seconds = epoch_clock.seconds() - mid_eval_seconds;
   train_seconds_ += epoch_train_seconds;
@@ -463,9 +530,13 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
 }
 
 // The end of an epoch: evaluate, checkpoint, one line on stdout and one in the metrics.
-void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_train_seconds, int64_t steps_done) {
+void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoch_train_seconds,
+                        int64_t steps_done) {
+  const EpochTally tally = reduced_tally(rank_tally);
+  broadcast_buffers();
   Stopwatch eval_clock;
-  EvalResult test = evaluate(*student_, *eval_loader_, cfg_.device);
+  EvalResult test;
+  if (comm_->is_root()) test = evaluate(*student_, *eval_loader_, cfg_.device);
   eval_seconds_last_ = eval_clock.seconds();
   result_.test_accuracy = test.accuracy;
   last_eval_accuracy_ = test.accuracy;
@@ -484,22 +555,27 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
                 test.loss, test.accuracy, lr_last, ips, format_duration(epoch_train_seconds).c_str(),
                 format_duration(eval_seconds_last_).c_str(), format_duration(remaining).c_str());
     std::fflush(stdout);
-    metrics_->append({{"epoch", epoch + 1},
-                      {"step", global_step_},
-                      {"lr_last", lr_last},
-                      {"train_loss", train_loss},
-                      {"train_accuracy", train_acc},
-                      {"test_loss", test.loss},
-                      {"test_accuracy", test.accuracy},
-                      {"train_seconds", epoch_train_seconds},
-                      {"eval_seconds", eval_seconds_last_},
-                      {"images_per_second", ips}});
+    nlohmann::json m = {{"epoch", epoch + 1},
+                        {"step", global_step_},
+                        {"lr_last", lr_last},
+                        {"train_loss", train_loss},
+                        {"train_accuracy", train_acc},
+                        {"test_loss", test.loss},
+                        {"test_accuracy", test.accuracy},
+                        {"train_seconds", epoch_train_seconds},
+                        {"eval_seconds", eval_seconds_last_},
+                        {"images_per_second", ips}};
+    if (distributed()) {
+      m["world_size"] = comm_->size();
+      m["comm_seconds"] = reducer_->seconds() - comm_seconds_epoch_start_;
+    }
+    metrics_->append(m);
     return;
   }
   std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  %s acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
               cfg_.label.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(cfg_.epochs), train_loss,
               train_acc, eval_name_.c_str(), test.accuracy, lr_last,
-              static_cast<double>(steps_done) * static_cast<double>(p_.loader_options.batch_size) / epoch_train_seconds,
+              static_cast<double>(steps_done) * static_cast<double>(global_batch_) / epoch_train_seconds,
               format_duration(epoch_train_seconds).c_str(), format_duration(remaining).c_str());
   std::fflush(stdout);
   nlohmann::json m = {{"epoch", epoch + 1},
@@ -512,6 +588,10 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
                       {"train_seconds", epoch_train_seconds},
                       {"eval_seconds", eval_seconds_last_}};
   if (!isl_log_.is_null()) m["isl"] = isl_log_;
+  if (distributed()) {
+    m["world_size"] = comm_->size();
+    m["comm_seconds"] = reducer_->seconds() - comm_seconds_epoch_start_;  // packing + all-reduce, this rank (0)
+  }
   metrics_->append(m);
 }
 
@@ -546,6 +626,7 @@ static std::vector<double> per_class_accuracy(Module& model, data::Loader& loade
 // The end of the run. train_kd: the test split (read here for the first time when there is a validation split) and
 // its per-class accuracies, one line of the metrics.
 void Trainer::finish() {
+  if (!comm_->is_root()) return;  // evaluation and reports are rank 0's
   if (cfg_.style == ReportStyle::Train) {
     std::printf("train: done in %s; checkpoint %s\n", format_duration(run_clock_.seconds()).c_str(), cfg_.out.c_str());
     return;
@@ -566,7 +647,9 @@ void Trainer::finish() {
 
 // A checkpoint: the student, the optimizer's momentum, the objective's parameters, the curriculum's order, and the
 // counts that let --resume continue bit for bit.
-void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& t, double test_acc) {
+void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& rank_tally, double test_acc) {
+  const EpochTally t = reduced_tally(rank_tally);  // a collective: every rank comes here, writing or not
+  if (cfg_.out.empty()) return;
   std::map<std::string, std::string> meta = {{"format", cfg_.format},
                                              {"config", cfg_.run_config.dump()},
                                              {"epoch", std::to_string(epochs_done)},
@@ -592,6 +675,32 @@ void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTal
     extra.push_back(safetensors::Entry::from_i64("curriculum.order", {n}, std::move(order)));
   }
   checkpoint::save(cfg_.out, *student_, extra, meta);
+}
+
+EpochTally Trainer::reduced_tally(const EpochTally& t) const {
+  EpochTally r = t;
+  if (!distributed()) return r;
+  double v[3] = {t.loss_sum, static_cast<double>(t.correct), static_cast<double>(t.seen)};
+  comm_->allreduce_sum(v, 3);
+  r.loss_sum = v[0];
+  r.correct = static_cast<int64_t>(v[1]);
+  r.seen = static_cast<int64_t>(v[2]);
+  return r;
+}
+
+// Per-rank batch norm (as DDP): each rank's running statistics follow its own batches, so at each epoch's end rank
+// 0's are copied to every rank, before the evaluation, the checkpoint and the next phase's scoring.
+void Trainer::broadcast_buffers() {
+  if (!distributed()) return;
+  for (auto& [name, x] : student_->named_buffers()) {
+    Tensor host = x.to_plain().to(Device::CPU).clone();
+    comm_->broadcast(host.data(), host.numel() * static_cast<int64_t>(sizeof(float)), 0);
+    if (!comm_->is_root()) {
+      Tensor dst = x;
+      dst.copy_from(host.to(x.device()));
+    }
+  }
+  for (auto& [name, c] : student_->named_counters()) comm_->broadcast(c, sizeof(int64_t), 0);
 }
 
 }  // namespace islkd::train

@@ -21,6 +21,8 @@
 #include "engine/lr_schedule.h"
 #include "engine/module.h"
 #include "engine/optim.h"
+#include "engine/train/dist.h"
+#include "engine/train/grad_buckets.h"
 #include "engine/train/run_log.h"
 #include "engine/train/teacher_targets.h"
 
@@ -45,6 +47,13 @@ class TrainStep {
   StepOutput learn(const Tensor& images, const Tensor& labels, distill::ObjectiveInputs in);
   StepOutput operator()(const Tensor& images, const Tensor& labels, const std::vector<int64_t>& indices,
                         int64_t epoch = 0, int64_t step = 0);
+  // Data-parallel: the gradients are all-reduced (mean over the ranks) between the backward and the update, this
+  // rank's share scaled by `weight` (GradientBuckets::reduce). Null (the default): one process.
+  void set_reducer(GradientBuckets* reducer) { reducer_ = reducer; }
+  void set_grad_weight(float weight) { grad_weight_ = weight; }
+  // A rank with no instance in the global batch (a short last batch split over more ranks than it has instances):
+  // it contributes zeros to the reduction and applies the same update as the others.
+  void learn_nothing();
 
  private:
   Module& student_;
@@ -53,6 +62,8 @@ class TrainStep {
   TeacherTargets* teacher_;
   bool cached_targets_;
   distill::ObjectiveNeeds needs_;
+  GradientBuckets* reducer_ = nullptr;
+  float grad_weight_ = 1.0f;
 };
 
 // Binds the objective to the run's models (distill::Objective::bind): the student, the teacher's model when there
@@ -86,6 +97,12 @@ struct TrainerConfig {
   std::vector<std::string> resume_keys;
   KDLossParams score_kd;  // the KD settings of the ISL difficulty measures (kd, loss)
   bool pace_to_lr_drop = false;
+  // Data-parallel (docs/distributed.md): the world of ranks (null: one process). The loader's batch size
+  // (TrainerParts::loader_options) is then the per-rank batch, and the global batch is world size x that. Rank 0
+  // alone evaluates, prints (the app sends the others' stdout to /dev/null) and writes metrics; a rank writes a
+  // checkpoint when `out` is not empty (the app gives the others none, or a per-rank file for tests).
+  std::shared_ptr<dist::Communicator> comm;
+  int64_t bucket_bytes = static_cast<int64_t>(kDefaultBucketMiB * 1048576.0);
 };
 
 // What a run trains with, built by the app.
@@ -126,6 +143,9 @@ class Trainer {
   void end_epoch(int64_t epoch, const EpochTally& tally, double epoch_train_seconds, int64_t steps_done);
   void finish();
   void save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& t, double test_acc);
+  EpochTally reduced_tally(const EpochTally& t) const;  // summed over the ranks
+  void broadcast_buffers();  // batch-norm running statistics: rank 0's to every rank
+  bool distributed() const { return comm_->size() > 1; }
   double lr_at(int64_t epoch, int64_t step);
   std::string text_prefix() const;
 
@@ -158,6 +178,12 @@ class Trainer {
   RunResult result_;
   double last_eval_accuracy_ = 0.0;
   int64_t teacher_feature_bytes_ = 0;  // per batch, when the objective distills the teacher's features
+  // data-parallel
+  std::shared_ptr<dist::Communicator> comm_;
+  std::unique_ptr<GradientBuckets> reducer_;
+  std::shared_ptr<data::ShardedSampler> sharded_;
+  int64_t global_batch_ = 0;
+  double comm_seconds_epoch_start_ = 0.0;
 };
 
 }  // namespace islkd::train

@@ -1,0 +1,229 @@
+// Data-parallel train_kd under `mpirun -np 2 --oversubscribe` on loopback, CPU ranks of 1 thread (issue 16): the
+// ranks' parameters stay bit-equal, a 2-rank step matches the 1-rank step (within the per-rank batch norm's
+// difference), the ranks' batches are the 1-rank batches in rank order (ISL's order included), and a 2-rank ISL run
+// resumes on 2 ranks and is refused on 1. Skipped, saying so, where mpirun is absent. Label `mpi`.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/safetensors.h"
+#include "models/registry.h"
+
+using namespace islkd;
+
+namespace {
+
+const std::string kExe = std::string(ISLKD_BINARY_DIR) + "/apps/train_kd";
+
+std::string dir() { return ::testing::TempDir(); }
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+bool have_mpirun() { return std::system("command -v mpirun > /dev/null 2>&1") == 0; }
+
+#define SKIP_WITHOUT_MPIRUN()                                                                                    \
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun not found: the data-parallel tests need Open MPI (openmpi-bin)"
+
+struct AppRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// `ranks` 0: train_kd as one plain process; else under mpirun on loopback (CI runs as root: Open MPI needs its two
+// consent variables), every rank with 1 thread, 60 s at most.
+AppRun run_kd(int ranks, const std::string& args, const std::string& tag) {
+  const std::string cwd = dir() + "/islkd_mpi_" + tag + ".cwd";
+  std::filesystem::create_directories(cwd);
+  const std::string out = cwd + "/stdout", err = cwd + "/stderr";
+  std::string launch = "timeout 120 " + kExe;
+  if (ranks > 0)
+    launch = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun -np " +
+             std::to_string(ranks) +
+             " --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo "
+             "-x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=passive " + kExe;
+  const int status = std::system(("cd " + cwd + " && " + launch + " " + args + " > " + out + " 2> " + err).c_str());
+  AppRun r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_text(out);
+  r.err = read_text(err);
+  return r;
+}
+
+// A resnet8 teacher with seeded random weights for 10 classes of 1-channel images (the mechanics, not accuracy).
+std::string make_teacher() {
+  const std::string path = dir() + "/islkd_mpi_teacher_" + std::to_string(::getpid()) + ".safetensors";
+  if (std::filesystem::exists(path)) return path;
+  models::ModelConfig c;
+  c.num_classes = 10;
+  c.in_channels = 1;
+  c.seed = 99;
+  auto m = models::create_model("resnet8", c);
+  checkpoint::save(path, *m);
+  return path;
+}
+
+std::string base_args(const std::string& teacher) {
+  return "--model resnet8 --teacher " + teacher +
+         " --teacher-model resnet8 --test-limit 32 --threads 1 --device cpu --seed 7 --workers 1 ";
+}
+
+std::map<std::string, safetensors::Entry> tensors_of(const std::string& path) {
+  std::map<std::string, safetensors::Entry> m;
+  for (auto& e : safetensors::load(path).entries) m[e.name] = e;
+  return m;
+}
+
+// Every tensor of `a` and `b` (parameters, batch-norm buffers, momentum, the curriculum's order) equal bit for bit.
+void expect_same_tensors(const std::string& a, const std::string& b) {
+  auto ta = tensors_of(a), tb = tensors_of(b);
+  ASSERT_EQ(ta.size(), tb.size());
+  for (const auto& [name, e] : ta) {
+    ASSERT_TRUE(tb.count(name)) << name;
+    const safetensors::Entry& f = tb.at(name);
+    EXPECT_EQ(f.shape, e.shape) << name;
+    EXPECT_EQ(f.i64, e.i64) << name;
+    ASSERT_EQ(f.f32.size(), e.f32.size()) << name;
+    if (!e.f32.empty()) {  // (memcmp of two empty vectors' null data() is undefined behaviour)
+      EXPECT_EQ(std::memcmp(f.f32.data(), e.f32.data(), e.f32.size() * sizeof(float)), 0) << name << " differs";
+    }
+  }
+}
+
+// Steps of a --trace-batches file: "epoch step i0 i1 ..." -> the indices, keyed by (epoch, step).
+std::map<std::pair<int, int>, std::vector<long>> trace_of(const std::string& path) {
+  std::map<std::pair<int, int>, std::vector<long>> t;
+  std::istringstream in(read_text(path));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream l(line);
+    int e = 0, s = 0;
+    l >> e >> s;
+    std::vector<long> v;
+    for (long i; l >> i;) v.push_back(i);
+    t[{e, s}] = v;
+  }
+  return t;
+}
+
+}  // namespace
+
+// N steps on 2 ranks, the last batch of each epoch uneven (200 = 6 x 32 + 8): both ranks end with the same
+// parameters, momentum and batch-norm statistics, bit for bit; the config line records the world.
+TEST(TrainKdMpi, TwoRanksKeepEveryTensorBitEqual) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string out = dir() + "/islkd_mpi_equal.safetensors";
+  AppRun r = run_kd(2, base_args(make_teacher()) + "--method kd --limit 200 --batch-size 32 --epochs 2 --rank-outputs "
+                 "--out " + out, "equal");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("data-parallel over 2 ranks (mpi): global batch 32 = 2 x 16 per rank"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\"world_size\":2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"per_rank_batch\":16"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("train_kd[kd]: student"), r.out.rfind("train_kd[kd]: student")) << "rank 0 alone prints";
+  expect_same_tensors(out, out + ".rank1");
+}
+
+// One KD step at global batch 128: 2 ranks x 64 against 1 process x 128. The gradient all-reduce is a mean of the two
+// halves' mean gradients, equal to the whole batch's within float rounding (~1e-7 relative); what differs is batch
+// norm, which (as in DDP without SyncBatchNorm) normalises each rank's 64 with their own mean and variance instead
+// of the 128's. The step's gradient (the first momentum buffer: gradient + weight decay x weight) then differs by
+// the sampling noise of 64-instance statistics. Measured on this setting (relative L2): 3.5% over all tensors, 19% at
+// worst (layer1.0.conv1.weight: the first layers' gradients pass back through every batch norm). Bounded here at 10%
+// overall and 40% per tensor, and the difference must not be 0 (that would mean the ranks did not split the batch).
+// --sync-bn (to come) turns this into a float-rounding tolerance.
+TEST(TrainKdMpi, TwoRankStepMatchesTheOneRankStepUpToPerRankBatchNorm) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string teacher = make_teacher();
+  const std::string one = dir() + "/islkd_mpi_step1.safetensors", two = dir() + "/islkd_mpi_step2.safetensors";
+  const std::string args = base_args(teacher) + "--method kd --limit 128 --batch-size 128 --epochs 1 --out ";
+  AppRun a = run_kd(0, args + one, "step1");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  AppRun b = run_kd(2, args + two, "step2");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  auto t1 = tensors_of(one), t2 = tensors_of(two);
+  double worst = 0.0, sum_diff = 0.0, sum_ref = 0.0;
+  std::string worst_name;
+  int compared = 0;
+  for (const auto& [name, e] : t1) {
+    if (name.find("momentum") == std::string::npos) continue;
+    const auto& f = t2.at(name);
+    ASSERT_EQ(f.f32.size(), e.f32.size()) << name;
+    double d = 0.0, n = 0.0;
+    for (size_t i = 0; i < e.f32.size(); ++i) {
+      d += (double(f.f32[i]) - e.f32[i]) * (double(f.f32[i]) - e.f32[i]);
+      n += double(e.f32[i]) * e.f32[i];
+    }
+    sum_diff += d, sum_ref += n;
+    const double rel = std::sqrt(d / std::max(n, 1e-30));
+    if (rel > worst) worst = rel, worst_name = name;
+    ++compared;
+  }
+  ASSERT_GT(compared, 10);
+  const double overall = std::sqrt(sum_diff / sum_ref);
+  std::printf("2-rank vs 1-rank step: relative L2 difference of the gradients: overall %.4f, worst %.4f (%s)\n",
+              overall, worst, worst_name.c_str());
+  EXPECT_LT(overall, 0.10);
+  EXPECT_LT(worst, 0.40) << worst_name;
+  EXPECT_GT(overall, 1e-5) << "per-rank batch norm must show (the ranks split the batch)";
+}
+
+// ISL with the default measure (teacher-ce): every rank sorts the same scores, so the ranks' batches are the 1-rank
+// run's batches cut in two, step by step, in every epoch (warm-up, the easiest-half phase, the rest); the
+// curriculum's order in the checkpoints is the same on both ranks and equal to the 1-rank order. 100 = 3 x 32 + 4.
+TEST(TrainKdMpi, RankBatchesAreTheOneRankBatchesInRankOrder) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string teacher = make_teacher();
+  const std::string one = dir() + "/islkd_mpi_order1", two = dir() + "/islkd_mpi_order2";
+  const std::string args = base_args(teacher) + "--method isl --limit 100 --batch-size 32 --epochs 3 ";
+  AppRun a = run_kd(0, args + "--out " + one + ".safetensors --trace-batches " + one + ".trace", "order1");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  AppRun b = run_kd(2, args + "--rank-outputs --out " + two + ".safetensors --trace-batches " + two + ".trace", "order2");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  const auto t1 = trace_of(one + ".trace"), r0 = trace_of(two + ".trace"), r1 = trace_of(two + ".trace.rank1");
+  ASSERT_FALSE(t1.empty());
+  EXPECT_EQ(r0.size(), t1.size());
+  for (const auto& [key, batch] : t1) {
+    std::vector<long> joined = r0.count(key) ? r0.at(key) : std::vector<long>{};
+    if (r1.count(key)) joined.insert(joined.end(), r1.at(key).begin(), r1.at(key).end());
+    EXPECT_EQ(joined, batch) << "epoch " << key.first << " step " << key.second;
+  }
+  const auto order1 = tensors_of(one + ".safetensors").at("curriculum.order").i64;
+  EXPECT_EQ(tensors_of(two + ".safetensors").at("curriculum.order").i64, order1);
+  EXPECT_EQ(tensors_of(two + ".safetensors.rank1").at("curriculum.order").i64, order1);
+  expect_same_tensors(two + ".safetensors", two + ".safetensors.rank1");
+}
+
+// A 2-rank ISL run stopped mid-epoch resumes on 2 ranks to the uninterrupted run's tensors bit for bit; the same
+// checkpoint is refused by one process with a message naming both world sizes.
+TEST(TrainKdMpi, IslRunResumesOnTwoRanksAndIsRefusedOnOne) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string teacher = make_teacher();
+  const std::string full = dir() + "/islkd_mpi_full.safetensors", cut = dir() + "/islkd_mpi_cut.safetensors";
+  const std::string args = base_args(teacher) + "--method isl --limit 96 --batch-size 32 --epochs 3 ";
+  AppRun a = run_kd(2, args + "--out " + full, "full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  AppRun b = run_kd(2, args + "--interrupt-after-steps 4 --out " + cut, "cut");
+  ASSERT_NE(b.exit_code, 0) << "an interrupted run exits 130";
+  ASSERT_NE(b.out.find("interrupted in epoch 2 after step 1"), std::string::npos) << b.out << b.err;
+  AppRun refused = run_kd(0, args + "--resume " + cut + " --out " + dir() + "/islkd_mpi_refused.safetensors", "refused");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("was written by a run on 2 ranks, this run has 1"), std::string::npos) << refused.err;
+  AppRun c = run_kd(2, args + "--resume " + cut + " --out " + cut, "resume");
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  expect_same_tensors(full, cut);
+}
