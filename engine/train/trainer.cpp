@@ -362,11 +362,26 @@ void Trainer::curriculum_boundary(int64_t epoch) {
   TeacherTargets& teacher = *p_.teacher;
   teacher.cache();
   Stopwatch score_clock;
-  const ScoringData sd{p_.train, p_.n_train, p_.num_classes, p_.loader_options};
+  ScoringData sd{p_.train, p_.n_train, p_.num_classes, p_.loader_options};
+  // Data-parallel: a measure that runs the student is computed in shards (rank r: instances [r N / W, (r+1) N / W))
+  // and all-gathered; the teacher's measures (from its cached logits, no forward) are computed whole on every rank.
+  const bool sharded_scoring = distributed() && distill::needs_student(copt.measure);
+  const int64_t n = p_.n_train, w = comm_->size(), r = comm_->rank();
+  if (sharded_scoring) sd.shard_begin = n * r / w, sd.shard_end = n * (r + 1) / w;
   std::vector<float> scores = curriculum_scores(c, static_cast<int>(epoch), *student_, teacher, sd, cfg_.score_kd);
-  // Every rank sorts rank 0's scores: the same order everywhere even where float rounding differs between machines
-  // (each rank still scores every instance: sharding the scoring is docs/distributed.md's next step).
-  if (distributed()) comm_->broadcast(scores.data(), static_cast<int64_t>(scores.size() * sizeof(float)), 0);
+  if (sharded_scoring) {
+    const int64_t chunk = (n + w - 1) / w;  // the largest shard; the others are padded to it for the all-gather
+    std::vector<float> mine(static_cast<size_t>(chunk), 0.0f), all(static_cast<size_t>(chunk * w));
+    std::copy(scores.begin() + sd.shard_begin, scores.begin() + sd.shard_end, mine.begin());
+    comm_->allgather(mine.data(), chunk * static_cast<int64_t>(sizeof(float)), all.data());
+    for (int64_t q = 0; q < w; ++q)
+      std::copy(all.begin() + q * chunk, all.begin() + q * chunk + (n * (q + 1) / w - n * q / w),
+                scores.begin() + n * q / w);
+  }
+  // Every rank sorts the same scores into the same order: the all-gathered ones, or rank 0's (the teacher's cache is
+  // still computed on every rank, and float rounding may differ between machines).
+  if (distributed() && !sharded_scoring)
+    comm_->broadcast(scores.data(), static_cast<int64_t>(scores.size() * sizeof(float)), 0);
   const double score_seconds = score_clock.seconds();
   c.begin_phase(static_cast<int>(epoch), scores);
   const int phase = c.phase_of_epoch(static_cast<int>(epoch));

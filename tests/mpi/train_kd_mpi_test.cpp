@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -226,4 +227,43 @@ TEST(TrainKdMpi, IslRunResumesOnTwoRanksAndIsRefusedOnOne) {
   AppRun c = run_kd(2, args + "--resume " + cut + " --out " + cut, "resume");
   ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
   expect_same_tensors(full, cut);
+}
+
+// A rank killed mid-run (SIGKILL: no error line, no MPI_Abort of its own) ends the whole run: mpirun sees it die and
+// ends the other rank, which would otherwise wait in its next all-reduce forever. The run asked for would take
+// minutes; it must end, failed, well within 60 s of the kill.
+TEST(TrainKdMpi, AKilledRankEndsTheRun) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string cwd = dir() + "/islkd_mpi_killed.cwd";
+  std::filesystem::create_directories(cwd);
+  // Rank 1 kills itself 8 s after it starts ($$ is train_kd once the shell has exec'd it).
+  const std::string rank_cmd = "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 8; kill -9 $$) & fi; exec " + kExe +
+                               " " + base_args(make_teacher()) +
+                               "--method kd --limit 2000 --batch-size 32 --epochs 50 --out " + cwd + "/out.safetensors";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int status = std::system(("cd " + cwd +
+                                  " && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun "
+                                  "-np 2 --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca "
+                                  "oob_tcp_if_include lo -x OMP_NUM_THREADS=1 sh -c '" + rank_cmd +
+                                  "' > stdout 2> stderr").c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  EXPECT_NE(code, 0) << read_text(cwd + "/stderr");
+  EXPECT_NE(code, 124) << "timed out: the surviving rank hung";
+  EXPECT_LT(seconds, 8.0 + 60.0) << read_text(cwd + "/stderr");
+  std::printf("a killed rank ended the run in %.1f s (exit %d)\n", seconds, code);
+}
+
+// ISL by a student measure (loss, after a warm-up epoch): each rank scores its shard of the instances (101 over 2
+// ranks: 50 and 51) and the scores are all-gathered, so both ranks sort the same scores into the same order and end
+// with the same tensors, the curriculum's order included.
+TEST(TrainKdMpi, StudentScoresAreShardedAndAllGathered) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string out = dir() + "/islkd_mpi_loss.safetensors";
+  AppRun r = run_kd(2, base_args(make_teacher()) + "--method isl --measure loss --isl-warmup 1 --phase-epochs 1 "
+                    "--epochs 3 --limit 101 --batch-size 32 --rank-outputs --out " + out, "loss");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("phase 0 from epoch 2: easiest 50%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" by loss;"), std::string::npos) << r.out;
+  expect_same_tensors(out, out + ".rank1");
 }
