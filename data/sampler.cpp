@@ -27,15 +27,23 @@ std::vector<int64_t> ShuffledSampler::indices(int64_t epoch) {
   return v;
 }
 
+namespace {
+// A per-rank batch larger than the epoch is the whole epoch in one step: capped at n first, so that neither
+// world x batch nor the rounding up can overflow (train --batch-size near INT64_MAX).
+int64_t global_batch_size(int64_t n, int64_t per_rank_batch, int world) {
+  return std::min(per_rank_batch, std::max<int64_t>(n, 1)) * world;
+}
+}  // namespace
+
 int64_t global_batches(int64_t n, int64_t per_rank_batch, int world) {
-  const int64_t b = per_rank_batch * world;
-  return (n + b - 1) / b;
+  const int64_t b = global_batch_size(n, per_rank_batch, world);
+  return n / b + (n % b != 0);
 }
 
 BatchShard batch_shard(int64_t n, int64_t per_rank_batch, int world, int rank, int64_t batch) {
   ISLKD_CHECK(world >= 1 && rank >= 0 && rank < world && per_rank_batch >= 1, "batch_shard: rank ", rank, " of ",
               world, " with ", per_rank_batch, " instances per rank");
-  const int64_t b = per_rank_batch * world, start = batch * b;
+  const int64_t b = global_batch_size(n, per_rank_batch, world), start = batch * b;
   BatchShard s;
   s.global_count = std::max<int64_t>(0, std::min(b, n - start));
   const int64_t lo = s.global_count * rank / world, hi = s.global_count * (rank + 1) / world;
@@ -55,7 +63,7 @@ std::vector<int64_t> ShardedSampler::indices(int64_t epoch) {
   const int64_t n = static_cast<int64_t>(all.size()), k = global_batches(n, per_rank_batch_, world_);
   last_global_size_ = n;
   std::vector<int64_t> mine;
-  mine.reserve(static_cast<size_t>(k * per_rank_batch_));
+  mine.reserve(static_cast<size_t>(n / world_ + 1));
   for (int64_t batch = 0; batch < k; ++batch) {
     const BatchShard s = batch_shard(n, per_rank_batch_, world_, rank_, batch);
     mine.insert(mine.end(), all.begin() + s.begin, all.begin() + s.begin + s.count);
