@@ -155,6 +155,7 @@ int run(int argc, char** argv) {
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
   app::record_world(c.run_config, *comm, a.batch_size);
   c.resume_keys = {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"};
+  c.data_description = train::describe_data(*splits.train);
   train::Trainer trainer(std::move(c), std::move(p));
   const std::atomic<bool> never{false};
   trainer.run(never);

@@ -296,6 +296,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   if (isl) c.run_config["curriculum"] = copt.to_json();
   c.resume_keys = {"method",  "objective", "model",     "dataset",     "num_classes", "in_channels", "train_instances",
                    "batch_size", "seed",   "augment",   "curriculum",  "label_noise", "val_split"};
+  c.data_description = train::describe_data(*s.data.train);
   train::Trainer trainer(std::move(c), std::move(p));
   return trainer.run(g_interrupted);
 }
@@ -521,8 +522,14 @@ int run(int argc, char** argv) {
       return kInterruptedExit;
     }
   }
+  // One line per method with the last epoch's accuracy ("kd 90.61": what runs are compared by, and what scripts and
+  // CI read), then the top-5 and the best epoch beside it (by the validation split with --val-split).
   if (runs.size() > 1) std::printf("train_kd: test accuracy after %lld epochs\n", static_cast<long long>(a.epochs));
   for (const auto& r : results) std::printf("%s %.2f\n", r.label.c_str(), r.test_accuracy);
+  for (const auto& r : results)
+    std::printf("%s top-5 %.2f, best %s%.2f at epoch %lld of %lld\n", r.label.c_str(), r.test_top5,
+                a.val_split > 0 ? "validation " : "", r.best_accuracy, static_cast<long long>(r.best_epoch),
+                static_cast<long long>(a.epochs));
   std::fflush(stdout);
   s.comm->finalize();
   return 0;

@@ -124,18 +124,29 @@ nlohmann::json bench_pair(const Pair& pr, const Options& o) {
                           : distill::make_objective(o.objective);
   train::TeacherTargets targets(teacher, nullptr, 0, o.classes, data::LoaderOptions{});
   const Shape input = {cfg.in_channels, o.size, o.size};
-  train::bind_objective(*objective, *student, &targets, input, 3);
+  // An objective with per-instance state (crd's memory banks) binds to a CIFAR-sized training set (50,000 instances,
+  // labels round-robin) and sees consecutive instances per step.
+  const int64_t n_train = 50000;
+  std::vector<int32_t> train_labels;
+  if (objective->needs().instances)
+    for (int64_t i = 0; i < n_train; ++i) train_labels.push_back(static_cast<int32_t>(i % o.classes));
+  train::bind_objective(*objective, *student, &targets, input, 3, train_labels.empty() ? nullptr : &train_labels);
   objective->to(o.device);
   const int64_t teacher_feature_bytes = train::teacher_feature_bytes(*objective, targets, input, pr.batch);
   SGD opt(train::trained_parameters(*student, *objective), sc);
   train::TrainStep train_step(*student, *objective, opt, &targets, /*cached_targets=*/false);
   const std::vector<int64_t> no_indices;
+  int64_t step_number = 0;
 
   float loss = 0.0f;
   double t_teacher = 0.0, t_student = 0.0;  // per-phase sums over the timed steps (with a sync at each edge)
   auto step = [&](bool timed) {
     const double t0 = timed ? now_s() : 0.0;
     distill::ObjectiveInputs in = train_step.teacher_targets(x, no_indices);
+    if (!train_labels.empty()) {
+      in.step = step_number++;
+      for (int64_t i = 0; i < pr.batch; ++i) in.indices.push_back((in.step * pr.batch + i) % n_train);
+    }
     if (timed) sync(o.device), t_teacher += now_s() - t0;
     const double t1 = timed ? now_s() : 0.0;
     train::StepOutput out = train_step.learn(x, y, std::move(in));

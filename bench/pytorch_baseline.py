@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "apps"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "apps"))
 import repdistiller_models  # noqa: E402  (the replicas the parity tests check against the C++ zoo)
 
 # Same table as kd_step_bench.cpp: teacher, student, batch.

@@ -1,6 +1,8 @@
 // MATLAB level-5 MAT reader for exactly what the SVHN cropped-digits files hold: a uint8 array X (H x W x 3 x N)
 // and a numeric label vector y (N x 1, 1..10 with 10 meaning digit 0), each element possibly miCOMPRESSED.
 // Spec: MathWorks "MAT-File Format" (level 5). Every read is bounds-checked against its enclosing element.
+// Not Debian's libmatio: it opens files by path (no parse from memory, so the fuzzers and the size-before-
+// allocation limits of README's Reliability could not wrap it) and reads all of MAT for the two arrays SVHN needs.
 #include <zlib.h>
 
 #include <cmath>

@@ -100,6 +100,42 @@ Tensor at_loss(const Tensor& student, const Tensor& teacher);
 // differentiable w.r.t. both inputs.
 Tensor mse_loss(const Tensor& a, const Tensor& b);
 
+// ---- relational distillation (kernels/*/relational_losses.*) ----
+// Over a batch of features flattened per instance (student N x ..., teacher N x ...; sizes may differ, N equal).
+// Shape [1]; gradient w.r.t. the student only (the teacher is a constant).
+// Similarity preserving (Tung & Mori; RepDistiller's distiller_zoo/SP.py similarity_loss): the batch's Gram matrices
+// f f^T, rows L2-normalised (F.normalize), loss = sum of squared differences / N^2.
+Tensor sp_loss(const Tensor& student, const Tensor& teacher);
+// Probabilistic knowledge transfer (Passalis & Tefas; RepDistiller's distiller_zoo/PKT.py cosine_similarity_loss,
+// eps 1e-7): cosine similarities mapped to [0, 1] and normalised per row into conditional distributions, loss =
+// mean over N^2 of Qt log((Qt + eps) / (Qs + eps)).
+Tensor pkt_loss(const Tensor& student, const Tensor& teacher);
+// Relational KD (Park et al.; RepDistiller's distiller_zoo/RKD.py RKDLoss): w_d * smooth_l1 between the batch's
+// pairwise distances (pdist, eps 1e-12, each divided by its mean over the off-diagonal) + w_a * smooth_l1 between the
+// cosines of the angles of every triple (F.normalize'd differences), means over N^2 and N^3. A batch of 1: 0.
+Tensor rkd_loss(const Tensor& student, const Tensor& teacher, float w_d, float w_a);
+
+// VID's Gaussian negative log-likelihood (Ahn et al.; RepDistiller's distiller_zoo/VID.py VIDLoss after its
+// regressor): pred (the regressor's output) and target N x C x H x W, log_scale [C]; v_c = softplus(log_scale_c) +
+// eps, loss = mean of 0.5 ((pred - target)^2 / v_c + log v_c). Shape [1]; differentiable w.r.t. pred and log_scale
+// (the target is a constant).
+Tensor vid_loss(const Tensor& pred, const Tensor& target, const Tensor& log_scale, float eps);
+
+// CRD's contrast of anchors against a memory bank (Tian et al.; RepDistiller's crd/memory.py ContrastMemory scores
+// and crd/criterion.py ContrastLoss for one side, kernels/*/crd_loss.*). embed: B x D, an Embed's linear output, L2
+// normalised inside (Embed's Normalize, fused: v = embed / |embed|); memory: N x D (a constant here); idx: int32
+// B x (K+1) rows of memory, the positive first. Scores P_bk = exp(<memory[idx_bk], v_b> / T) / Z; z is a [1] tensor
+// on the memory's device holding Z: while negative (the run's first batch) it is set to mean(exp(score / T)) * N
+// in place, then it stays. Returns ContrastLoss ([1]: NCE with noise 1 / N, eps 1e-7), differentiable w.r.t. embed;
+// the gradient is formed in the forward sweep, so crd_memory_update may change the bank before backward runs. The
+// gathered rows are read by index, never materialised (B x (K+1) x D).
+Tensor crd_contrast_loss(const Tensor& embed, const Tensor& memory, const Tensor& idx, float temperature,
+                         const Tensor& z);
+// ContrastMemory's update, in place, no grad: memory[y_b] = normalize(momentum * memory[y_b] + (1 - momentum) *
+// embed_b / |embed_b|). y: int32 [B], the batch's instances; a row whose y is -1 is skipped, so the rows written are
+// distinct (objective crd passes -1 for all but the last row of an instance repeated within a batch).
+void crd_memory_update(const Tensor& memory, const Tensor& embed, const Tensor& y, float momentum);
+
 // Per-instance difficulty (lower = easier) from a frozen snapshot's and the teacher's logits. No grad. The teacher
 // may be undefined for DifficultyMeasure::CE and ::Confidence.
 Tensor difficulty_scores(const Tensor& snapshot, const Tensor& teacher, const Tensor& labels, DifficultyMeasure m,

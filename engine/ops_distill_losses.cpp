@@ -126,4 +126,155 @@ Tensor mse_loss(const Tensor& a_in, const Tensor& b_in) {
   return loss;
 }
 
+namespace {
+
+// Shared boundary of the relational losses: flattened per instance, the student's gradient recorded.
+template <typename CpuFn, typename CudaFn>
+Tensor relational_loss(const char* op, const Tensor& student_in, const Tensor& teacher_in, CpuFn cpu_fn,
+                       CudaFn cuda_fn) {
+  ISLKD_CHECK(student_in.defined() && teacher_in.defined(), op, ": undefined features");
+  Tensor s = student_in.to_plain(), t = teacher_in.to_plain();
+  check_same_device(op, {&s, &t});
+  ISLKD_CHECK(s.dim() >= 1 && t.dim() >= 1 && s.size(0) == t.size(0), op, ": student ", shape_str(s.shape()),
+              " and teacher ", shape_str(t.shape()), " differ in batch size");
+  const int64_t N = s.size(0);
+  ISLKD_CHECK(N > 0 && s.numel() > 0 && t.numel() > 0, op, ": empty features ", shape_str(s.shape()), " / ",
+              shape_str(t.shape()));
+  const int64_t Ds = s.numel() / N, Dt = t.numel() / N;
+  const bool grad = needs_grad({&s});
+  Tensor ds = grad ? Tensor::empty(s.shape(), s.device()) : Tensor();
+  Tensor loss;
+  if (s.is_cuda()) {
+    loss = Tensor::empty({1}, s.device());
+    cuda_fn(N, Ds, Dt, s.data(), t.data(), grad ? ds.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu_fn(N, Ds, Dt, s.data(), t.data(), grad ? ds.data() : nullptr));
+  }
+  if (grad) record_scaled(op, s, loss, ds);
+  return loss;
+}
+
+}  // namespace
+
+Tensor sp_loss(const Tensor& student, const Tensor& teacher) {
+  return relational_loss("sp_loss", student, teacher, cpu::sp_loss_forward_backward, cuda::sp_loss_forward_backward);
+}
+
+Tensor pkt_loss(const Tensor& student, const Tensor& teacher) {
+  return relational_loss("pkt_loss", student, teacher, cpu::pkt_loss_forward_backward,
+                         cuda::pkt_loss_forward_backward);
+}
+
+Tensor rkd_loss(const Tensor& student, const Tensor& teacher, float w_d, float w_a) {
+  return relational_loss(
+      "rkd_loss", student, teacher,
+      [w_d, w_a](int64_t N, int64_t Ds, int64_t Dt, const float* s, const float* t, float* ds) {
+        return cpu::rkd_loss_forward_backward(N, Ds, Dt, s, t, w_d, w_a, ds);
+      },
+      [w_d, w_a](int64_t N, int64_t Ds, int64_t Dt, const float* s, const float* t, float* ds, float* loss) {
+        cuda::rkd_loss_forward_backward(N, Ds, Dt, s, t, w_d, w_a, ds, loss);
+      });
+}
+
+Tensor vid_loss(const Tensor& pred_in, const Tensor& target_in, const Tensor& log_scale, float eps) {
+  const char* op = "vid_loss";
+  ISLKD_CHECK(pred_in.defined() && target_in.defined() && log_scale.defined(), op, ": undefined input");
+  Tensor p = pred_in.to_plain(), t = target_in.to_plain();
+  check_dim(op, "prediction", p, 4);
+  check_shape(op, "target", t, p.shape());
+  check_shape(op, "log_scale", log_scale, {p.size(1)});
+  check_same_device(op, {&p, &t, &log_scale});
+  const int64_t N = p.size(0), C = p.size(1), HW = p.size(2) * p.size(3);
+  ISLKD_CHECK(N > 0 && C > 0 && HW > 0, op, ": empty features ", shape_str(p.shape()));
+  const bool gp = needs_grad({&p}), gs = needs_grad({&log_scale});
+  Tensor dp = gp ? Tensor::empty(p.shape(), p.device()) : Tensor();
+  Tensor ds = gs ? Tensor::empty(log_scale.shape(), p.device()) : Tensor();
+  Tensor loss;
+  if (p.is_cuda()) {
+    loss = Tensor::empty({1}, p.device());
+    cuda::vid_loss_forward_backward(N, C, HW, p.data(), t.data(), log_scale.data(), eps, gp ? dp.data() : nullptr,
+                                    gs ? ds.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu::vid_loss_forward_backward(N, C, HW, p.data(), t.data(), log_scale.data(), eps,
+                                                            gp ? dp.data() : nullptr, gs ? ds.data() : nullptr));
+  }
+  if (gp || gs) {
+    std::vector<Tensor> inputs;
+    if (gp) inputs.push_back(p);
+    if (gs) inputs.push_back(log_scale);
+    record(op, inputs, {loss}, [p, log_scale, dp, ds, gp, gs](const std::vector<Tensor>& g) {
+      if (gp) accumulate_grad(p, scaled_grad(p, dp, g[0], 1.0f));
+      if (gs) accumulate_grad(log_scale, scaled_grad(log_scale, ds, g[0], 1.0f));
+    });
+  }
+  return loss;
+}
+
+namespace {
+
+void check_indices(const char* op, const char* what, const Tensor& t, const Tensor& ref) {
+  ISLKD_CHECK(t.defined() && t.dtype() == DType::I32, op, ": ", what, " must be int32");
+  ISLKD_CHECK(t.device() == ref.device(), op, ": ", what, " is on ", t.is_cuda() ? "cuda" : "cpu",
+              ", the memory on ", ref.is_cuda() ? "cuda" : "cpu");
+}
+
+}  // namespace
+
+Tensor crd_contrast_loss(const Tensor& embed_in, const Tensor& memory, const Tensor& idx, float temperature,
+                         const Tensor& z) {
+  const char* op = "crd_contrast_loss";
+  ISLKD_CHECK(embed_in.defined() && memory.defined() && z.defined(), op, ": undefined input");
+  Tensor u = embed_in.to_plain();
+  check_dim(op, "embedding", u, 2);
+  check_dim(op, "memory", memory, 2);
+  check_shape(op, "z", z, {1});
+  check_same_device(op, {&u, &memory, &z});
+  check_indices(op, "idx", idx, memory);
+  const int64_t B = u.size(0), D = u.size(1), N = memory.size(0);
+  ISLKD_CHECK(memory.size(1) == D, op, ": embedding ", shape_str(u.shape()), " and memory ",
+              shape_str(memory.shape()), " differ in width");
+  ISLKD_CHECK(idx.dim() == 2 && idx.size(0) == B && idx.size(1) >= 2, op, ": idx ", shape_str(idx.shape()),
+              " is not B x (K+1) with B ", B, " and K >= 1");
+  ISLKD_CHECK(B > 0 && D > 0 && N > 0, op, ": empty embedding ", shape_str(u.shape()), " or memory ",
+              shape_str(memory.shape()));
+  ISLKD_CHECK(std::isfinite(temperature) && temperature > 0.0f, op, ": temperature must be > 0, got ", temperature);
+  const int64_t K1 = idx.size(1);
+  const bool grad = needs_grad({&u});
+  Tensor du = grad ? Tensor::empty(u.shape(), u.device()) : Tensor();
+  Tensor loss;
+  if (u.is_cuda()) {
+    loss = Tensor::empty({1}, u.device());
+    cuda::crd_contrast_forward_backward(B, K1, D, N, u.data(), memory.data(), idx.data_i32(), temperature, z.data(),
+                                        grad ? du.data() : nullptr, loss.data());
+  } else {
+    loss = Tensor::full({1}, cpu::crd_contrast_forward_backward(B, K1, D, N, u.data(), memory.data(), idx.data_i32(),
+                                                                temperature, z.data(), grad ? du.data() : nullptr));
+  }
+  if (grad) record_scaled(op, u, loss, du);
+  return loss;
+}
+
+// y_b = -1 skips row b: the crd objective keeps only the last row of an instance a curriculum repeats within a batch
+// (as a sequential index_copy_ would), so no two rows write one bank row.
+void crd_memory_update(const Tensor& memory, const Tensor& embed_in, const Tensor& y, float momentum) {
+  const char* op = "crd_memory_update";
+  ISLKD_CHECK(memory.defined() && embed_in.defined(), op, ": undefined input");
+  Tensor u = embed_in.detach().to_plain();
+  check_dim(op, "memory", memory, 2);
+  check_dim(op, "embedding", u, 2);
+  check_same_device(op, {&u, &memory});
+  check_indices(op, "y", y, memory);
+  const int64_t B = u.size(0), D = u.size(1), N = memory.size(0);
+  ISLKD_CHECK(memory.size(1) == D, op, ": embedding ", shape_str(u.shape()), " and memory ",
+              shape_str(memory.shape()), " differ in width");
+  check_shape(op, "y", y, {B});
+  ISLKD_CHECK(B > 0 && D > 0 && N > 0, op, ": empty embedding ", shape_str(u.shape()));
+  ISLKD_CHECK(std::isfinite(momentum) && momentum >= 0.0f && momentum <= 1.0f, op,
+              ": momentum must be in [0, 1], got ", momentum);
+  if (u.is_cuda())
+    cuda::crd_memory_update(B, D, N, memory.data(), u.data(), y.data_i32(), momentum);
+  else
+    cpu::crd_memory_update(B, D, N, memory.data(), u.data(), y.data_i32(), momentum);
+}
+
 }  // namespace islkd::ops

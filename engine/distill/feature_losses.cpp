@@ -1,12 +1,34 @@
-// FitNet's regressor and hint loss, and the attention-transfer sum over feature pairs.
+// FitNet's regressor and hint loss, the attention-transfer sum over feature pairs, and the feature shapes the
+// objectives size their own parameters from.
 #include "engine/distill/feature_losses.h"
 
 #include <algorithm>
 
+#include "engine/autograd.h"
 #include "engine/ops.h"
 #include "kernels/common/error.h"
 
 namespace islkd::distill {
+
+std::vector<Shape> feature_shapes(Module& m, const std::vector<std::string>& names, const Shape& input,
+                                  const std::string& objective) {
+  NoGradGuard no_grad;
+  const bool was_training = m.is_training();
+  m.eval();
+  Shape batch = {2};
+  batch.insert(batch.end(), input.begin(), input.end());
+  const auto params = m.named_parameters();
+  const Device device = params.empty() ? Device::CPU : params.front().second.device();
+  FeaturesOutput f = m.forward_features(Tensor::zeros(batch, device), FeatureRequest{names, false});
+  m.train(was_training);
+  std::vector<Shape> shapes;
+  for (const auto& n : names) {
+    auto it = f.features.find(n);
+    ISLKD_CHECK(it != f.features.end(), "objective ", objective, ": the model has no feature '", n, "'");
+    shapes.push_back(it->second.shape());
+  }
+  return shapes;
+}
 
 ConvReg::ConvReg(const Shape& s, const Shape& t, uint64_t seed, bool use_relu) : use_relu_(use_relu) {
   ISLKD_CHECK(s.size() == 4 && t.size() == 4, "ConvReg: needs N x C x H x W feature shapes, got student ",

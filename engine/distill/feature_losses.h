@@ -34,6 +34,12 @@ class ConvReg : public Module {
   bool use_relu_;
 };
 
+// The shapes of a model's named features for a batch of 2 instances of `input` (C x H x W), read by one forward in
+// eval mode under no-grad (no state changes), on the model's device: what an objective sizes its own parameters
+// from at bind(). A name the model does not have is an islkd::Error naming `objective`.
+std::vector<Shape> feature_shapes(Module& m, const std::vector<std::string>& names, const Shape& input,
+                                  const std::string& objective);
+
 // FitNet (Romero et al.; RepDistiller's HintLoss = nn.MSELoss()): mean squared error between reg(student) and the
 // teacher's feature, unweighted (the objective applies kFitNetBeta). Gradients reach the student and `reg`.
 Tensor fitnet_hint_loss(ConvReg& reg, const Tensor& student_feature, const Tensor& teacher_feature);

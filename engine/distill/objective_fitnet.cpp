@@ -17,25 +17,6 @@ namespace islkd::distill {
 
 namespace {
 
-Device device_of(const Module& m) {
-  const auto params = m.named_parameters();
-  return params.empty() ? Device::CPU : params.front().second.device();
-}
-
-// The shape of a model's named feature for a batch of 2 instances of `input` (eval mode, no grad: no state changes).
-Shape feature_shape(Module& m, const std::string& name, const Shape& input) {
-  NoGradGuard no_grad;
-  const bool was_training = m.is_training();
-  m.eval();
-  Shape batch = {2};
-  batch.insert(batch.end(), input.begin(), input.end());
-  FeaturesOutput f = m.forward_features(Tensor::zeros(batch, device_of(m)), FeatureRequest{{name}, false});
-  m.train(was_training);
-  auto it = f.features.find(name);
-  ISLKD_CHECK(it != f.features.end(), "objective fitnet: the model has no feature '", name, "'");
-  return it->second.shape();
-}
-
 class FitNetObjective : public Objective {
  public:
   FitNetObjective(float beta, float ce_weight, int64_t hint_layer)
@@ -52,7 +33,8 @@ class FitNetObjective : public Objective {
   }
   void bind(const ObjectiveContext& ctx) override {
     ISLKD_CHECK(ctx.student && ctx.teacher, "objective fitnet needs a student and a teacher");
-    const Shape s = feature_shape(*ctx.student, hint_, ctx.input), t = feature_shape(*ctx.teacher, hint_, ctx.input);
+    const Shape s = feature_shapes(*ctx.student, {hint_}, ctx.input, "fitnet")[0],
+                t = feature_shapes(*ctx.teacher, {hint_}, ctx.input, "fitnet")[0];
     reg_ = std::make_shared<ConvReg>(s, t, ctx.seed, /*use_relu=*/true);  // RepDistiller's ConvReg default
   }
   std::vector<std::pair<std::string, Tensor>> parameters() const override {

@@ -9,7 +9,12 @@
   X(kd)                     \
   X(dkd)                    \
   X(at)                     \
-  X(fitnet)
+  X(fitnet)                 \
+  X(sp)                     \
+  X(pkt)                    \
+  X(rkd)                    \
+  X(vid)                    \
+  X(crd)
 
 namespace islkd::distill {
 

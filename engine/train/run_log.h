@@ -106,6 +106,22 @@ inline int64_t count_correct(const Tensor& logits, const std::vector<int32_t>& l
   return correct;
 }
 
+// Number of rows whose label is among the k highest logits (ties ranked by class index, so k = 1 agrees with
+// count_correct): a class beats the label when its logit is greater, or equal with a lower index.
+inline int64_t count_top_k(const Tensor& logits, const std::vector<int32_t>& labels, int64_t k) {
+  std::vector<float> v = logits.to_vector();
+  const int64_t rows = logits.size(0), cols = logits.size(1);
+  int64_t correct = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = v.data() + r * cols;
+    const int32_t y = labels[static_cast<size_t>(r)];
+    int64_t above = 0;
+    for (int64_t c = 0; c < cols && above < k; ++c) above += row[c] > row[y] || (row[c] == row[y] && c < y);
+    correct += above < k;
+  }
+  return correct;
+}
+
 class Stopwatch {
  public:
   Stopwatch() : t0_(std::chrono::steady_clock::now()) {}
@@ -203,6 +219,7 @@ struct EpochTally {
 
 struct EvalResult {
   double loss = 0.0, accuracy = 0.0;  // mean cross-entropy, percent right
+  double top5 = 0.0;                  // percent with the label among the 5 highest logits (all of them when K <= 5)
   int64_t n = 0;
 };
 
@@ -214,7 +231,7 @@ inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
   model.eval();
   EvalResult r;
   double loss_sum = 0.0;
-  int64_t correct = 0;
+  int64_t correct = 0, top5 = 0;
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
@@ -222,14 +239,26 @@ inline EvalResult evaluate(Module& model, data::Loader& loader, Device device) {
     Tensor logits = model(b.images);
     const int64_t n = b.images.size(0);
     loss_sum += static_cast<double>(ops::cross_entropy(logits, b.labels).item()) * static_cast<double>(n);
-    correct += count_correct(logits, b.labels.to_labels());
+    const std::vector<int32_t> labels = b.labels.to_labels();
+    correct += count_correct(logits, labels);
+    top5 += count_top_k(logits, labels, 5);
     r.n += n;
   }
   model.train(was_training);
   ISLKD_CHECK(r.n > 0, "evaluation: the test split is empty");
   r.loss = loss_sum / static_cast<double>(r.n);
   r.accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(r.n);
+  r.top5 = 100.0 * static_cast<double>(top5) / static_cast<double>(r.n);
   return r;
+}
+
+// What a checkpoint records about its data so `infer` can read new inputs the way training read them: the class
+// names (in label order) and the normalisation (checkpoint metadata "data").
+inline nlohmann::json describe_data(const data::Dataset& ds) {
+  const data::Normalization& n = ds.normalization();
+  return {{"class_names", ds.class_names()},
+          {"normalization", {{"name", n.name}, {"mean", n.mean}, {"std", n.std}}},
+          {"image_shape", {ds.channels(), ds.height(), ds.width()}}};
 }
 
 inline std::string meta_get(const std::map<std::string, std::string>& meta, const std::string& key,

@@ -89,12 +89,14 @@ StepOutput TrainStep::operator()(const Tensor& images, const Tensor& labels, con
                                  int64_t epoch, int64_t step) {
   distill::ObjectiveInputs in = teacher_targets(images, indices);
   in.epoch = epoch, in.step = step;
+  if (needs_.instances) in.indices = indices;
   return learn(images, labels, std::move(in));
 }
 
 void bind_objective(distill::Objective& objective, Module& student, TeacherTargets* teacher, const Shape& input,
-                    uint64_t seed) {
+                    uint64_t seed, const std::vector<int32_t>* train_labels) {
   distill::ObjectiveContext ctx;
+  ctx.train_labels = train_labels;
   ctx.student = &student;
   ctx.teacher = teacher ? &teacher->model() : nullptr;
   ctx.input = input;
@@ -134,7 +136,12 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   steps_per_epoch_ = data::global_batches(p_.n_train, p_.loader_options.batch_size, comm_->size());
   result_.label = cfg_.label;
   const Shape input = {p_.train->channels(), p_.train->height(), p_.train->width()};
-  bind_objective(*p_.objective, *student_, p_.teacher.get(), input, p_.seed);
+  {
+    // An objective with per-instance state (crd) sees the training labels at bind; the others do not pay for them.
+    const std::vector<int32_t> labels =
+        p_.objective->needs().instances ? train_labels(*p_.train, p_.n_train) : std::vector<int32_t>();
+    bind_objective(*p_.objective, *student_, p_.teacher.get(), input, p_.seed, labels.empty() ? nullptr : &labels);
+  }
   if (p_.objective->needs().needs_teacher_features()) {
     cfg_.cached_targets = false;  // the cache holds logits only: the teacher runs live at every step
     teacher_feature_bytes_ = teacher_feature_bytes(*p_.objective, *p_.teacher, input, p_.loader_options.batch_size);
@@ -146,6 +153,11 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   if (!cfg_.resume.empty()) optimizer_->load_state(resumed_opt_state_, resumed_opt_steps_);
   step_ = std::make_unique<TrainStep>(*student_, *p_.objective, *optimizer_, p_.teacher.get(), cfg_.cached_targets);
   if (distributed()) {
+    // crd's memory banks are updated from each rank's own batch: across ranks they would need an all-gather of
+    // every step's rows, which is not written yet. Refused rather than training on banks that silently diverge.
+    ISLKD_CHECK(p_.objective->buffers().empty(), "objective '", p_.objective->name(),
+                "' keeps per-instance state (memory banks) that data-parallel training does not synchronise yet; "
+                "run it in one process");
     reducer_ = std::make_unique<GradientBuckets>(trained_parameters(*student_, *p_.objective), cfg_.bucket_bytes,
                                                  *comm_);
     step_->set_reducer(reducer_.get());
@@ -184,6 +196,14 @@ void Trainer::load_state() {
     nlohmann::json want = cfg_.run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
     ISLKD_CHECK(want == got, "--resume ", path, ": it was trained with ", key, " = ", got.dump(), ", this run has ",
                 want.dump());
+  }
+  if (auto it = c.metadata.find("best"); it != c.metadata.end()) {  // absent in checkpoints before issue 17
+    nlohmann::json best = nlohmann::json::parse(it->second, nullptr, false);
+    ISLKD_CHECK(best.is_object() && best.value("epoch", nlohmann::json()).is_number_integer() &&
+                    best.value("accuracy", nlohmann::json()).is_number(),
+                path, ": metadata 'best' is not {\"epoch\": integer, \"accuracy\": number}");
+    best_epoch_ = best["epoch"].get<int64_t>();
+    best_accuracy_ = best["accuracy"].get<double>();
   }
   start_epoch_ = parse_count(meta_get(c.metadata, "epoch", path, app), path + (kd_style ? ": 'epoch'" : ": metadata 'epoch'"));
   global_step_ = parse_count(meta_get(c.metadata, "step", path, app), path + (kd_style ? ": 'step'" : ": metadata 'step'"));
@@ -233,8 +253,11 @@ void Trainer::load_state() {
     else
       opt_state[e.name] = t;
   }
-  // The objective's own parameters, by name and shape (on the host: the Trainer moves everything after this).
-  for (auto& [name, param] : p_.objective->parameters()) {
+  // The objective's own parameters and buffers, by name and shape (on the host: the Trainer moves everything after
+  // this).
+  std::vector<std::pair<std::string, Tensor>> objective_tensors = p_.objective->parameters();
+  for (auto& nb : p_.objective->buffers()) objective_tensors.push_back(nb);
+  for (auto& [name, param] : objective_tensors) {
     auto it = objective_state.find(name);
     ISLKD_CHECK(it != objective_state.end(), path, ": no '", kObjectivePrefix, name, "' for objective ",
                 p_.objective->name());
@@ -509,7 +532,8 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
                         {"epoch_step", step},
                         {"lr", lr},
                         {eval_name_ + "_loss", mid.loss},
-                        {eval_name_ + "_accuracy", mid.accuracy}});
+                        {eval_name_ + "_accuracy", mid.accuracy},
+                        {eval_name_ + "_top5_accuracy", mid.top5}});
     }
     const double tt = epoch_clock.seconds() - mid_eval_seconds;
     const int64_t timed = steps_timed_ + (step - first_step);
@@ -554,7 +578,11 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoc
   if (comm_->is_root()) test = evaluate(*student_, *eval_loader_, cfg_.device);
   eval_seconds_last_ = eval_clock.seconds();
   result_.test_accuracy = test.accuracy;
+  result_.test_top5 = test.top5;
   last_eval_accuracy_ = test.accuracy;
+  if (best_epoch_ == 0 || test.accuracy > best_accuracy_) best_epoch_ = epoch + 1, best_accuracy_ = test.accuracy;
+  result_.best_epoch = best_epoch_;
+  result_.best_accuracy = best_accuracy_;
   save_state(epoch + 1, 0, EpochTally{}, test.accuracy);
   const double train_loss = tally.mean_loss(), train_acc = tally.accuracy();
   const double lr_last = lr_at(epoch, steps_per_epoch_ - 1);
@@ -577,6 +605,9 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoc
                         {"train_accuracy", train_acc},
                         {"test_loss", test.loss},
                         {"test_accuracy", test.accuracy},
+                        {"test_top5_accuracy", test.top5},
+                        {"best_epoch", best_epoch_},
+                        {"best_test_accuracy", best_accuracy_},
                         {"train_seconds", epoch_train_seconds},
                         {"eval_seconds", eval_seconds_last_},
                         {"images_per_second", ips}};
@@ -600,6 +631,9 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoc
                       {"train_accuracy", train_acc},
                       {eval_name_ + "_loss", test.loss},
                       {eval_name_ + "_accuracy", test.accuracy},
+                      {eval_name_ + "_top5_accuracy", test.top5},
+                      {"best_epoch", best_epoch_},
+                      {"best_" + eval_name_ + "_accuracy", best_accuracy_},
                       {"train_seconds", epoch_train_seconds},
                       {"eval_seconds", eval_seconds_last_}};
   if (!isl_log_.is_null()) m["isl"] = isl_log_;
@@ -643,24 +677,30 @@ static std::vector<double> per_class_accuracy(Module& model, data::Loader& loade
 void Trainer::finish() {
   if (!comm_->is_root()) return;  // evaluation and reports are rank 0's
   if (cfg_.style == ReportStyle::Train) {
-    std::printf("train: done in %s; checkpoint %s\n", format_duration(run_clock_.seconds()).c_str(), cfg_.out.c_str());
+    std::printf("train: done in %s; test acc %.2f%% (top-5 %.2f%%), best %.2f%% at epoch %lld; checkpoint %s\n",
+                format_duration(run_clock_.seconds()).c_str(), result_.test_accuracy, result_.test_top5,
+                best_accuracy_, static_cast<long long>(best_epoch_), cfg_.out.c_str());
     return;
   }
   nlohmann::json final_line = {{"final", true}, {"epoch", cfg_.epochs}, {"step", global_step_}};
   if (val_loader_) {
     EvalResult test = evaluate(*student_, *test_loader_, cfg_.device);
     result_.test_accuracy = test.accuracy;
+    result_.test_top5 = test.top5;
     final_line["val_accuracy"] = last_eval_accuracy_;
     final_line["test_loss"] = test.loss;
     std::printf("%s: test acc %.2f%% (the test split, once, at the end; validation %.2f%%)\n", cfg_.label.c_str(),
                 test.accuracy, last_eval_accuracy_);
   }
   final_line["test_accuracy"] = result_.test_accuracy;
+  final_line["test_top5_accuracy"] = result_.test_top5;
+  final_line["best_epoch"] = best_epoch_;
+  final_line["best_" + eval_name_ + "_accuracy"] = best_accuracy_;
   final_line["test_per_class"] = per_class_accuracy(*student_, *test_loader_, cfg_.device, p_.num_classes);
   metrics_->append(final_line);
 }
 
-// A checkpoint: the student, the optimizer's momentum, the objective's parameters, the curriculum's order, and the
+// A checkpoint: the student, the optimizer's momentum, the objective's parameters and buffers, the curriculum's order, and the
 // counts that let --resume continue bit for bit.
 void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& rank_tally, double test_acc) {
   const EpochTally t = reduced_tally(rank_tally);  // a collective: every rank comes here, writing or not
@@ -671,6 +711,9 @@ void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTal
                                              {"step", std::to_string(global_step_)},
                                              {"optimizer.steps", std::to_string(optimizer_->step_count())},
                                              {"test_accuracy", fixed(test_acc, 4)}};
+  if (best_epoch_ > 0)
+    meta["best"] = nlohmann::json{{"epoch", best_epoch_}, {"accuracy", best_accuracy_}}.dump();
+  if (!cfg_.data_description.is_null()) meta["data"] = cfg_.data_description.dump();
   if (cfg_.style == ReportStyle::TrainKd) {
     meta["epoch_step"] = std::to_string(epoch_step);
     meta["epoch_partial"] =
@@ -680,6 +723,8 @@ void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTal
   for (auto& [name, x] : optimizer_->state_tensors())
     extra.push_back(safetensors::Entry::from_f32(name, x.shape(), x.to_vector()));
   for (auto& [name, x] : p_.objective->parameters())
+    extra.push_back(safetensors::Entry::from_f32(kObjectivePrefix + name, x.shape(), x.to_vector()));
+  for (auto& [name, x] : p_.objective->buffers())  // not optimized, but the run continues from them (crd's banks)
     extra.push_back(safetensors::Entry::from_f32(kObjectivePrefix + name, x.shape(), x.to_vector()));
   if (curriculum_) {
     nlohmann::json cs = curriculum_->state_json();

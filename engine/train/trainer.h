@@ -67,9 +67,9 @@ class TrainStep {
 };
 
 // Binds the objective to the run's models (distill::Objective::bind): the student, the teacher's model when there
-// is one, one instance's C x H x W, the run's seed.
+// is one, one instance's C x H x W, the run's seed, and the training set's labels (when needs().instances; crd).
 void bind_objective(distill::Objective& objective, Module& student, TeacherTargets* teacher, const Shape& input,
-                    uint64_t seed);
+                    uint64_t seed, const std::vector<int32_t>* train_labels = nullptr);
 // The bytes of the teacher features the objective asks for, per batch of `batch` instances (0: none).
 int64_t teacher_feature_bytes(const distill::Objective& objective, TeacherTargets& teacher, const Shape& input,
                               int64_t batch);
@@ -95,6 +95,7 @@ struct TrainerConfig {
   // `resume_keys`.
   nlohmann::json run_config;
   std::vector<std::string> resume_keys;
+  nlohmann::json data_description;  // describe_data(train split): the checkpoint's "data" metadata, for `infer`
   KDLossParams score_kd;  // the KD settings of the ISL difficulty measures (kd, loss)
   bool pace_to_lr_drop = false;
   // Data-parallel (docs/distributed.md): the world of ranks (null: one process). The loader's batch size
@@ -122,7 +123,13 @@ struct TrainerParts {
 
 struct RunResult {
   std::string label;
-  double test_accuracy = 0.0;
+  double test_accuracy = 0.0;  // the last epoch's (what a run is compared by)
+  double test_top5 = 0.0;      // the last epoch's top-5 accuracy
+  // The epoch with the highest evaluation accuracy (the validation split's when there is one; the earliest of
+  // equals), reported beside the last, never instead of it: picking the best epoch by the test split is selection
+  // on the test set.
+  int64_t best_epoch = 0;
+  double best_accuracy = 0.0;
   double seconds = 0.0;
   bool interrupted = false;
 };
@@ -177,6 +184,8 @@ class Trainer {
   nlohmann::json isl_log_;
   RunResult result_;
   double last_eval_accuracy_ = 0.0;
+  int64_t best_epoch_ = 0;  // 0: no epoch evaluated yet; restored on --resume (checkpoint metadata "best")
+  double best_accuracy_ = 0.0;
   int64_t teacher_feature_bytes_ = 0;  // per batch, when the objective distills the teacher's features
   // data-parallel
   std::shared_ptr<dist::Communicator> comm_;

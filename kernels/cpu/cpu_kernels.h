@@ -170,6 +170,30 @@ float at_loss_forward_backward(int64_t N, int64_t Cs, int64_t Ct, int64_t HW, co
 // Mean squared error over n elements; da (nullable) = 2 (a - b) / n.
 float mse_loss_forward_backward(int64_t n, const float* a, const float* b, float* da);
 
+// Relational losses over a batch of flattened features (student N x Ds, teacher N x Dt; see
+// relational_losses.cpp): similarity preserving (SP), probabilistic knowledge transfer (PKT) and relational KD (RKD). Return the loss,
+// write dL/dstudent (nullable).
+float sp_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                               float* dstudent);
+float pkt_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                                float* dstudent);
+// Relational KD (distance weight w_d, angle weight w_a).
+float rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                                float w_d, float w_a, float* dstudent);
+
+// VID's Gaussian negative log-likelihood (pred, target N x C x HW; per-channel variance softplus(log_scale) + eps; see
+// vid_loss.cpp): returns the loss, writes dL/dpred and dL/dlog_scale (each nullable).
+float vid_loss_forward_backward(int64_t N, int64_t C, int64_t HW, const float* pred, const float* target,
+                                const float* log_scale, float eps, float* dpred, float* dlog_scale);
+
+// CRD's contrast of anchors u (B x D, L2-normalised inside) against a memory bank (N x D) at index rows idx (B x K1:
+// the positive, then K1 - 1 negatives; see crd_loss.cpp): returns the NCE loss, sets *z = mean(exp(score / T)) * N
+// when *z < 0 (the first batch), writes dL/du (nullable). The bank's momentum update of rows y (distinct) from u.
+float crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N, const float* u, const float* memory,
+                                    const int32_t* idx, float T, float* z, float* du);
+void crd_memory_update(int64_t B, int64_t D, int64_t N, float* memory, const float* u, const int32_t* y,
+                       float momentum);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 

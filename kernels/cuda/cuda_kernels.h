@@ -192,6 +192,29 @@ void at_loss_forward_backward(int64_t N, int64_t Cs, int64_t Ct, int64_t HW, con
 // Mean squared error over n elements to loss[0] on the device; da (nullable) = 2 (a - b) / n.
 void mse_loss_forward_backward(int64_t n, const float* a, const float* b, float* da, float* loss);
 
+// Relational losses (SP, PKT, RKD) over a batch of flattened features (student N x Ds, teacher N x Dt; see
+// kernels/cpu/relational_losses.cpp): the loss to loss[0] on the device, dL/dstudent (nullable) alongside.
+void sp_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                              float* dstudent, float* loss);
+void pkt_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                               float* dstudent, float* loss);
+// Relational KD (distance weight w_d, angle weight w_a); N x N x D floats of device temporaries (the unit differences).
+void rkd_loss_forward_backward(int64_t N, int64_t Ds, int64_t Dt, const float* student, const float* teacher,
+                               float w_d, float w_a, float* dstudent, float* loss);
+
+// VID's Gaussian negative log-likelihood (see kernels/cpu/vid_loss.cpp): the loss to loss[0] on the device,
+// dL/dpred and dL/dlog_scale (each nullable) alongside.
+void vid_loss_forward_backward(int64_t N, int64_t C, int64_t HW, const float* pred, const float* target,
+                               const float* log_scale, float eps, float* dpred, float* dlog_scale, float* loss);
+
+// CRD's contrast against a memory bank and the bank's update (see kernels/cpu/crd_loss.cpp): z is a [1] device
+// value (set to mean(exp(score / T)) * N on the device when negative), the loss to loss[0] on the device, dL/du
+// (nullable) alongside. No host sync; indices are not range-checked here (the op's caller builds them).
+void crd_contrast_forward_backward(int64_t B, int64_t K1, int64_t D, int64_t N, const float* u, const float* memory,
+                                   const int32_t* idx, float T, float* z, float* du, float* loss);
+void crd_memory_update(int64_t B, int64_t D, int64_t N, float* memory, const float* u, const int32_t* y,
+                       float momentum);
+
 // ---- optimizer ---------------------------------------------------------------------------------------
 void sgd_update(const std::vector<SGDTensor>& tensors, const SGDParams& p);
 

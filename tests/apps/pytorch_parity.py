@@ -1,15 +1,22 @@
 """PyTorch side of islkd's parity tests (run with Debian's /usr/bin/python3, which has torch and numpy).
 
   export: build a RepDistiller replica with random weights and random BN statistics, write its state_dict as
-          safetensors (by hand: Debian packages no safetensors), a random input batch as .npy and the reference
+          safetensors (apps/safetensors_io.py: Debian packages no safetensors), a random input batch as .npy and the reference
           logits (computed in float64) as .npy.
-  check:  load a safetensors file written by islkd into the replica with load_state_dict(strict=True) and compare
-          its logits on an input with the logits islkd computed; prints the max relative error.
+  check:  load a safetensors file written by islkd (or a .pth state dict, bare or under one key) into the replica
+          with load_state_dict(strict=True) and compare its logits on an input with the logits islkd computed;
+          prints the max relative error.
+  export-pth: as export, but the state dict is saved with torch.save, every name prefixed with `module.`
+          (DataParallel), bare or under a key (--wrap model|state_dict|net, beside other entries as training
+          scripts save them): the inputs of apps/pth_to_safetensors.py's tests.
+  rewrap: a .pth state dict saved again with `module.` prefixes under --wrap.
+  fashion: a .pth's replica on the first --limit Fashion-MNIST test images, normalised as islkd does: writes them
+          (input.npy), the float64 logits (logits.npy) and prints "accuracy <percent>".
 A missing torch is an error (exit 3), never a skip: CI must run this test."""
 import argparse
-import json
+import collections
+import gzip
 import os
-import struct
 import sys
 
 try:
@@ -20,46 +27,10 @@ except ImportError as e:  # pragma: no cover - exercised only on a broken machin
           file=sys.stderr)
     sys.exit(3)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The model replicas and the safetensors writer live beside the tools that use them (apps/): one copy of each.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps"))
 import repdistiller_models  # noqa: E402
-
-DTYPES = {torch.float32: ("F32", np.float32), torch.int64: ("I64", np.int64)}
-NP_OF = {"F32": np.float32, "I64": np.int64}
-
-
-def write_safetensors(path, state, metadata=None):
-    header, blobs, offset = {}, [], 0
-    for name, t in state.items():
-        code, npdt = DTYPES[t.dtype]
-        raw = np.ascontiguousarray(t.detach().cpu().numpy().astype(npdt)).astype("<" + np.dtype(npdt).str[1:]).tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    if metadata:
-        header["__metadata__"] = metadata
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        arr = np.frombuffer(data[base + b:base + e], dtype=np.dtype(NP_OF[info["dtype"]]).newbyteorder("<"))
-        out[name] = torch.from_numpy(arr.reshape(info["shape"]).copy())
-    return out, header.get("__metadata__", {})
+from safetensors_io import WRITE_DTYPES as DTYPES, read_safetensors, write_safetensors  # noqa: E402,F401
 
 
 def randomize(model, gen):
@@ -98,9 +69,69 @@ def cmd_export(a):
           (a.model, len(model.state_dict()), sum(p.numel() for p in model.parameters())))
 
 
+WRAPPERS = ("model", "state_dict", "net")
+
+
+def load_pth(path):
+    """A state dict from a .pth (bare or wrapped, `module.` prefixes) or an engine safetensors (model state only)."""
+    if path.endswith(".safetensors"):
+        state, _ = read_safetensors(path)
+        return collections.OrderedDict((k, v) for k, v in state.items()
+                                       if not k.startswith(("optimizer.", "curriculum.", "train.", "objective.")))
+    obj = torch.load(path, map_location="cpu")  # the test's own files
+    for key in WRAPPERS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    return collections.OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in obj.items())
+
+
+def wrapped(state, wrap):
+    """RepDistiller saves {'epoch', 'model', 'best_acc', ...}: its float needs torch.load's full unpickler (1.13's
+    weights_only one refuses floats), which the converter allows only with --unsafe-pickle."""
+    state = collections.OrderedDict(("module." + k, v) for k, v in state.items())
+    if wrap == "none":
+        return state
+    return {"epoch": 240, wrap: state, "best_acc": 73.5} if wrap == "model" else {"epoch": 240, wrap: state}
+
+
+def cmd_export_pth(a):
+    gen = torch.Generator().manual_seed(a.seed)
+    model = repdistiller_models.build(a.model, a.num_classes, a.in_channels)
+    randomize(model, gen)
+    os.makedirs(a.out_dir, exist_ok=True)
+    torch.save(wrapped(model.state_dict(), a.wrap), os.path.join(a.out_dir, "weights.pth"))
+    x = torch.randn(a.batch, a.in_channels, a.size, a.size, generator=gen).numpy().astype(np.float32)
+    np.save(os.path.join(a.out_dir, "input.npy"), x)
+    np.save(os.path.join(a.out_dir, "logits.npy"), logits64(model, x).astype(np.float32))
+    print("exported %s as weights.pth (wrap %s, module. prefixes)" % (a.model, a.wrap))
+
+
+def cmd_rewrap(a):
+    torch.save(wrapped(load_pth(a.input), a.wrap), a.output)
+
+
+FASHION_MEAN, FASHION_STD = 0.2860, 0.3530  # data/dataset.cpp standard_normalization("fashion-mnist")
+
+
+def cmd_fashion(a):
+    with gzip.open(os.path.join(a.data_path, "t10k-images-idx3-ubyte.gz")) as f:
+        pixels = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28)[:a.limit]
+    with gzip.open(os.path.join(a.data_path, "t10k-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)[:a.limit]
+    x = ((pixels.astype(np.float32) / 255.0 - FASHION_MEAN) / FASHION_STD).astype(np.float32)
+    model = repdistiller_models.build(a.model, a.num_classes, a.in_channels)
+    model.load_state_dict(load_pth(a.weights), strict=True)
+    y = logits64(model, x)
+    os.makedirs(a.out_dir, exist_ok=True)
+    np.save(os.path.join(a.out_dir, "input.npy"), x)
+    np.save(os.path.join(a.out_dir, "logits.npy"), y.astype(np.float32))
+    print("accuracy %.2f" % (100.0 * float((y.argmax(1) == labels).mean())))
+
+
 def cmd_check(a):
     model = repdistiller_models.build(a.model, a.num_classes, a.in_channels)
-    state, _ = read_safetensors(a.weights)
+    state = load_pth(a.weights) if a.weights.endswith(".pth") else read_safetensors(a.weights)[0]
     expected = model.state_dict()
     for name, t in expected.items():
         if name in state and state[name].dtype != t.dtype:
@@ -134,17 +165,32 @@ def cmd_names(a):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("export", "check", "count", "names"):
+    for name in ("export", "check", "count", "names", "export-pth", "rewrap", "fashion"):
         s = sub.add_parser(name)
         s.add_argument("--num-classes", type=int, default=100)
         s.add_argument("--in-channels", type=int, default=3)
-        if name not in ("count", "names"):
+        if name not in ("count", "names", "rewrap"):
             s.add_argument("--model", required=True, choices=sorted(repdistiller_models.MODELS))
     e = sub.choices["export"]
     e.add_argument("--out-dir", required=True)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--batch", type=int, default=4)
     e.add_argument("--size", type=int, default=32)
+    e = sub.choices["export-pth"]
+    e.add_argument("--out-dir", required=True)
+    e.add_argument("--wrap", choices=("none",) + WRAPPERS, default="none")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch", type=int, default=4)
+    e.add_argument("--size", type=int, default=32)
+    r = sub.choices["rewrap"]
+    r.add_argument("--input", required=True)
+    r.add_argument("--output", required=True)
+    r.add_argument("--wrap", choices=("none",) + WRAPPERS, default="none")
+    f = sub.choices["fashion"]
+    f.add_argument("--weights", required=True)
+    f.add_argument("--data-path", default="/usr/share/datasets/fashion-mnist")
+    f.add_argument("--limit", type=int, default=500)
+    f.add_argument("--out-dir", required=True)
     c = sub.choices["check"]
     c.add_argument("--weights", required=True)
     c.add_argument("--input", required=True)
@@ -152,7 +198,8 @@ def main():
     c.add_argument("--tolerance", type=float, default=1e-4)
     a = p.parse_args()
     torch.set_num_threads(1)
-    return {"export": cmd_export, "check": cmd_check, "count": cmd_count, "names": cmd_names}[a.cmd](a) or 0
+    return {"export": cmd_export, "check": cmd_check, "count": cmd_count, "names": cmd_names,
+            "export-pth": cmd_export_pth, "rewrap": cmd_rewrap, "fashion": cmd_fashion}[a.cmd](a) or 0
 
 
 if __name__ == "__main__":

@@ -541,14 +541,82 @@ TEST(TrainKdApp, FitnetRunResumedAfterAnEpochOrCtrlCMatchesAnUninterruptedRunByt
   EXPECT_TRUE(full_bytes == read_text(cut)) << "resumed after Ctrl-C in epoch 2 differs from the uninterrupted run";
 }
 
+TEST(TrainKdApp, VidRunResumedAfterAnEpochOrCtrlCMatchesAnUninterruptedRunByte4Byte) {
+  // VID's regressors and log-variances are trainable state: they must be optimized, checkpointed and resumed.
+  const std::string teacher = make_teacher(10),
+                    args = feature_args(teacher, "vid") + "--schedule multistep --milestones 1 ";
+  const std::string full = dir() + "/islkd_vid_full.safetensors", part = dir() + "/islkd_vid_part.safetensors",
+                    cut = dir() + "/islkd_vid_cut.safetensors";
+  RunResult a = run_kd(args + "--epochs 2 --out " + full, "vid_full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  RunResult b = run_kd(args + "--epochs 1 --out " + part, "vid_part");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  RunResult c = run_kd(args + "--epochs 2 --resume " + part + " --out " + part, "vid_resumed");
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  RunResult d = run_kd(args + "--epochs 2 --interrupt-after-steps 6 --out " + cut, "vid_cut");
+  ASSERT_EQ(d.exit_code, 130) << d.out << d.err;  // interrupted, as by Ctrl-C
+  RunResult e = run_kd(args + "--epochs 2 --resume " + cut + " --out " + cut, "vid_cut_resumed");
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err;
+  auto t = tensors_of(full);
+  int params = 0;
+  for (const auto& [name, entry] : t) params += name.rfind("objective.vid.", 0) == 0;
+  EXPECT_GE(params, 8) << "per stage pair: regressor.{0,2,4}.weight and log_scale";
+  EXPECT_EQ(params % 4, 0);
+  EXPECT_TRUE(t.count("objective.vid.0.log_scale")) << "log_scale is checkpointed";
+  const std::string full_bytes = read_text(full);
+  EXPECT_TRUE(full_bytes == read_text(part)) << "resumed after epoch 1 differs from the uninterrupted run";
+  EXPECT_TRUE(full_bytes == read_text(cut)) << "resumed after Ctrl-C in epoch 2 differs from the uninterrupted run";
+}
+
+// CRD's memory banks and Z are buffers (changed by every step, never optimized) and its negatives are drawn per
+// (seed, epoch, step, row): checkpointed as objective.crd.contrast.*, a resumed run ends in the same bytes.
+TEST(TrainKdApp, CrdRunResumedAfterAnEpochOrCtrlCMatchesAnUninterruptedRunByte4ByteMemoriesIncluded) {
+  const std::string teacher = make_teacher(10),
+                    args = feature_args(teacher, "crd") + "--objective-options '{\"nce_k\": 16}' " +
+                           "--schedule multistep --milestones 1 ";
+  const std::string full = dir() + "/islkd_crd_full.safetensors", part = dir() + "/islkd_crd_part.safetensors",
+                    cut = dir() + "/islkd_crd_cut.safetensors";
+  RunResult a = run_kd(args + "--epochs 2 --out " + full, "crd_full");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  RunResult b = run_kd(args + "--epochs 1 --out " + part, "crd_part");
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  RunResult c = run_kd(args + "--epochs 2 --resume " + part + " --out " + part, "crd_resumed");
+  ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+  RunResult d = run_kd(args + "--epochs 2 --interrupt-after-steps 6 --out " + cut, "crd_cut");
+  ASSERT_EQ(d.exit_code, 130) << d.out << d.err;  // interrupted, as by Ctrl-C
+  RunResult e = run_kd(args + "--epochs 2 --resume " + cut + " --out " + cut, "crd_cut_resumed");
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err;
+  auto t = tensors_of(full);
+  for (const char* n : {"objective.crd.embed_s.linear.weight", "objective.crd.embed_s.linear.bias",
+                        "objective.crd.embed_t.linear.weight", "objective.crd.embed_t.linear.bias",
+                        "objective.crd.contrast.memory_v1", "objective.crd.contrast.memory_v2",
+                        "objective.crd.contrast.z_v1", "objective.crd.contrast.z_v2"})
+    EXPECT_TRUE(t.count(n)) << n << " is checkpointed";
+  // The optimizer's momentum covers the embeds only: the buffers are not optimized.
+  int momentum_of_buffers = 0;
+  for (const auto& [name, entry] : t) momentum_of_buffers += name.find("contrast") != std::string::npos &&
+                                                             name.rfind("objective.", 0) != 0;
+  EXPECT_EQ(momentum_of_buffers, 0);
+  const std::string full_bytes = read_text(full);
+  EXPECT_TRUE(full_bytes == read_text(part)) << "resumed after epoch 1 differs from the uninterrupted run";
+  EXPECT_TRUE(full_bytes == read_text(cut)) << "resumed after Ctrl-C in epoch 2 differs from the uninterrupted run";
+  // The default nce_k needs a training set larger than 32 instances: one line that says what to pass.
+  RunResult f = run_kd(feature_args(teacher, "crd") + "--epochs 1 --out " + dir() + "/islkd_crd_k.safetensors",
+                       "crd_default_k");
+  EXPECT_NE(f.exit_code, 0);
+  EXPECT_NE(f.err.find("pass a smaller nce_k"), std::string::npos) << f.err;
+  EXPECT_EQ(count_lines(f.err), 1) << f.err;
+}
+
 TEST(TrainKdApp, FeatureAndDkdObjectivesTrainWithAndWithoutTheCurriculum) {
   const std::string teacher = make_teacher(10);
-  for (const std::string objective : {"dkd", "at", "fitnet"}) {
+  for (const std::string objective : {"dkd", "at", "fitnet", "sp", "pkt", "rkd", "vid", "crd"}) {
     for (const std::string curriculum : {"none", "isl"}) {
       const std::string tag = "obj_" + objective + "_" + curriculum;
       std::string args = feature_args(teacher, objective) + "--curriculum " + curriculum + " --epochs 2 --out " +
                          dir() + "/islkd_" + tag + ".safetensors ";
       if (curriculum == "isl") args += "--isl-warmup 1 --phases 1 --phase-epochs 1 --start-fraction 0.5 ";
+      if (objective == "crd") args += "--objective-options '{\"nce_k\": 16}' ";  // 32 training instances
       RunResult r = run_kd(args, tag);
       ASSERT_EQ(r.exit_code, 0) << tag << "\n" << r.out << r.err;
       EXPECT_NE(r.out.find("epoch 2/2"), std::string::npos) << tag << "\n" << r.out;

@@ -1,5 +1,5 @@
 """PyTorch side of tests/models/features_test.cpp (run with Debian's /usr/bin/python3): RepDistiller's feature lists
-(`model(x, is_feat=True, preact=...)`) of the replicas in tests/apps/repdistiller_models.py.
+(`model(x, is_feat=True, preact=...)`) of the replicas in apps/repdistiller_models.py.
 
   shapes OUT:                every replica's feature shapes for preact False and True, as JSON.
   export --model M --out-dir D: random weights and BN statistics (weights.safetensors), an input batch (input.npy),

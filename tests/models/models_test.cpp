@@ -22,7 +22,7 @@ struct Expected {
   size_t state_dict_size;   // len(model.state_dict()) in PyTorch
 };
 
-// Produced by the PyTorch replicas (tests/apps/repdistiller_models.py) with
+// Produced by the PyTorch replicas (apps/repdistiller_models.py) with
 //   /usr/bin/python3 tests/apps/pytorch_parity.py count                               (100 classes, RGB)
 //   /usr/bin/python3 tests/apps/pytorch_parity.py count --num-classes 10 --in-channels 1
 // resnet20 / resnet56 agree with the 278,324 / 861,620.

@@ -1,5 +1,6 @@
 """PyTorch replicas of RepDistiller's CIFAR models (architectures and state-dict names of its models/ folder),
-written for islkd's parity tests: the C++ zoo must reproduce these logits from the same safetensors weights.
+written for islkd: apps/pth_to_safetensors.py checks .pth files against them, and the parity tests require the
+C++ zoo to reproduce their logits from the same safetensors weights.
 Each model's feats(x, preact) returns RepDistiller's `forward(x, is_feat=True, preact=preact)`: the list of
 intermediate features (stem, each stage, pooled vector) and the logits, with the same pre-activation choices."""
 import torch
@@ -8,7 +9,10 @@ import torch.nn.functional as F
 
 
 def _avg_pool_final(x, k):
-    # RepDistiller pools with a fixed k x k window; at CIFAR size the map is exactly k x k.
+    # RepDistiller pools with a fixed k x k window; at CIFAR size the map is exactly k x k. A smaller map (28 x 28
+    # Fashion-MNIST inputs: 7 x 7) is averaged whole, as the C++ zoo does (models/common.cpp final_avg_pool).
+    if x.shape[2] <= k and x.shape[3] <= k:
+        return x.mean((2, 3))
     return F.avg_pool2d(x, k).flatten(1)
 
 
@@ -53,7 +57,7 @@ class ResNet(nn.Module):
     def forward(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(self.avgpool(x).flatten(1))
+        return self.fc(_avg_pool_final(x, 8))
 
     def feats(self, x, preact=False):
         # resnet.py: [f0, f1, f2, f3, f4]; with preact f1..f3 are the last blocks' outputs before their ReLU.
@@ -65,7 +69,7 @@ class ResNet(nn.Module):
             pre = layer[-1].forward_pre(x)
             x = F.relu(pre)
             out.append(pre if preact else x)
-        x = self.avgpool(x).flatten(1)
+        x = _avg_pool_final(x, 8)
         out.append(x)
         return out, self.fc(x)
 
