@@ -12,6 +12,7 @@
 #include "engine/distill/kd.h"
 #include "engine/ops.h"
 #include "engine/train/curriculum_sampler.h"
+#include "engine/train/dist_shards.h"
 #include "engine/train/instance_scores.h"
 #include "kernels/common/checked.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -152,6 +153,7 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   optimizer_ = std::make_unique<SGD>(trained_parameters(*student_, *p_.objective), p_.sgd);
   if (!cfg_.resume.empty()) optimizer_->load_state(resumed_opt_state_, resumed_opt_steps_);
   step_ = std::make_unique<TrainStep>(*student_, *p_.objective, *optimizer_, p_.teacher.get(), cfg_.cached_targets);
+  if (distributed() && p_.teacher) p_.teacher->shard_over(comm_);
   if (distributed()) {
     // crd's memory banks are updated from each rank's own batch: across ranks they would need an all-gather of
     // every step's rows, which is not written yet. Refused rather than training on banks that silently diverge.
@@ -387,22 +389,19 @@ void Trainer::curriculum_boundary(int64_t epoch) {
   Stopwatch score_clock;
   ScoringData sd{p_.train, p_.n_train, p_.num_classes, p_.loader_options};
   // Data-parallel: a measure that runs the student is computed in shards (rank r: instances [r N / W, (r+1) N / W))
-  // and all-gathered; the teacher's measures (from its cached logits, no forward) are computed whole on every rank.
+  // and all-gathered; the teacher's measures (from its cached logits, themselves computed in shards and all-gathered)
+  // are computed whole on every rank.
   const bool sharded_scoring = distributed() && distill::needs_student(copt.measure);
-  const int64_t n = p_.n_train, w = comm_->size(), r = comm_->rank();
-  if (sharded_scoring) sd.shard_begin = n * r / w, sd.shard_end = n * (r + 1) / w;
-  std::vector<float> scores = curriculum_scores(c, static_cast<int>(epoch), *student_, teacher, sd, cfg_.score_kd);
+  const int64_t n = p_.n_train;
   if (sharded_scoring) {
-    const int64_t chunk = (n + w - 1) / w;  // the largest shard; the others are padded to it for the all-gather
-    std::vector<float> mine(static_cast<size_t>(chunk), 0.0f), all(static_cast<size_t>(chunk * w));
-    std::copy(scores.begin() + sd.shard_begin, scores.begin() + sd.shard_end, mine.begin());
-    comm_->allgather(mine.data(), chunk * static_cast<int64_t>(sizeof(float)), all.data());
-    for (int64_t q = 0; q < w; ++q)
-      std::copy(all.begin() + q * chunk, all.begin() + q * chunk + (n * (q + 1) / w - n * q / w),
-                scores.begin() + n * q / w);
+    sd.shard_begin = dist::shard_begin(n, comm_->rank(), comm_->size());
+    sd.shard_end = dist::shard_end(n, comm_->rank(), comm_->size());
   }
-  // Every rank sorts the same scores into the same order: the all-gathered ones, or rank 0's (the teacher's cache is
-  // still computed on every rank, and float rounding may differ between machines).
+  std::vector<float> scores = curriculum_scores(c, static_cast<int>(epoch), *student_, teacher, sd, cfg_.score_kd);
+  if (sharded_scoring) dist::allgather_shards(*comm_, scores, n, 1);
+  // Every rank sorts the same scores into the same order: the all-gathered ones, or rank 0's (the teacher's scores
+  // come from the same all-gathered logits on every rank, but their arithmetic may round differently on another
+  // machine's CPU).
   if (distributed() && !sharded_scoring)
     comm_->broadcast(scores.data(), static_cast<int64_t>(scores.size() * sizeof(float)), 0);
   const double score_seconds = score_clock.seconds();

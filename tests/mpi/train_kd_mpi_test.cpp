@@ -183,8 +183,8 @@ TEST(TrainKdMpi, TwoRankStepMatchesTheOneRankStepUpToPerRankBatchNorm) {
   EXPECT_GT(overall, 1e-5) << "per-rank batch norm must show (the ranks split the batch)";
 }
 
-// ISL with the default measure (teacher-ce): every rank sorts the same scores, so the ranks' batches are the 1-rank
-// run's batches cut in two, step by step, in every epoch (warm-up, the easiest-half phase, the rest); the
+// ISL with the default measure (teacher-ce): the teacher-logit cache is computed in 2 shards (50 instances each) and
+// all-gathered, every rank sorts the same scores, so the ranks' batches are the 1-rank run's batches cut in two, step by step, in every epoch (warm-up, the easiest-half phase, the rest); the
 // curriculum's order in the checkpoints is the same on both ranks and equal to the 1-rank order. 100 = 3 x 32 + 4.
 TEST(TrainKdMpi, RankBatchesAreTheOneRankBatchesInRankOrder) {
   SKIP_WITHOUT_MPIRUN();
@@ -195,6 +195,8 @@ TEST(TrainKdMpi, RankBatchesAreTheOneRankBatchesInRankOrder) {
   ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
   AppRun b = run_kd(2, args + "--rank-outputs --out " + two + ".safetensors --trace-batches " + two + ".trace", "order2");
   ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  EXPECT_NE(b.out.find("teacher logits of 100 un-augmented training instances cached in"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("(2 shards, all-gathered)"), std::string::npos) << b.out;
   const auto t1 = trace_of(one + ".trace"), r0 = trace_of(two + ".trace"), r1 = trace_of(two + ".trace.rank1");
   ASSERT_FALSE(t1.empty());
   EXPECT_EQ(r0.size(), t1.size());
