@@ -52,6 +52,7 @@ struct Args {
   bool no_augment = false;
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
   double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
+  bool reshard = false;  // --resume a checkpoint of another world size
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -92,6 +93,8 @@ int run(int argc, char** argv) {
                  "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
                  "(DDP's default 25); --batch-size is then the global batch")
       ->check(app::positive());
+  cli.add_flag("--reshard", a.reshard,
+               "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -142,6 +145,7 @@ int run(int argc, char** argv) {
   c.resume = a.resume;
   c.comm = comm;
   c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
+  c.reshard = a.reshard;
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   c.run_config = {{"model", a.model},
                   {"dataset", a.dataset},

@@ -188,10 +188,17 @@ void Trainer::load_state() {
     // The shards, the per-rank batches and the order of the reductions follow the world size: a checkpoint continues
     // on as many ranks as wrote it (no "world_size" in the config: one process).
     const int64_t saved_world = saved.value("world_size", int64_t(1));
-    ISLKD_CHECK(saved_world == comm_->size(), "--resume ", path, " was written by a run on ", saved_world,
-                saved_world == 1 ? " process" : " ranks", ", this run has ", comm_->size(),
+    ISLKD_CHECK(saved_world == comm_->size() || cfg_.reshard, "--resume ", path, " was written by a run on ",
+                saved_world, saved_world == 1 ? " process" : " ranks", ", this run has ", comm_->size(),
                 "; continue it with the same world size (mpirun -np ", saved_world,
-                "): re-sharding a run onto another world size is not supported yet");
+                "), or add --reshard to continue on this one (the same global batch; per-rank batch norm then "
+                "normalises other slices, so the run is no longer bit-identical to either)");
+    if (saved_world != comm_->size() && comm_->is_root())
+      std::printf("%s: re-sharding %s from %lld to %d rank(s): the global batch, order and position carry over\n",
+                  text_prefix().c_str(), path.c_str(), static_cast<long long>(saved_world), comm_->size());
+    // The world size and per-rank batch are this run's; every other resume key is still compared below.
+    saved.erase("world_size");
+    saved.erase("per_rank_batch");
   }
   for (const std::string& key : cfg_.resume_keys) {
     if (key == "objective" && !saved.contains(key)) continue;  // written before objectives had names: "method" says

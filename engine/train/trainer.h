@@ -104,6 +104,11 @@ struct TrainerConfig {
   // checkpoint when `out` is not empty (the app gives the others none, or a per-rank file for tests).
   std::shared_ptr<dist::Communicator> comm;
   int64_t bucket_bytes = static_cast<int64_t>(kDefaultBucketMiB * 1048576.0);
+  // --resume of a checkpoint written on another number of ranks: allowed when true (--reshard). The global batch is
+  // the same (it is a resume key), so the global order, the step count and the position inside the epoch carry
+  // over; only the per-rank batch, hence per-rank batch norm's statistics, differ from a continuation on the old
+  // world size.
+  bool reshard = false;
 };
 
 // What a run trains with, built by the app.

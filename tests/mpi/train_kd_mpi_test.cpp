@@ -231,6 +231,52 @@ TEST(TrainKdMpi, IslRunResumesOnTwoRanksAndIsRefusedOnOne) {
   expect_same_tensors(full, cut);
 }
 
+// --reshard: the 2-rank checkpoint cut mid-epoch continues in one process, and a one-process checkpoint on 2 ranks.
+// The global batch is the same, so the resumed steps train the uninterrupted run's batches (joined over the ranks)
+// in its order, from the step after the cut, and the step count ends where the uninterrupted run's does.
+TEST(TrainKdMpi, ReshardContinuesAnotherWorldSizesCheckpointOnTheSameBatches) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string teacher = make_teacher();
+  const std::string base = dir() + "/islkd_mpi_reshard";
+  const std::string args = base_args(teacher) + "--method isl --limit 96 --batch-size 32 --epochs 3 ";
+  AppRun full = run_kd(0, args + "--out " + base + "_full.safetensors --trace-batches " + base + "_full.trace",
+                       "reshard_full");
+  ASSERT_EQ(full.exit_code, 0) << full.out << full.err;
+  const auto t_full = trace_of(base + "_full.trace");
+  // 2 ranks -> 1 process.
+  AppRun cut2 = run_kd(2, args + "--interrupt-after-steps 4 --out " + base + "_cut2.safetensors", "reshard_cut2");
+  ASSERT_NE(cut2.exit_code, 0);
+  ASSERT_NE(cut2.out.find("interrupted in epoch 2 after step 1"), std::string::npos) << cut2.out << cut2.err;
+  AppRun one = run_kd(0, args + "--reshard --resume " + base + "_cut2.safetensors --out " + base +
+                             "_one.safetensors --trace-batches " + base + "_one.trace", "reshard_one");
+  ASSERT_EQ(one.exit_code, 0) << one.out << one.err;
+  EXPECT_NE(one.out.find("re-sharding " + base + "_cut2.safetensors from 2 to 1 rank(s)"), std::string::npos)
+      << one.out;
+  const auto t_one = trace_of(base + "_one.trace");
+  ASSERT_FALSE(t_one.empty());
+  for (const auto& [key, batch] : t_one) {
+    ASSERT_TRUE(t_full.count(key)) << "epoch " << key.first << " step " << key.second;
+    EXPECT_EQ(batch, t_full.at(key)) << "epoch " << key.first << " step " << key.second;
+  }
+  EXPECT_EQ(t_one.begin()->first, std::next(t_full.begin(), 4)->first) << "the first resumed step follows the cut";
+  EXPECT_EQ(t_one.rbegin()->first, t_full.rbegin()->first);
+  // 1 process -> 2 ranks.
+  AppRun cut1 = run_kd(0, args + "--interrupt-after-steps 4 --out " + base + "_cut1.safetensors", "reshard_cut1");
+  ASSERT_NE(cut1.exit_code, 0);
+  AppRun two = run_kd(2, args + "--reshard --rank-outputs --resume " + base + "_cut1.safetensors --out " + base +
+                             "_two.safetensors --trace-batches " + base + "_two.trace", "reshard_two");
+  ASSERT_EQ(two.exit_code, 0) << two.out << two.err;
+  const auto r0 = trace_of(base + "_two.trace"), r1 = trace_of(base + "_two.trace.rank1");
+  ASSERT_FALSE(r0.empty());
+  for (const auto& [key, batch] : r0) {
+    std::vector<long> joined = batch;
+    if (r1.count(key)) joined.insert(joined.end(), r1.at(key).begin(), r1.at(key).end());
+    ASSERT_TRUE(t_full.count(key));
+    EXPECT_EQ(joined, t_full.at(key)) << "epoch " << key.first << " step " << key.second;
+  }
+  expect_same_tensors(base + "_two.safetensors", base + "_two.safetensors.rank1");
+}
+
 // A rank killed mid-run (SIGKILL: no error line, no MPI_Abort of its own) ends the whole run: mpirun sees it die and
 // ends the other rank, which would otherwise wait in its next all-reduce forever. The run asked for would take
 // minutes; it must end, failed, well within 60 s of the kill.
