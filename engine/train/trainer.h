@@ -104,6 +104,7 @@ struct TrainerConfig {
   // checkpoint when `out` is not empty (the app gives the others none, or a per-rank file for tests).
   std::shared_ptr<dist::Communicator> comm;
   int64_t bucket_bytes = static_cast<int64_t>(kDefaultBucketMiB * 1048576.0);
+  GradAllreduce grad_allreduce = GradAllreduce::Auto;  // --grad-allreduce (NCCL for CUDA ranks when it loads)
 };
 
 // What a run trains with, built by the app.
@@ -153,6 +154,7 @@ class Trainer {
   EpochTally reduced_tally(const EpochTally& t) const;  // summed over the ranks
   void broadcast_buffers();  // batch-norm running statistics: rank 0's to every rank
   bool distributed() const { return comm_->size() > 1; }
+  std::shared_ptr<dist::Nccl> gradient_nccl();  // NCCL for the gradient buckets, or null for MPI
   double lr_at(int64_t epoch, int64_t step);
   std::string text_prefix() const;
 
