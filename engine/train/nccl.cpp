@@ -88,18 +88,21 @@ bool nccl_library_named() {
 
 bool Nccl::load(std::string* why) {
   std::lock_guard<std::mutex> lock(g_nccl_mutex);
-  static std::string failure;  // a failed load is not retried: its reason is kept
-  if (g_nccl.lib && failure.empty()) return true;
-  if (failure.empty()) {
-    try {
-      load_nccl();
-    } catch (const Error& e) {
-      failure = e.what();
-      if (failure.empty()) failure = "NCCL cannot be loaded";
-    }
+  const std::string path = nccl_library_name();
+  if (g_nccl.lib) {
+    if (g_nccl.path == path) return true;
+    if (why) *why = "NCCL: " + g_nccl.path + " is loaded already in this process, not " + path;
+    return false;
   }
-  if (!failure.empty() && why) *why = failure;
-  return failure.empty();
+  try {
+    load_nccl();
+    return true;
+  } catch (const Error& e) {
+    if (g_nccl.lib) dlclose(g_nccl.lib);
+    g_nccl = NcclApi{};  // a later call may try again (another ISLKD_LIBNCCL)
+    if (why) *why = e.what();
+    return false;
+  }
 }
 
 std::unique_ptr<Nccl> Nccl::create(Communicator& world) {

@@ -25,7 +25,7 @@ class Nccl {
   // collectives). Throws an islkd::Error of one line naming the library and the fix when it cannot be loaded.
   static std::unique_ptr<Nccl> create(Communicator& world);
   // Loads the library (once per process; not collective): false with the reason, one line, in *why when it cannot
-  // be loaded or lacks a function.
+  // be loaded or lacks a function (nothing stays loaded then), or when another file is loaded already.
   static bool load(std::string* why);
   ~Nccl();
   Nccl(const Nccl&) = delete;
