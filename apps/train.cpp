@@ -53,6 +53,7 @@ struct Args {
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
   double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
   bool reshard = false;  // --resume a checkpoint of another world size
+  std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -89,6 +90,11 @@ int run(int argc, char** argv) {
                "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
                "bit-reproducible on the same GPU)");
   cli.add_flag("--no-augment", a.no_augment, "no random crop / flip (normalisation only)");
+  cli.add_option("--grad-allreduce", a.grad_allreduce,
+                 "data-parallel gradients: auto (NCCL for --device cuda ranks when libnccl.so.2 loads, else "
+                 "MPI through host memory), mpi, or nccl (also with one rank; an error when NCCL cannot load); "
+                 "ISLKD_LIBNCCL names another libnccl")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
   cli.add_option("--bucket-mb", a.bucket_mb,
                  "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
                  "(DDP's default 25); --batch-size is then the global batch")
@@ -146,6 +152,7 @@ int run(int argc, char** argv) {
   c.comm = comm;
   c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
   c.reshard = a.reshard;
+  c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   c.run_config = {{"model", a.model},
                   {"dataset", a.dataset},

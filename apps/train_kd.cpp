@@ -105,6 +105,7 @@ struct Args {
   // Data-parallel (mpirun -np N train_kd ...; docs/distributed.md): --batch-size is the global batch.
   double bucket_mb = train::kDefaultBucketMiB;
   bool reshard = false;  // --resume a checkpoint of another world size
+  std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
   bool rank_outputs = false;  // tests: ranks other than 0 also write their checkpoint and trace, as <path>.rank<r>
   int64_t per_rank_batch = 0;  // --batch-size / world size, set once the world is known
 };
@@ -270,6 +271,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   c.comm = s.comm;
   c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
   c.reshard = a.reshard;
+  c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
   c.log_every = a.log_every;
   c.eval_every = a.eval_every;
   c.interrupt_after_steps = a.interrupt_after_steps;
@@ -393,6 +395,11 @@ int run(int argc, char** argv) {
       ->group("");  // hidden from --help
   cli.add_option("--trace-batches", a.trace_batches, "write every step's instance indices to this file (for tests)")
       ->group("");
+  cli.add_option("--grad-allreduce", a.grad_allreduce,
+                 "data-parallel gradients: auto (NCCL for --device cuda ranks when libnccl.so.2 loads, else "
+                 "MPI through host memory), mpi, or nccl (also with one rank; an error when NCCL cannot load); "
+                 "ISLKD_LIBNCCL names another libnccl")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
   cli.add_option("--bucket-mb", a.bucket_mb,
                  "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
                  "(DDP's default 25)")

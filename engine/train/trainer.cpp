@@ -154,19 +154,53 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   if (!cfg_.resume.empty()) optimizer_->load_state(resumed_opt_state_, resumed_opt_steps_);
   step_ = std::make_unique<TrainStep>(*student_, *p_.objective, *optimizer_, p_.teacher.get(), cfg_.cached_targets);
   if (distributed() && p_.teacher) p_.teacher->shard_over(comm_);
-  if (distributed()) {
-    // crd's memory banks are updated from each rank's own batch: across ranks they would need an all-gather of
-    // every step's rows, which is not written yet. Refused rather than training on banks that silently diverge.
-    ISLKD_CHECK(p_.objective->buffers().empty(), "objective '", p_.objective->name(),
-                "' keeps per-instance state (memory banks) that data-parallel training does not synchronise yet; "
-                "run it in one process");
+  // crd's memory banks are updated from each rank's own batch: across ranks they would need an all-gather of every
+  // step's rows, which is not written yet. Refused rather than training on banks that silently diverge.
+  ISLKD_CHECK(!distributed() || p_.objective->buffers().empty(), "objective '", p_.objective->name(),
+              "' keeps per-instance state (memory banks) that data-parallel training does not synchronise yet; "
+              "run it in one process");
+  if (distributed() || cfg_.grad_allreduce == GradAllreduce::Nccl) {
     reducer_ = std::make_unique<GradientBuckets>(trained_parameters(*student_, *p_.objective), cfg_.bucket_bytes,
-                                                 *comm_);
+                                                 *comm_, gradient_nccl());
     step_->set_reducer(reducer_.get());
   }
 }
 
 Trainer::~Trainer() = default;
+
+// NCCL when asked for (--grad-allreduce nccl: an error when it cannot be had) or, by default, for CUDA ranks of a
+// world of more than one when every rank loads libnccl; otherwise MPI through host memory, after one warning line
+// when NCCL was the default's choice. Whether NCCL loaded is agreed over MPI before the (collective) communicator
+// is made, so a rank without the library sends every rank to MPI instead of leaving the others waiting in NCCL.
+std::shared_ptr<dist::Nccl> Trainer::gradient_nccl() {
+  const bool forced = cfg_.grad_allreduce == GradAllreduce::Nccl;
+  if (cfg_.grad_allreduce == GradAllreduce::Mpi) return nullptr;
+  if (cfg_.device != Device::CUDA) {
+    ISLKD_CHECK(!forced, "--grad-allreduce nccl needs --device cuda (CPU gradients go over MPI)");
+    return nullptr;
+  }
+  std::string why;
+  bool ok = false;
+  if (cuda::is_emulated() && !dist::nccl_library_named())
+    // The emulated device's buffers are host memory: only the shim (kernels/emu/shim) can read them.
+    why = "the emulated CUDA device needs the NCCL shim: set ISLKD_LIBNCCL to libislkd_nccl_shim.so (built in "
+          "kernels/emu/shim/)";
+  else
+    ok = dist::Nccl::load(&why);
+  if (forced) {
+    ISLKD_CHECK(ok, "--grad-allreduce nccl: ", why);
+    return dist::Nccl::create(*comm_);
+  }
+  double failed = ok ? 0.0 : 1.0;
+  comm_->allreduce_sum(&failed, 1);
+  if (failed > 0.0) {
+    if (comm_->is_root())
+      std::fprintf(stderr, "%s: warning: GPU gradients go through host memory over MPI, not NCCL (%s)\n",
+                   text_prefix().c_str(), ok ? "another rank cannot load NCCL" : why.c_str());
+    return nullptr;
+  }
+  return dist::Nccl::create(*comm_);
+}
 
 std::string Trainer::text_prefix() const {
   return cfg_.style == ReportStyle::Train ? "train" : "train_kd[" + cfg_.label + "]";
@@ -345,12 +379,21 @@ void Trainer::print_start() const {
       std::printf("train_kd[%s]: resuming %s at epoch %lld, step %lld of it\n", cfg_.label.c_str(),
                   cfg_.resume.c_str(), static_cast<long long>(start_epoch_ + 1), static_cast<long long>(skip_steps_));
   }
+  const std::string transport =
+      reducer_ && reducer_->nccl()
+          ? "NCCL " + reducer_->nccl()->version_text() + " (" + reducer_->nccl()->library() + ") on device buffers"
+          : "MPI through host memory";
   if (distributed())
     std::printf("%s: data-parallel over %d ranks (%s): global batch %lld = %d x %lld per rank; gradients averaged in "
-                "%zu bucket(s) of up to %.1f MiB before each update\n",
+                "%zu bucket(s) of up to %.1f MiB before each update, over %s\n",
                 text_prefix().c_str(), comm_->size(), comm_->backend().c_str(), static_cast<long long>(global_batch_),
                 comm_->size(), static_cast<long long>(p_.loader_options.batch_size), reducer_->buckets().size(),
-                static_cast<double>(cfg_.bucket_bytes) / 1048576.0);
+                static_cast<double>(cfg_.bucket_bytes) / 1048576.0, transport.c_str());
+  else if (reducer_)
+    std::printf("%s: gradients all-reduced over 1 rank in %zu bucket(s) of up to %.1f MiB, over %s "
+                "(--grad-allreduce nccl)\n",
+                text_prefix().c_str(), reducer_->buckets().size(), static_cast<double>(cfg_.bucket_bytes) / 1048576.0,
+                transport.c_str());
   std::fflush(stdout);
 }
 
@@ -617,7 +660,7 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoc
                         {"train_seconds", epoch_train_seconds},
                         {"eval_seconds", eval_seconds_last_},
                         {"images_per_second", ips}};
-    if (distributed()) {
+    if (reducer_) {
       m["world_size"] = comm_->size();
       m["comm_seconds"] = reducer_->seconds() - comm_seconds_epoch_start_;
     }
@@ -643,7 +686,7 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoc
                       {"train_seconds", epoch_train_seconds},
                       {"eval_seconds", eval_seconds_last_}};
   if (!isl_log_.is_null()) m["isl"] = isl_log_;
-  if (distributed()) {
+  if (reducer_) {
     m["world_size"] = comm_->size();
     m["comm_seconds"] = reducer_->seconds() - comm_seconds_epoch_start_;  // packing + all-reduce, this rank (0)
   }

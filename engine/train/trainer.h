@@ -109,6 +109,7 @@ struct TrainerConfig {
   // over; only the per-rank batch, hence per-rank batch norm's statistics, differ from a continuation on the old
   // world size.
   bool reshard = false;
+  GradAllreduce grad_allreduce = GradAllreduce::Auto;  // --grad-allreduce (NCCL for CUDA ranks when it loads)
 };
 
 // What a run trains with, built by the app.
@@ -158,6 +159,7 @@ class Trainer {
   EpochTally reduced_tally(const EpochTally& t) const;  // summed over the ranks
   void broadcast_buffers();  // batch-norm running statistics: rank 0's to every rank
   bool distributed() const { return comm_->size() > 1; }
+  std::shared_ptr<dist::Nccl> gradient_nccl();  // NCCL for the gradient buckets, or null for MPI
   double lr_at(int64_t epoch, int64_t step);
   std::string text_prefix() const;
 

@@ -23,6 +23,14 @@ bool is_emulated();
 void set_device(int ordinal);
 void synchronize();  // waits for the compute and copy streams
 
+// ---- the communication stream (data-parallel gradients: docs/distributed.md) ----------------------------------
+// A third stream for collectives on device buffers (NCCL). comm_stream_after_compute() makes it wait for the work
+// queued on the compute stream so far and returns it (a cudaStream_t; void* here, this header has no CUDA types);
+// compute_waits_for_comm_stream() makes the compute stream wait for what is queued on the comm stream so far.
+// Neither waits on the host.
+void* comm_stream_after_compute();
+void compute_waits_for_comm_stream();
+
 // ---- convolution algorithm choice --------------------------------------------------------------------
 // On (the default): only cuDNN algorithms that cuDNN reports deterministic are used, so the same GPU model and
 // driver give the same bits run after run. Off (`--nondeterministic`): cuDNN's heuristic first choice whatever its
