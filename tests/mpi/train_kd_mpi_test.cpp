@@ -277,6 +277,16 @@ TEST(TrainKdMpi, ReshardContinuesAnotherWorldSizesCheckpointOnTheSameBatches) {
   expect_same_tensors(base + "_two.safetensors", base + "_two.safetensors.rank1");
 }
 
+// crd's memory banks are not synchronised across ranks yet: under mpirun the objective is refused with one line on
+// every rank's stderr, before any step, instead of training on banks that silently diverge.
+TEST(TrainKdMpi, CrdIsRefusedUnderDataParallel) {
+  SKIP_WITHOUT_MPIRUN();
+  AppRun r = run_kd(2, base_args(make_teacher()) + "--objective crd --objective-options '{\"nce_k\": 8}' --limit 64 "
+                       "--batch-size 32 --epochs 1 --out " + dir() + "/islkd_mpi_crd.safetensors", "crd");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("objective 'crd' keeps per-instance state (memory banks)"), std::string::npos) << r.err;
+}
+
 // A rank killed mid-run (SIGKILL: no error line, no MPI_Abort of its own) ends the whole run: mpirun sees it die and
 // ends the other rank, which would otherwise wait in its next all-reduce forever. The run asked for would take
 // minutes; it must end, failed, well within 60 s of the kill.
