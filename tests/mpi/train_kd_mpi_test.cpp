@@ -28,6 +28,7 @@ using namespace islkd;
 namespace {
 
 const std::string kExe = std::string(ISLKD_BINARY_DIR) + "/apps/train_kd";
+const std::string kTrainExe = std::string(ISLKD_BINARY_DIR) + "/apps/train";
 
 std::string dir() { return ::testing::TempDir(); }
 
@@ -48,16 +49,16 @@ struct AppRun {
 
 // `ranks` 0: train_kd as one plain process; else under mpirun on loopback (CI runs as root: Open MPI needs its two
 // consent variables), every rank with 1 thread, 60 s at most.
-AppRun run_kd(int ranks, const std::string& args, const std::string& tag) {
+AppRun run_app(const std::string& exe, int ranks, const std::string& args, const std::string& tag) {
   const std::string cwd = dir() + "/islkd_mpi_" + tag + ".cwd";
   std::filesystem::create_directories(cwd);
   const std::string out = cwd + "/stdout", err = cwd + "/stderr";
-  std::string launch = "timeout 120 " + kExe;
+  std::string launch = "timeout 120 " + exe;
   if (ranks > 0)
     launch = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun -np " +
              std::to_string(ranks) +
              " --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo "
-             "-x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=passive " + kExe;
+             "-x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=passive " + exe;
   const int status = std::system(("cd " + cwd + " && " + launch + " " + args + " > " + out + " 2> " + err).c_str());
   AppRun r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -65,6 +66,8 @@ AppRun run_kd(int ranks, const std::string& args, const std::string& tag) {
   r.err = read_text(err);
   return r;
 }
+
+AppRun run_kd(int ranks, const std::string& args, const std::string& tag) { return run_app(kExe, ranks, args, tag); }
 
 // A resnet8 teacher with seeded random weights for 10 classes of 1-channel images (the mechanics, not accuracy).
 std::string make_teacher() {
@@ -285,6 +288,26 @@ TEST(TrainKdMpi, CrdIsRefusedUnderDataParallel) {
                        "--batch-size 32 --epochs 1 --out " + dir() + "/islkd_mpi_crd.safetensors", "crd");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("objective 'crd' keeps per-instance state (memory banks)"), std::string::npos) << r.err;
+}
+
+// `train` (no teacher) under mpirun: the world and the global batch are printed and recorded, rank 0 alone writes
+// the checkpoint and metrics; 130 = 4 x 32 + 2 gives an uneven last batch of one instance per rank.
+TEST(TrainMpi, TrainRunsOnTwoRanksWithOneCheckpointAndTheWorldRecorded) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string out = dir() + "/islkd_mpi_train.safetensors", metrics = dir() + "/islkd_mpi_train.jsonl";
+  std::filesystem::remove(metrics);
+  AppRun r = run_app(kTrainExe, 2, "--model resnet8 --limit 130 --test-limit 32 --batch-size 32 --epochs 2 "
+                                   "--threads 1 --device cpu --seed 3 --workers 1 --out " + out + " --metrics " + metrics,
+                     "train");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("data-parallel over 2 ranks (mpi): global batch 32 = 2 x 16 per rank"), std::string::npos)
+      << r.out;
+  const std::string m = read_text(metrics);
+  EXPECT_NE(m.find("\"world_size\":2"), std::string::npos) << m;
+  EXPECT_NE(m.find("\"epoch\":2"), std::string::npos) << m;
+  EXPECT_TRUE(std::filesystem::exists(out));
+  EXPECT_FALSE(std::filesystem::exists(out + ".rank1"));
+  EXPECT_EQ(r.out.find("train: done"), r.out.rfind("train: done")) << "rank 0 alone prints";
 }
 
 // A rank killed mid-run (SIGKILL: no error line, no MPI_Abort of its own) ends the whole run: mpirun sees it die and
