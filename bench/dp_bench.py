@@ -42,7 +42,7 @@ def run(arm, a, work):
     if p.returncode != 0:
         sys.exit("dp_bench: %s failed (exit %d): %s" % (arm, p.returncode, (p.stderr or p.stdout).strip()[-400:]))
     epoch = [json.loads(line) for line in open(metrics) if '"epoch"' in line and '"final"' not in line][-1]
-    ips = epoch["images_per_second"]
+    ips = a.limit / epoch["train_seconds"]  # train_kd's epoch line: the epoch's training wall time on rank 0
     comm = epoch.get("comm_seconds", 0.0)
     return {"arm": arm, "images_per_second": ips, "train_seconds": epoch["train_seconds"],
             "comm_seconds": comm, "comm_share": comm / epoch["train_seconds"] if epoch["train_seconds"] else 0.0}
