@@ -52,6 +52,7 @@ struct Args {
   bool no_augment = false;
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
   double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
+  bool sync_bn = false;                          // --sync-bn: batch-norm statistics over the global batch
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -92,6 +93,7 @@ int run(int argc, char** argv) {
                  "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
                  "(DDP's default 25); --batch-size is then the global batch")
       ->check(app::positive());
+  cli.add_flag("--sync-bn", a.sync_bn, "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics then stay equal on every rank");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -142,6 +144,7 @@ int run(int argc, char** argv) {
   c.resume = a.resume;
   c.comm = comm;
   c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
+  c.sync_batch_norm = a.sync_bn;
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   c.run_config = {{"model", a.model},
                   {"dataset", a.dataset},
@@ -154,6 +157,7 @@ int run(int argc, char** argv) {
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
   app::record_world(c.run_config, *comm, a.batch_size);
+  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
   c.resume_keys = {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"};
   c.data_description = train::describe_data(*splits.train);
   train::Trainer trainer(std::move(c), std::move(p));

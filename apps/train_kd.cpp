@@ -104,6 +104,7 @@ struct Args {
   int64_t interrupt_after_steps = 0;  // tests: behave as if Ctrl-C came after this many steps of the run
   // Data-parallel (mpirun -np N train_kd ...; docs/distributed.md): --batch-size is the global batch.
   double bucket_mb = train::kDefaultBucketMiB;
+  bool sync_bn = false;       // --sync-bn: batch-norm statistics over the global batch
   bool rank_outputs = false;  // tests: ranks other than 0 also write their checkpoint and trace, as <path>.rank<r>
   int64_t per_rank_batch = 0;  // --batch-size / world size, set once the world is known
 };
@@ -268,6 +269,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
     c.trace_batches = app::rank_path(path_for_method(a.trace_batches, r.label, several), *s.comm, a.rank_outputs);
   c.comm = s.comm;
   c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
+  c.sync_batch_norm = a.sync_bn;
   c.log_every = a.log_every;
   c.eval_every = a.eval_every;
   c.interrupt_after_steps = a.interrupt_after_steps;
@@ -287,6 +289,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", schedule->config()}};
   app::record_world(c.run_config, *s.comm, a.batch_size);
+  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
   if (use_teacher) {
     c.run_config["teacher_model"] = a.teacher_model;
     c.teacher_text = a.teacher_model + " " + a.teacher;
@@ -395,6 +398,7 @@ int run(int argc, char** argv) {
                  "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
                  "(DDP's default 25)")
       ->check(app::positive());
+  cli.add_flag("--sync-bn", a.sync_bn, "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics then stay equal on every rank");
   cli.add_flag("--rank-outputs", a.rank_outputs,
                "data-parallel: ranks other than 0 also write their checkpoint and batch trace, as <path>.rank<r> "
                "(for tests)")
