@@ -398,7 +398,10 @@ int run(int argc, char** argv) {
                  "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
                  "(DDP's default 25)")
       ->check(app::positive());
-  cli.add_flag("--sync-bn", a.sync_bn, "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics then stay equal on every rank");
+  cli.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
+               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
+               "then stay equal on every rank");
   cli.add_flag("--rank-outputs", a.rank_outputs,
                "data-parallel: ranks other than 0 also write their checkpoint and batch trace, as <path>.rank<r> "
                "(for tests)")

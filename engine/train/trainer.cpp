@@ -196,8 +196,9 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
 void Trainer::check_sync_batch_norm_slices(int64_t epoch_size, const char* what) const {
   if (!cfg_.sync_batch_norm || !distributed()) return;
   const int64_t last = epoch_size % global_batch_;
-  ISLKD_CHECK(last == 0 || last >= comm_->size(), "--sync-bn: ", what, "'s ", epoch_size, " instances end in a global batch of ", last,
-              " (", epoch_size, " mod ", global_batch_, "), fewer than the ", comm_->size(),
+  ISLKD_CHECK(last == 0 || last >= comm_->size(), "--sync-bn: ", what, "'s ", epoch_size,
+              " instances end in a global batch of ", last, " (", epoch_size, " mod ", global_batch_,
+              "), fewer than the ", comm_->size(),
               " ranks: a rank would have no instance for the synchronised batch norm; change --batch-size, --limit "
               "or the world size, or run without --sync-bn");
 }

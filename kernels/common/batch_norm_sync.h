@@ -29,7 +29,10 @@ inline void sync_moments(BatchNormSync& sync, int64_t C, double& count, double* 
   const int64_t per = 1 + 2 * C, R = sync.replicas();
   std::vector<double> mine(static_cast<size_t>(per)), all(static_cast<size_t>(per * R));
   mine[0] = count;
-  for (int64_t c = 0; c < C; ++c) mine[static_cast<size_t>(1 + c)] = mean[c], mine[static_cast<size_t>(1 + C + c)] = m2[c];
+  for (int64_t c = 0; c < C; ++c) {
+    mine[static_cast<size_t>(1 + c)] = mean[c];
+    mine[static_cast<size_t>(1 + C + c)] = m2[c];
+  }
   sync.allgather(mine.data(), per, all.data());
   double n = 0.0;
   for (int64_t c = 0; c < C; ++c) mean[c] = 0.0, m2[c] = 0.0;

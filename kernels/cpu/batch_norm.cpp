@@ -6,6 +6,9 @@
 // reduction and the plane sums added in double, so a 128x32x32 channel loses no more than a float plane sum.
 // Training forward reads x three times and writes y once (12 + 4 bytes per element); backward reads x and dy
 // twice and writes dx (20 bytes per element) -- memory-bound.
+// Synchronised (--sync-bn; kernels/common/batch_norm_sync.h): the training kernels hand their per-channel count/mean/M2
+// (forward) and sum dy / sum dy*xc (backward) to the BatchNormSync between the reduction and the elementwise pass; the
+// plain layout then runs its per-channel loop in two parts (same arithmetic: with one replica, the same bits).
 #include <cmath>
 #include <vector>
 

@@ -258,7 +258,8 @@ void batch_norm_forward_train(int64_t N, int64_t C, int64_t HW, const float* x, 
     for (int64_t c = 0; c < C; ++c) {  // the second kernel's merge, on the host
       double n = 0.0, mean = 0.0, m2 = 0.0;
       for (int64_t k = 0; k < S; ++k) {
-        const double nb = static_cast<double>((k + 1) * sl.per_slice < count ? sl.per_slice : count - k * sl.per_slice);
+        const double nb =
+            static_cast<double>((k + 1) * sl.per_slice < count ? sl.per_slice : count - k * sl.per_slice);
         const double mb = host[static_cast<size_t>(c * S + k)], delta = mb - mean, total = n + nb;
         mean += delta * (nb / total);
         m2 += host[static_cast<size_t>(C * S + c * S + k)] + delta * delta * (n * nb / total);
@@ -315,7 +316,10 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
     std::vector<double> table(static_cast<size_t>(2 * C + 1));
     for (int64_t c = 0; c < C; ++c) {
       double sd = 0.0, sx = 0.0;
-      for (int64_t k = 0; k < S; ++k) sd += host[static_cast<size_t>(c * S + k)], sx += host[static_cast<size_t>(C * S + c * S + k)];
+      for (int64_t k = 0; k < S; ++k) {
+        sd += host[static_cast<size_t>(c * S + k)];
+        sx += host[static_cast<size_t>(C * S + c * S + k)];
+      }
       table[c] = sd, table[C + c] = sx;
     }
     table[2 * C] = static_cast<double>(count);

@@ -224,9 +224,9 @@ Distance relative_l2(const std::string& a, const std::string& b, const std::stri
 // sensitive to rounding (sums with much cancellation, e.g. a BN bias's sum of dy): the *same one-process step* run
 // with 2 threads instead of 1 moves it by 2.4e-5 overall / 1.4e-4 worst tensor, with nChw8c instead of nChw16c by
 // 5.4e-5 / 4.9e-4. Measured here: 1.3e-4 overall, 1.2e-3 worst (layer2.0.bn2.bias, = downsample.1.bias's: one dy),
-// 270x / 150x under the per-rank batch norm's 3.5% / 19%; bounded at 5e-4 and 5e-3. The running statistics are the 128's (1-rank
-// within 8.4e-7 relative, measured) and the same bits on both ranks without any broadcast, like every other tensor.
-// In one process --sync-bn leaves every tensor of the step bit-equal.
+// 270x / 150x under the per-rank batch norm's 3.5% / 19%; bounded at 5e-4 and 5e-3. The running statistics are the
+// 128's (1-rank within 8.4e-7 relative, measured) and the same bits on both ranks without any broadcast, like every
+// other tensor. In one process --sync-bn leaves every tensor of the step bit-equal.
 TEST(TrainKdMpi, TwoRankStepWithSyncBnMatchesTheOneRankStep) {
   SKIP_WITHOUT_MPIRUN();
   const std::string teacher = make_teacher();
