@@ -54,6 +54,7 @@ struct Args {
   double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
   bool reshard = false;  // --resume a checkpoint of another world size
   std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
+  bool sync_bn = false;                          // --sync-bn: batch-norm statistics over the global batch
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -101,6 +102,10 @@ int run(int argc, char** argv) {
       ->check(app::positive());
   cli.add_flag("--reshard", a.reshard,
                "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
+  cli.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
+               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
+               "then stay equal on every rank");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -153,6 +158,7 @@ int run(int argc, char** argv) {
   c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
   c.reshard = a.reshard;
   c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
+  c.sync_batch_norm = a.sync_bn;
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   c.run_config = {{"model", a.model},
                   {"dataset", a.dataset},
@@ -165,6 +171,7 @@ int run(int argc, char** argv) {
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
   app::record_world(c.run_config, *comm, a.batch_size);
+  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
   c.resume_keys = {"model", "dataset", "num_classes", "in_channels", "train_instances", "batch_size", "seed"};
   c.data_description = train::describe_data(*splits.train);
   train::Trainer trainer(std::move(c), std::move(p));

@@ -106,6 +106,7 @@ struct Args {
   double bucket_mb = train::kDefaultBucketMiB;
   bool reshard = false;  // --resume a checkpoint of another world size
   std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
+  bool sync_bn = false;       // --sync-bn: batch-norm statistics over the global batch
   bool rank_outputs = false;  // tests: ranks other than 0 also write their checkpoint and trace, as <path>.rank<r>
   int64_t per_rank_batch = 0;  // --batch-size / world size, set once the world is known
 };
@@ -272,6 +273,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
   c.reshard = a.reshard;
   c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
+  c.sync_batch_norm = a.sync_bn;
   c.log_every = a.log_every;
   c.eval_every = a.eval_every;
   c.interrupt_after_steps = a.interrupt_after_steps;
@@ -291,6 +293,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", schedule->config()}};
   app::record_world(c.run_config, *s.comm, a.batch_size);
+  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
   if (use_teacher) {
     c.run_config["teacher_model"] = a.teacher_model;
     c.teacher_text = a.teacher_model + " " + a.teacher;
@@ -406,6 +409,10 @@ int run(int argc, char** argv) {
       ->check(app::positive());
   cli.add_flag("--reshard", a.reshard,
                "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
+  cli.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
+               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
+               "then stay equal on every rank");
   cli.add_flag("--rank-outputs", a.rank_outputs,
                "data-parallel: ranks other than 0 also write their checkpoint and batch trace, as <path>.rank<r> "
                "(for tests)")

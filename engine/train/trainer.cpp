@@ -10,6 +10,7 @@
 #include "engine/device.h"
 #include "engine/checkpoint.h"
 #include "engine/distill/kd.h"
+#include "engine/nn.h"
 #include "engine/ops.h"
 #include "engine/train/curriculum_sampler.h"
 #include "engine/train/dist_shards.h"
@@ -29,6 +30,21 @@ std::unique_ptr<data::Loader> sequential_loader_ptr(const std::shared_ptr<const 
       ds, data::Transform(data::eval_transform(*ds), ds->channels(), ds->height(), ds->width()),
       std::make_shared<data::SequentialSampler>(n), options);
 }
+}  // namespace
+
+namespace {
+// --sync-bn's view of the world of ranks: the batch-norm kernels' all-gather of a few doubles per layer.
+class RankBatchNormSync : public BatchNormSync {
+ public:
+  explicit RankBatchNormSync(std::shared_ptr<dist::Communicator> comm) : comm_(std::move(comm)) {}
+  int replicas() const override { return comm_->size(); }
+  void allgather(const double* mine, int64_t n, double* all) override {
+    comm_->allgather(mine, n * static_cast<int64_t>(sizeof(double)), all);
+  }
+
+ private:
+  std::shared_ptr<dist::Communicator> comm_;
+};
 }  // namespace
 
 // ---- the step ----
@@ -73,8 +89,13 @@ StepOutput TrainStep::learn(const Tensor& images, const Tensor& labels, distill:
   in.student_logits = out.logits;
   in.labels = labels;
   out.loss = objective_.loss(in);
-  out.loss.backward();
-  if (reducer_) reducer_->reduce(grad_weight_);
+  if (weight_loss_ && grad_weight_ != 1.0f) {
+    ops::scale(out.loss, grad_weight_).backward();
+    if (reducer_) reducer_->reduce(1.0f);
+  } else {
+    out.loss.backward();
+    if (reducer_) reducer_->reduce(grad_weight_);
+  }
   optimizer_.step();
   return out;
 }
@@ -150,6 +171,10 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   load_state();
   student_->to(cfg_.device);
   p_.objective->to(cfg_.device);
+  if (cfg_.sync_batch_norm) {
+    nn::set_batch_norm_sync(*student_, std::make_shared<RankBatchNormSync>(comm_));
+    check_sync_batch_norm_slices(p_.n_train, "the training split");
+  }
   optimizer_ = std::make_unique<SGD>(trained_parameters(*student_, *p_.objective), p_.sgd);
   if (!cfg_.resume.empty()) optimizer_->load_state(resumed_opt_state_, resumed_opt_steps_);
   step_ = std::make_unique<TrainStep>(*student_, *p_.objective, *optimizer_, p_.teacher.get(), cfg_.cached_targets);
@@ -163,7 +188,21 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
     reducer_ = std::make_unique<GradientBuckets>(trained_parameters(*student_, *p_.objective), cfg_.bucket_bytes,
                                                  *comm_, gradient_nccl());
     step_->set_reducer(reducer_.get());
+    step_->set_weight_loss(cfg_.sync_batch_norm);
   }
+}
+
+// --sync-bn: every rank runs every batch-norm layer of every step (the statistics are collective), so a global batch
+// with fewer instances than ranks (some rank's slice empty: learn_nothing, no forward) cannot be synchronised. Refused
+// on every rank alike, before the epoch, naming the sizes.
+void Trainer::check_sync_batch_norm_slices(int64_t epoch_size, const char* what) const {
+  if (!cfg_.sync_batch_norm || !distributed()) return;
+  const int64_t last = epoch_size % global_batch_;
+  ISLKD_CHECK(last == 0 || last >= comm_->size(), "--sync-bn: ", what, "'s ", epoch_size,
+              " instances end in a global batch of ", last, " (", epoch_size, " mod ", global_batch_,
+              "), fewer than the ", comm_->size(),
+              " ranks: a rank would have no instance for the synchronised batch norm; change --batch-size, --limit "
+              "or the world size, or run without --sync-bn");
 }
 
 Trainer::~Trainer() = default;
@@ -500,6 +539,7 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
   Stopwatch epoch_clock;
   train_loader_->start_epoch(epoch);
   comm_seconds_epoch_start_ = reducer_ ? reducer_->seconds() : 0.0;
+  if (sharded_) check_sync_batch_norm_slices(sharded_->last_global_size(), "this epoch's order");
   // Data-parallel: the global steps of this epoch (a rank's loader may have one batch fewer: see learn_nothing).
   const int64_t global_steps =
       sharded_ ? data::global_batches(sharded_->last_global_size(), p_.loader_options.batch_size, comm_->size()) : 0;
@@ -800,7 +840,8 @@ EpochTally Trainer::reduced_tally(const EpochTally& t) const {
 // Per-rank batch norm (as DDP): each rank's running statistics follow its own batches, so at each epoch's end rank
 // 0's are copied to every rank, before the evaluation, the checkpoint and the next phase's scoring.
 void Trainer::broadcast_buffers() {
-  if (!distributed()) return;
+  // --sync-bn: every rank updated its running statistics with the same merged batch statistics (the same bits).
+  if (!distributed() || cfg_.sync_batch_norm) return;
   for (auto& [name, x] : student_->named_buffers()) {
     Tensor host = x.to_plain().to(Device::CPU).clone();
     comm_->broadcast(host.data(), host.numel() * static_cast<int64_t>(sizeof(float)), 0);

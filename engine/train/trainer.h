@@ -51,6 +51,10 @@ class TrainStep {
   // rank's share scaled by `weight` (GradientBuckets::reduce). Null (the default): one process.
   void set_reducer(GradientBuckets* reducer) { reducer_ = reducer; }
   void set_grad_weight(float weight) { grad_weight_ = weight; }
+  // --sync-bn: the weight scales the loss before the backward instead of the gradients after it. Synchronised batch
+  // norm mixes every rank's loss gradient into each rank's parameter gradients, so only a weighted loss gives the
+  // global batch's gradient when the slices are uneven.
+  void set_weight_loss(bool on) { weight_loss_ = on; }
   // A rank with no instance in the global batch (a short last batch split over more ranks than it has instances):
   // it contributes zeros to the reduction and applies the same update as the others.
   void learn_nothing();
@@ -64,6 +68,7 @@ class TrainStep {
   distill::ObjectiveNeeds needs_;
   GradientBuckets* reducer_ = nullptr;
   float grad_weight_ = 1.0f;
+  bool weight_loss_ = false;
 };
 
 // Binds the objective to the run's models (distill::Objective::bind): the student, the teacher's model when there
@@ -110,6 +115,10 @@ struct TrainerConfig {
   // world size.
   bool reshard = false;
   GradAllreduce grad_allreduce = GradAllreduce::Auto;  // --grad-allreduce (NCCL for CUDA ranks when it loads)
+  // --sync-bn: the student's training-mode batch norm takes its statistics over the global batch (every rank's
+  // slice; ops::batch_norm2d's sync), its running statistics then equal on every rank. Off: per-rank statistics, as
+  // DDP without SyncBatchNorm. With one process both are the same computation.
+  bool sync_batch_norm = false;
 };
 
 // What a run trains with, built by the app.
@@ -160,6 +169,7 @@ class Trainer {
   void broadcast_buffers();  // batch-norm running statistics: rank 0's to every rank
   bool distributed() const { return comm_->size() > 1; }
   std::shared_ptr<dist::Nccl> gradient_nccl();  // NCCL for the gradient buckets, or null for MPI
+  void check_sync_batch_norm_slices(int64_t epoch_size, const char* what) const;
   double lr_at(int64_t epoch, int64_t step);
   std::string text_prefix() const;
 
