@@ -278,7 +278,8 @@ TEST(TrainKdMpi, IslRunWithSyncBnKeepsRanksEqual) {
 
 // ISL with the default measure (teacher-ce): the teacher-logit cache is computed in 2 shards (50 instances each) and
 // all-gathered, every rank sorts the same scores, so the ranks' batches are the 1-rank run's batches cut in two,
-// step by step, in every epoch (warm-up, the easiest-half phase, the rest); the curriculum's order in the checkpoints is the same on both ranks and equal to the 1-rank order. 100 = 3 x 32 + 4.
+// step by step, in every epoch (warm-up, the easiest-half phase, the rest); the curriculum's order in the
+// checkpoints is the same on both ranks and equal to the 1-rank order. 100 = 3 x 32 + 4.
 TEST(TrainKdMpi, RankBatchesAreTheOneRankBatchesInRankOrder) {
   SKIP_WITHOUT_MPIRUN();
   const std::string teacher = make_teacher();
