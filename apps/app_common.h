@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <map>
@@ -36,6 +37,7 @@
 #include "engine/optim.h"
 #include "engine/safetensors.h"
 #include "engine/tensor.h"
+#include "engine/train/dist.h"
 #include "engine/train/run_log.h"
 #include "kernels/common/checked.h"
 #include "kernels/common/error.h"
@@ -167,5 +169,50 @@ inline std::vector<std::unique_ptr<OutputLock>> claim_outputs(
   return locks;
 }
 
+
+
+// ---- data-parallel launch (docs/distributed.md) ----
+
+// The world this process belongs to: MPI when started by mpirun (libmpi loaded at run time), else one process. With
+// more than one rank, an error on any rank ends all of them (MPI_Abort after its line), the global --batch-size must
+// divide by the world size, and ranks other than 0 print nothing on stdout (their errors still reach stderr).
+inline std::shared_ptr<dist::Communicator> start_world(int64_t global_batch) {
+  std::shared_ptr<dist::Communicator> comm = dist::from_environment();
+  if (comm->size() == 1) return comm;
+  g_after_error = dist::abort_world_after_error;
+  ISLKD_CHECK(global_batch % comm->size() == 0, "--batch-size ", global_batch, " is the global batch and must divide "
+              "by the world size ", comm->size(), " (each rank takes an equal share): give a multiple of ",
+              comm->size());
+  if (!comm->is_root()) {
+    std::fflush(stdout);
+    ISLKD_CHECK(std::freopen("/dev/null", "w", stdout) != nullptr, "rank ", comm->rank(), ": cannot silence stdout");
+  }
+  return comm;
+}
+
+// A rank's file: rank 0 writes `path`; the others write nothing ("") or, with `per_rank` (tests), path.rank<r>.
+inline std::string rank_path(const std::string& path, const dist::Communicator& comm, bool per_rank) {
+  if (comm.is_root() || path.empty()) return path;
+  return per_rank ? path + ".rank" + std::to_string(comm.rank()) : std::string();
+}
+
+// --threads for one rank: its share of the machine's (or of --threads) among the ranks on this machine, at least 1.
+// OMP_NUM_THREADS, when set, is already per process (mpirun -x OMP_NUM_THREADS=...): it is kept as it is.
+inline int rank_threads(int threads, const dist::Communicator& comm) {
+  if (comm.size() == 1) return threads;
+  if (threads == 0) {
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    if (omp && *omp) return 0;
+    threads = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  }
+  return std::max(1, threads / comm.local_size());
+}
+
+// The config line's record of the world: only with more than one rank, so one-process runs keep their config.
+inline void record_world(nlohmann::json& config, const dist::Communicator& comm, int64_t global_batch) {
+  if (comm.size() == 1) return;
+  config["world_size"] = comm.size();
+  config["per_rank_batch"] = global_batch / comm.size();
+}
 
 }  // namespace islkd::app

@@ -43,6 +43,10 @@ inline std::string printable(const std::string& in) {
   return out;
 }
 
+// Called with the exit code after an error line was printed (a data-parallel app sets it to end the other ranks at
+// once: dist::abort_world_after_error), so no rank waits forever for one that stopped.
+inline void (*g_after_error)(int code) = nullptr;
+
 // Runs the app body; any error becomes one line on stderr and exit code 1 (never an abort on user input).
 inline int guarded_main(const char* app_name, const std::function<int()>& body) {
   try {
@@ -54,6 +58,10 @@ inline int guarded_main(const char* app_name, const std::function<int()>& body) 
                  "the input files' sizes)\n", app_name);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: error: %s\n", app_name, printable(e.what()).c_str());
+  }
+  if (g_after_error) {
+    std::fflush(stderr);
+    g_after_error(1);
   }
   return 1;
 }

@@ -52,6 +52,10 @@ struct Args {
   bool no_augment = false;
   int image_size = 0;  // ImageFolder of any size, read as S x S (0 = as stored)
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
+  double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
+  bool reshard = false;  // --resume a checkpoint of another world size
+  std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
+  bool sync_bn = false;                          // --sync-bn: batch-norm statistics over the global batch
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -93,6 +97,21 @@ int run(int argc, char** argv) {
                "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
                "bit-reproducible on the same GPU)");
   cli.add_flag("--no-augment", a.no_augment, "no random crop / flip (normalisation only)");
+  cli.add_option("--grad-allreduce", a.grad_allreduce,
+                 "data-parallel gradients: auto (NCCL for --device cuda ranks when libnccl.so.2 loads, else "
+                 "MPI through host memory), mpi, or nccl (also with one rank; an error when NCCL cannot load); "
+                 "ISLKD_LIBNCCL names another libnccl")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+  cli.add_option("--bucket-mb", a.bucket_mb,
+                 "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
+                 "(DDP's default 25); --batch-size is then the global batch")
+      ->check(app::positive());
+  cli.add_flag("--reshard", a.reshard,
+               "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
+  cli.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
+               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
+               "then stay equal on every rank");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -100,11 +119,15 @@ int run(int argc, char** argv) {
     ISLKD_FAIL(e.what());                             // one line, like every other error
   }
 
-  app::configure_cpu(a.threads);
+  // The world of ranks (mpirun): rank 0 alone prints and writes; --batch-size is the global batch.
+  const std::shared_ptr<dist::Communicator> comm = app::start_world(a.batch_size);
+  app::configure_cpu(app::rank_threads(a.threads, *comm));
   cuda::set_deterministic_algorithms(!a.nondeterministic);
   const Device device = select_device(a.device, std::cout);
+  if (device == Device::CUDA && comm->size() > 1) cuda::set_device(comm->local_rank());  // one GPU per rank
   if (a.out.empty()) a.out = a.model + "_" + a.dataset + ".safetensors";
   ISLKD_CHECK(models::has_model(a.model), "unknown --model '", a.model, "'; run with --help for the zoo");
+  if (!comm->is_root()) a.out.clear(), a.metrics.clear();
   const auto output_locks = app::claim_outputs({{"--out", a.out}, {"--metrics", a.metrics}});
 
   // ---- data ----
@@ -124,7 +147,7 @@ int run(int argc, char** argv) {
   p.train = splits.train, p.test = splits.test;
   p.n_train = splits.n_train, p.n_test = splits.n_test, p.num_classes = splits.num_classes;
   p.train_transform = a.no_augment ? data::eval_transform(*splits.train) : data::train_transform(*splits.train);
-  p.loader_options.batch_size = a.batch_size;
+  p.loader_options.batch_size = a.batch_size / comm->size();
   p.loader_options.workers = a.workers;
   p.loader_options.seed = a.seed;
   p.loader_options.device = device;
@@ -137,6 +160,11 @@ int run(int argc, char** argv) {
   c.out = a.out;
   c.metrics = a.metrics;
   c.resume = a.resume;
+  c.comm = comm;
+  c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
+  c.reshard = a.reshard;
+  c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
+  c.sync_batch_norm = a.sync_bn;
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   c.run_config = {{"model", a.model},
                   {"dataset", a.dataset},
@@ -149,12 +177,16 @@ int run(int argc, char** argv) {
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
   if (a.image_size > 0) c.run_config["image_size"] = a.image_size;  // absent otherwise: older logs stay identical
+  app::record_world(c.run_config, *comm, a.batch_size);
+  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
   c.resume_keys = {"model",           "dataset",    "num_classes", "in_channels",
                    "train_instances", "batch_size", "seed",        "image_size"};
   c.data_description = train::describe_data(*splits.train);
   train::Trainer trainer(std::move(c), std::move(p));
   const std::atomic<bool> never{false};
   trainer.run(never);
+  std::fflush(stdout);
+  comm->finalize();
   return 0;
 }
 

@@ -103,6 +103,13 @@ struct Args {
   int64_t eval_every = 0;  // steps between mid-epoch test evaluations (0 = at the end of each epoch only)
   int64_t log_every = 10;  // CUDA: steps between reads of the loss/accuracy tallies from the device (a host sync)
   int64_t interrupt_after_steps = 0;  // tests: behave as if Ctrl-C came after this many steps of the run
+  // Data-parallel (mpirun -np N train_kd ...; docs/distributed.md): --batch-size is the global batch.
+  double bucket_mb = train::kDefaultBucketMiB;
+  bool reshard = false;  // --resume a checkpoint of another world size
+  std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
+  bool sync_bn = false;       // --sync-bn: batch-norm statistics over the global batch
+  bool rank_outputs = false;  // tests: ranks other than 0 also write their checkpoint and trace, as <path>.rank<r>
+  int64_t per_rank_batch = 0;  // --batch-size / world size, set once the world is known
 };
 
 // What every run of one invocation shares: the data and the frozen teacher with its cached logits.
@@ -112,6 +119,7 @@ struct Shared {
   std::shared_ptr<train::TeacherTargets> teacher;  // eval mode, batch norm folded into the convolutions
   double teacher_accuracy = -1.0;
   std::shared_ptr<const data::Dataset> validation;  // --val-split: held out of data.train (null without it)
+  std::shared_ptr<dist::Communicator> comm;  // the world of ranks (one process unless launched by mpirun)
 };
 
 // One run of the invocation: an objective, with or without the ISL curriculum. `label` names it on its lines and in
@@ -160,7 +168,7 @@ std::string metrics_path(const Args& a, const std::string& method, bool several)
 
 data::LoaderOptions loader_options(const Args& a, Device device) {
   data::LoaderOptions o;
-  o.batch_size = a.batch_size;
+  o.batch_size = a.per_rank_batch > 0 ? a.per_rank_batch : a.batch_size;
   o.workers = a.workers;
   o.seed = a.seed;
   o.device = device;
@@ -257,10 +265,16 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   c.epochs = a.epochs;
   c.device = s.device;
   c.cached_targets = use_teacher && !a.augment;
-  c.out = out_path(a, r.label, several);
-  c.metrics = metrics_path(a, r.label, several);
+  c.out = app::rank_path(out_path(a, r.label, several), *s.comm, a.rank_outputs);
+  c.metrics = s.comm->is_root() ? metrics_path(a, r.label, several) : "";
   c.resume = a.resume;
-  if (!a.trace_batches.empty()) c.trace_batches = path_for_method(a.trace_batches, r.label, several);
+  if (!a.trace_batches.empty())
+    c.trace_batches = app::rank_path(path_for_method(a.trace_batches, r.label, several), *s.comm, a.rank_outputs);
+  c.comm = s.comm;
+  c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
+  c.reshard = a.reshard;
+  c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
+  c.sync_batch_norm = a.sync_bn;
   c.log_every = a.log_every;
   c.eval_every = a.eval_every;
   c.interrupt_after_steps = a.interrupt_after_steps;
@@ -279,6 +293,8 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
                   {"val_split", a.val_split},
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", schedule->config()}};
+  app::record_world(c.run_config, *s.comm, a.batch_size);
+  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
   if (use_teacher) {
     c.run_config["teacher_model"] = a.teacher_model;
     c.teacher_text = a.teacher_model + " " + a.teacher;
@@ -389,6 +405,25 @@ int run(int argc, char** argv) {
       ->group("");  // hidden from --help
   cli.add_option("--trace-batches", a.trace_batches, "write every step's instance indices to this file (for tests)")
       ->group("");
+  cli.add_option("--grad-allreduce", a.grad_allreduce,
+                 "data-parallel gradients: auto (NCCL for --device cuda ranks when libnccl.so.2 loads, else "
+                 "MPI through host memory), mpi, or nccl (also with one rank; an error when NCCL cannot load); "
+                 "ISLKD_LIBNCCL names another libnccl")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+  cli.add_option("--bucket-mb", a.bucket_mb,
+                 "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
+                 "(DDP's default 25)")
+      ->check(app::positive());
+  cli.add_flag("--reshard", a.reshard,
+               "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
+  cli.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
+               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
+               "then stay equal on every rank");
+  cli.add_flag("--rank-outputs", a.rank_outputs,
+               "data-parallel: ranks other than 0 also write their checkpoint and batch trace, as <path>.rank<r> "
+               "(for tests)")
+      ->group("");
   app::TomlConfig::check_config_file(argc, argv);
   try {
     cli.parse(argc, argv);
@@ -441,19 +476,24 @@ int run(int argc, char** argv) {
                 a.epochs, " (the curriculum would be cut short); lower them or raise --epochs");
   }
 
+  // The world of ranks (mpirun), before any output: rank 0 alone prints and writes.
+  Shared s;
+  s.comm = app::start_world(a.batch_size);
+  a.per_rank_batch = a.batch_size / s.comm->size();
+
   // Every method's outputs, checked and locked before the teacher is loaded and any method runs.
   std::vector<std::pair<std::string, std::string>> outputs;
   for (const auto& m : methods) {
     const std::string suffix = methods.size() > 1 ? " (" + m + ")" : "";
-    outputs.emplace_back("--out" + suffix, out_path(a, m, methods.size() > 1));
-    outputs.emplace_back("--metrics" + suffix, metrics_path(a, m, methods.size() > 1));
+    outputs.emplace_back("--out" + suffix, app::rank_path(out_path(a, m, methods.size() > 1), *s.comm, a.rank_outputs));
+    if (s.comm->is_root()) outputs.emplace_back("--metrics" + suffix, metrics_path(a, m, methods.size() > 1));
   }
   const auto output_locks = app::claim_outputs(outputs);
 
-  app::configure_cpu(a.threads);
+  app::configure_cpu(app::rank_threads(a.threads, *s.comm));
   cuda::set_deterministic_algorithms(!a.nondeterministic);
-  Shared s;
   s.device = select_device(a.device, std::cout);
+  if (s.device == Device::CUDA && s.comm->size() > 1) cuda::set_device(s.comm->local_rank());  // one GPU per rank
   s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit, a.image_size);
   apply_study_conditions(s, a);
 
@@ -497,11 +537,15 @@ int run(int argc, char** argv) {
               static_cast<long long>(s.data.num_classes), device_name(s.device), cpu::num_threads());
   std::fflush(stdout);
 
-  std::signal(SIGINT, on_sigint);
+  if (s.comm->size() == 1) std::signal(SIGINT, on_sigint);  // under mpirun, Ctrl-C ends every rank (mpirun's action)
   std::vector<train::RunResult> results;
   for (const auto& r : runs) {
     results.push_back(run_one(r, a, s, runs.size() > 1));
-    if (results.back().interrupted) return kInterruptedExit;
+    if (results.back().interrupted) {
+      std::fflush(stdout);
+      s.comm->finalize();
+      return kInterruptedExit;
+    }
   }
   // One line per method with the last epoch's accuracy ("kd 90.61": what runs are compared by, and what scripts and
   // CI read), then the top-5 and the best epoch beside it (by the validation split with --val-split).
@@ -511,6 +555,8 @@ int run(int argc, char** argv) {
     std::printf("%s top-5 %.2f, best %s%.2f at epoch %lld of %lld\n", r.label.c_str(), r.test_top5,
                 a.val_split > 0 ? "validation " : "", r.best_accuracy, static_cast<long long>(r.best_epoch),
                 static_cast<long long>(a.epochs));
+  std::fflush(stdout);
+  s.comm->finalize();
   return 0;
 }
 

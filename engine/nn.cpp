@@ -167,7 +167,8 @@ Tensor BatchNorm2d::run(const Tensor& x, bool relu) {
                                           "model (its forward does not apply BN right after the conv)");
     return relu ? ops::relu(x) : x;
   }
-  Tensor y = ops::batch_norm2d(x, *weight_, *bias_, *running_mean_, *running_var_, training, momentum, eps, relu);
+  Tensor y = ops::batch_norm2d(x, *weight_, *bias_, *running_mean_, *running_var_, training, momentum, eps, relu,
+                               training ? sync : nullptr);
   if (training) ++*num_batches_tracked_;
   return y;
 }
@@ -261,5 +262,12 @@ int fold_batch_norm(Module& model) {
 }
 
 void unfold_batch_norm(Module& model) { unfold_all(model); }
+
+int set_batch_norm_sync(Module& model, const std::shared_ptr<BatchNormSync>& sync) {
+  int count = 0;
+  if (auto* bn = dynamic_cast<BatchNorm2d*>(&model)) bn->sync = sync, ++count;
+  for (const auto& kid : model.children()) count += set_batch_norm_sync(*kid.second, sync);
+  return count;
+}
 
 }  // namespace islkd::nn

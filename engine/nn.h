@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/module.h"
+#include "kernels/common/batch_norm_sync.h"
 
 namespace islkd::nn {
 
@@ -88,6 +89,8 @@ class BatchNorm2d : public Module {
   float eps, momentum;
   // Set by fold_batch_norm: in eval mode without autograd this layer is the identity on `conv`'s output.
   Conv2d* folded_into = nullptr;
+  // --sync-bn (set_batch_norm_sync): training-mode statistics over every replica's batch (ops::batch_norm2d).
+  std::shared_ptr<BatchNormSync> sync;
 
  protected:
   void on_train(bool on) override;
@@ -161,5 +164,9 @@ class Sequential : public Module {
 // oneDNN's blocked layout between convolutions on the CPU. Returns the number of folded pairs.
 int fold_batch_norm(Module& model);
 void unfold_batch_norm(Module& model);
+
+// Sets (or, with null, clears) the replica synchronisation of every BatchNorm2d in the model (SyncBatchNorm's
+// convert_sync_batchnorm). Returns the number of layers.
+int set_batch_norm_sync(Module& model, const std::shared_ptr<BatchNormSync>& sync);
 
 }  // namespace islkd::nn

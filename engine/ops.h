@@ -3,10 +3,12 @@
 // kernels/cpu or kernels/cuda, and records its backward on the autograd tape when an input requires grad.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
 #include "engine/tensor.h"
+#include "kernels/common/batch_norm_sync.h"
 #include "kernels/common/loss_params.h"
 #include "kernels/common/shapes.h"
 
@@ -48,9 +50,14 @@ Tensor conv2d_inference(const Tensor& x, const Tensor& w, const Tensor& bias, in
                         int64_t groups = 1, bool fuse_relu = false, const Tensor& residual = Tensor());
 // Training mode normalises with batch statistics and updates running_mean / running_var in place. fuse_relu gives
 // relu(batch_norm2d(x)), in one pass forward and backward on nChw<B>c activations (ops::relu after it elsewhere).
+// sync (training only; --sync-bn, kernels/common/batch_norm_sync.h): the batch statistics are those of every
+// replica's batch together (running statistics updated with them, unbiased with the global count), and the backward's
+// dx is the global batch's (its two per-channel sums combined over the replicas); dgamma and dbeta stay this replica's,
+// for the gradient all-reduce to average like every other parameter's. Every replica must run the same BN layers in
+// the same order. With one replica: the same bits as without.
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                     const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f,
-                    bool fuse_relu = false);
+                    bool fuse_relu = false, const std::shared_ptr<BatchNormSync>& sync = nullptr);
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad = 0);
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t pad = 0);
 Tensor global_avg_pool(const Tensor& x);  // N x C x H x W -> N x C

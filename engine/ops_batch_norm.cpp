@@ -11,14 +11,15 @@ namespace islkd::ops {
 using namespace detail;
 
 Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                    const Tensor& running_var, bool training, float momentum, float eps, bool fuse_relu) {
+                    const Tensor& running_var, bool training, float momentum, float eps, bool fuse_relu,
+                    const std::shared_ptr<BatchNormSync>& sync) {
   // nChw<B>c input (CPU training with blocked activations, or a frozen model's blocked inference): normalised in
   // place of layout, output and gradients nChw<B>c too, with a requested ReLU in the same pass. Eval mode with
   // autograd converts to plain. Elsewhere a requested ReLU is a separate op.
   const int64_t block = channel_block_of(x_in);
   const bool blk = block > 0 && (training || !needs_grad({&x_in, &gamma, &beta}));
   if (fuse_relu && !blk)
-    return relu(batch_norm2d(x_in, gamma, beta, running_mean, running_var, training, momentum, eps, false));
+    return relu(batch_norm2d(x_in, gamma, beta, running_mean, running_var, training, momentum, eps, false, sync));
   Tensor x = blk ? x_in : x_in.to_plain();
   check_dim("batch_norm2d", "input", x, 4);
   check_same_device("batch_norm2d", {&x, &gamma, &beta, &running_mean, &running_var});
@@ -47,26 +48,27 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
     const int64_t B = blk ? block : 1;
     if (cuda)
       cuda::batch_norm_forward_train(N, C, HW, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), momentum,
-                                     eps, y.data(), save_mean.data(), save_invstd.data());
+                                     eps, y.data(), save_mean.data(), save_invstd.data(), sync.get());
     else
       cpu::batch_norm_forward_train_blocked(N, C, HW, B, xp, gamma.data(), beta.data(), rm.data(), rv.data(),
-                                            momentum, eps, yp, save_mean.data(), save_invstd.data(), fuse_relu);
+                                            momentum, eps, yp, save_mean.data(), save_invstd.data(), fuse_relu,
+                                            sync.get());
     if (needs_grad({&x, &gamma, &beta})) {
       const Tensor relu_y = fuse_relu ? y.detach() : Tensor();  // the mask of the fused ReLU
       record(fuse_relu ? "batch_norm2d_relu" : "batch_norm2d", {x, gamma, beta}, {y},
-             [x, gamma, beta, save_mean, save_invstd, N, C, HW, B, cuda, relu_y](const std::vector<Tensor>& g) {
+             [x, gamma, beta, save_mean, save_invstd, N, C, HW, B, cuda, relu_y, sync](const std::vector<Tensor>& g) {
                const Tensor dy = g[0].to_layout_of(x);
                Tensor dx = B > 1 ? empty_like_blocked(x) : Tensor::empty(x.shape(), x.device());
                Tensor dgamma = Tensor::empty({C}, x.device()), dbeta = Tensor::empty({C}, x.device());
                if (cuda)
                  cuda::batch_norm_backward(N, C, HW, x.data(), dy.data(), gamma.data(), save_mean.data(),
-                                           save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
+                                           save_invstd.data(), dx.data(), dgamma.data(), dbeta.data(), sync.get());
                else
                  cpu::batch_norm_backward_blocked(
                      N, C, HW, B, static_cast<const float*>(x.raw_data()), static_cast<const float*>(dy.raw_data()),
                      gamma.data(), save_mean.data(), save_invstd.data(), static_cast<float*>(dx.raw_data()),
                      dgamma.data(), dbeta.data(),
-                     relu_y.defined() ? static_cast<const float*>(relu_y.raw_data()) : nullptr);
+                     relu_y.defined() ? static_cast<const float*>(relu_y.raw_data()) : nullptr, sync.get());
                if (x.requires_grad()) accumulate_grad(x, dx);
                if (gamma.requires_grad()) accumulate_grad(gamma, dgamma);
                if (beta.requires_grad()) accumulate_grad(beta, dbeta);

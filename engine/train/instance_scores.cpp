@@ -18,7 +18,14 @@ std::vector<float> score_instances(Module& student, const TeacherTargets& teache
                                    const KDLossParams& kdp, DifficultyMeasure measure,
                                    const std::vector<int32_t>* labels_override) {
   const Device device = d.loader_options.device;
-  data::Loader loader = sequential_loader(d.train, d.n_train, d.loader_options);
+  const int64_t end = d.shard_end < 0 ? d.n_train : d.shard_end;
+  ISLKD_CHECK(d.shard_begin >= 0 && d.shard_begin <= end && end <= d.n_train, "score_instances: shard [",
+              d.shard_begin, ", ", end, ") of ", d.n_train, " instances");
+  std::vector<int64_t> shard(static_cast<size_t>(end - d.shard_begin));
+  for (size_t i = 0; i < shard.size(); ++i) shard[i] = d.shard_begin + static_cast<int64_t>(i);
+  data::Loader loader(d.train, data::Transform(data::eval_transform(*d.train), d.train->channels(), d.train->height(),
+                                               d.train->width()),
+                      std::make_shared<data::ListSampler>(std::move(shard)), d.loader_options);
   std::vector<float> scores(static_cast<size_t>(d.n_train), 0.0f);
   NoGradGuard no_grad;
   const bool was_training = student.is_training();

@@ -17,6 +17,9 @@ struct ScoringData {
   std::shared_ptr<const data::Dataset> train;
   int64_t n_train = 0, num_classes = 0;
   data::LoaderOptions loader_options;
+  // Data-parallel: the student scores only instances [shard_begin, shard_end) (-1: up to n_train); the others' scores
+  // are left 0 for the ranks' all-gather to fill.
+  int64_t shard_begin = 0, shard_end = -1;
 };
 
 // ops::difficulty_scores of the student against the cached teacher; `labels_override` (one per training instance)

@@ -6,6 +6,7 @@
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/train/dist_shards.h"
 #include "engine/train/run_log.h"
 #include "kernels/common/checked.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -48,7 +49,13 @@ void TeacherTargets::cache() {
   if (!logits_.empty()) return;
   Stopwatch clock;
   const int64_t c = num_classes_;
-  data::Loader loader = sequential_loader(train_, n_train_, loader_options_);
+  const int ranks = comm_ ? comm_->size() : 1, rank = comm_ ? comm_->rank() : 0;
+  std::vector<int64_t> shard(static_cast<size_t>(dist::shard_end(n_train_, rank, ranks) -
+                                                 dist::shard_begin(n_train_, rank, ranks)));
+  for (size_t i = 0; i < shard.size(); ++i) shard[i] = dist::shard_begin(n_train_, rank, ranks) + static_cast<int64_t>(i);
+  data::Loader loader(train_, data::Transform(data::eval_transform(*train_), train_->channels(), train_->height(),
+                                              train_->width()),
+                      std::make_shared<data::ListSampler>(std::move(shard)), loader_options_);
   logits_.assign(static_cast<size_t>(checked_mul(n_train_, c, "teacher logits (instances x classes)")), 0.0f);
   NoGradGuard no_grad;
   loader.start_epoch(0);
@@ -60,9 +67,15 @@ void TeacherTargets::cache() {
       std::copy(v.begin() + static_cast<int64_t>(r) * c, v.begin() + static_cast<int64_t>(r + 1) * c,
                 logits_.begin() + b.indices[r] * c);
   }
+  if (comm_) dist::allgather_shards(*comm_, logits_, n_train_, c);
   cache_seconds_ = clock.seconds();
-  std::printf("train_kd: teacher logits of %lld un-augmented training instances cached in %.1fs\n",
-              static_cast<long long>(n_train_), cache_seconds_);
+  if (ranks > 1)
+    std::printf("train_kd: teacher logits of %lld un-augmented training instances cached in %.1fs (%d shards, "
+                "all-gathered)\n",
+                static_cast<long long>(n_train_), cache_seconds_, ranks);
+  else
+    std::printf("train_kd: teacher logits of %lld un-augmented training instances cached in %.1fs\n",
+                static_cast<long long>(n_train_), cache_seconds_);
   std::fflush(stdout);
 }
 

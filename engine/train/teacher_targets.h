@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "engine/module.h"
+#include "engine/train/dist.h"
 #include "engine/tensor.h"
 
 namespace islkd::train {
@@ -22,6 +23,9 @@ class TeacherTargets {
   Module& model() { return *teacher_; }
   // Computes the cache on first use (prints how long it took); later calls do nothing.
   void cache();
+  // Data-parallel: cache() computes this rank's shard of the instances (rank r: [r n / W, (r+1) n / W)) and
+  // all-gathers the others', so every rank holds the same n x classes logits for 1/W of the teacher's forwards.
+  void shard_over(std::shared_ptr<dist::Communicator> comm) { comm_ = std::move(comm); }
   bool cached() const { return !logits_.empty(); }
   const std::vector<float>& logits() const { return logits_; }  // n_train x classes, after cache()
   double cache_seconds() const { return cache_seconds_; }
@@ -39,6 +43,7 @@ class TeacherTargets {
   data::LoaderOptions loader_options_;
   std::vector<float> logits_;
   double cache_seconds_ = 0.0;
+  std::shared_ptr<dist::Communicator> comm_;  // null: one process
 };
 
 }  // namespace islkd::train

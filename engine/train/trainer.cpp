@@ -10,8 +10,10 @@
 #include "engine/device.h"
 #include "engine/checkpoint.h"
 #include "engine/distill/kd.h"
+#include "engine/nn.h"
 #include "engine/ops.h"
 #include "engine/train/curriculum_sampler.h"
+#include "engine/train/dist_shards.h"
 #include "engine/train/instance_scores.h"
 #include "kernels/common/checked.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -28,6 +30,21 @@ std::unique_ptr<data::Loader> sequential_loader_ptr(const std::shared_ptr<const 
       ds, data::Transform(data::eval_transform(*ds), ds->channels(), ds->height(), ds->width()),
       std::make_shared<data::SequentialSampler>(n), options);
 }
+}  // namespace
+
+namespace {
+// --sync-bn's view of the world of ranks: the batch-norm kernels' all-gather of a few doubles per layer.
+class RankBatchNormSync : public BatchNormSync {
+ public:
+  explicit RankBatchNormSync(std::shared_ptr<dist::Communicator> comm) : comm_(std::move(comm)) {}
+  int replicas() const override { return comm_->size(); }
+  void allgather(const double* mine, int64_t n, double* all) override {
+    comm_->allgather(mine, n * static_cast<int64_t>(sizeof(double)), all);
+  }
+
+ private:
+  std::shared_ptr<dist::Communicator> comm_;
+};
 }  // namespace
 
 // ---- the step ----
@@ -72,9 +89,22 @@ StepOutput TrainStep::learn(const Tensor& images, const Tensor& labels, distill:
   in.student_logits = out.logits;
   in.labels = labels;
   out.loss = objective_.loss(in);
-  out.loss.backward();
+  if (weight_loss_ && grad_weight_ != 1.0f) {
+    ops::scale(out.loss, grad_weight_).backward();
+    if (reducer_) reducer_->reduce(1.0f);
+  } else {
+    out.loss.backward();
+    if (reducer_) reducer_->reduce(grad_weight_);
+  }
   optimizer_.step();
   return out;
+}
+
+void TrainStep::learn_nothing() {
+  ISLKD_CHECK(reducer_, "TrainStep::learn_nothing: only a data-parallel rank takes a step without instances");
+  optimizer_.zero_grad();
+  reducer_->reduce(0.0f);
+  optimizer_.step();
 }
 
 StepOutput TrainStep::operator()(const Tensor& images, const Tensor& labels, const std::vector<int64_t>& indices,
@@ -121,9 +151,11 @@ std::vector<std::pair<std::string, Tensor>> trained_parameters(const Module& stu
 
 Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(config)), p_(std::move(parts)) {
   student_ = p_.student;
+  comm_ = cfg_.comm ? cfg_.comm : dist::single_process();
   schedule_ = p_.make_schedule(cfg_.epochs);
   curriculum_ = std::shared_ptr<distill::Curriculum>(std::move(p_.curriculum));
-  steps_per_epoch_ = ceil_div(p_.n_train, p_.loader_options.batch_size);
+  global_batch_ = p_.loader_options.batch_size * comm_->size();
+  steps_per_epoch_ = data::global_batches(p_.n_train, p_.loader_options.batch_size, comm_->size());
   result_.label = cfg_.label;
   const Shape input = {p_.train->channels(), p_.train->height(), p_.train->width()};
   {
@@ -139,12 +171,75 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   load_state();
   student_->to(cfg_.device);
   p_.objective->to(cfg_.device);
+  if (cfg_.sync_batch_norm) {
+    nn::set_batch_norm_sync(*student_, std::make_shared<RankBatchNormSync>(comm_));
+    check_sync_batch_norm_slices(p_.n_train, "the training split");
+  }
   optimizer_ = std::make_unique<SGD>(trained_parameters(*student_, *p_.objective), p_.sgd);
   if (!cfg_.resume.empty()) optimizer_->load_state(resumed_opt_state_, resumed_opt_steps_);
   step_ = std::make_unique<TrainStep>(*student_, *p_.objective, *optimizer_, p_.teacher.get(), cfg_.cached_targets);
+  if (distributed() && p_.teacher) p_.teacher->shard_over(comm_);
+  // crd's memory banks are updated from each rank's own batch: across ranks they would need an all-gather of every
+  // step's rows, which is not written yet. Refused rather than training on banks that silently diverge.
+  ISLKD_CHECK(!distributed() || p_.objective->buffers().empty(), "objective '", p_.objective->name(),
+              "' keeps per-instance state (memory banks) that data-parallel training does not synchronise yet; "
+              "run it in one process");
+  if (distributed() || cfg_.grad_allreduce == GradAllreduce::Nccl) {
+    reducer_ = std::make_unique<GradientBuckets>(trained_parameters(*student_, *p_.objective), cfg_.bucket_bytes,
+                                                 *comm_, gradient_nccl());
+    step_->set_reducer(reducer_.get());
+    step_->set_weight_loss(cfg_.sync_batch_norm);
+  }
+}
+
+// --sync-bn: every rank runs every batch-norm layer of every step (the statistics are collective), so a global batch
+// with fewer instances than ranks (some rank's slice empty: learn_nothing, no forward) cannot be synchronised. Refused
+// on every rank alike, before the epoch, naming the sizes.
+void Trainer::check_sync_batch_norm_slices(int64_t epoch_size, const char* what) const {
+  if (!cfg_.sync_batch_norm || !distributed()) return;
+  const int64_t last = epoch_size % global_batch_;
+  ISLKD_CHECK(last == 0 || last >= comm_->size(), "--sync-bn: ", what, "'s ", epoch_size,
+              " instances end in a global batch of ", last, " (", epoch_size, " mod ", global_batch_,
+              "), fewer than the ", comm_->size(),
+              " ranks: a rank would have no instance for the synchronised batch norm; change --batch-size, --limit "
+              "or the world size, or run without --sync-bn");
 }
 
 Trainer::~Trainer() = default;
+
+// NCCL when asked for (--grad-allreduce nccl: an error when it cannot be had) or, by default, for CUDA ranks of a
+// world of more than one when every rank loads libnccl; otherwise MPI through host memory, after one warning line
+// when NCCL was the default's choice. Whether NCCL loaded is agreed over MPI before the (collective) communicator
+// is made, so a rank without the library sends every rank to MPI instead of leaving the others waiting in NCCL.
+std::shared_ptr<dist::Nccl> Trainer::gradient_nccl() {
+  const bool forced = cfg_.grad_allreduce == GradAllreduce::Nccl;
+  if (cfg_.grad_allreduce == GradAllreduce::Mpi) return nullptr;
+  if (cfg_.device != Device::CUDA) {
+    ISLKD_CHECK(!forced, "--grad-allreduce nccl needs --device cuda (CPU gradients go over MPI)");
+    return nullptr;
+  }
+  std::string why;
+  bool ok = false;
+  if (cuda::is_emulated() && !dist::nccl_library_named())
+    // The emulated device's buffers are host memory: only the shim (kernels/emu/shim) can read them.
+    why = "the emulated CUDA device needs the NCCL shim: set ISLKD_LIBNCCL to libislkd_nccl_shim.so (built in "
+          "kernels/emu/shim/)";
+  else
+    ok = dist::Nccl::load(&why);
+  if (forced) {
+    ISLKD_CHECK(ok, "--grad-allreduce nccl: ", why);
+    return dist::Nccl::create(*comm_);
+  }
+  double failed = ok ? 0.0 : 1.0;
+  comm_->allreduce_sum(&failed, 1);
+  if (failed > 0.0) {
+    if (comm_->is_root())
+      std::fprintf(stderr, "%s: warning: GPU gradients go through host memory over MPI, not NCCL (%s)\n",
+                   text_prefix().c_str(), ok ? "another rank cannot load NCCL" : why.c_str());
+    return nullptr;
+  }
+  return dist::Nccl::create(*comm_);
+}
 
 std::string Trainer::text_prefix() const {
   return cfg_.style == ReportStyle::Train ? "train" : "train_kd[" + cfg_.label + "]";
@@ -162,6 +257,22 @@ void Trainer::load_state() {
               c.metadata.at("format"), "', expected ", cfg_.format);
   nlohmann::json saved = nlohmann::json::parse(meta_get(c.metadata, "config", path, app), nullptr, false);
   ISLKD_CHECK(!saved.is_discarded(), path, ": metadata 'config' is not JSON");
+  {
+    // The shards, the per-rank batches and the order of the reductions follow the world size: a checkpoint continues
+    // on as many ranks as wrote it (no "world_size" in the config: one process).
+    const int64_t saved_world = saved.value("world_size", int64_t(1));
+    ISLKD_CHECK(saved_world == comm_->size() || cfg_.reshard, "--resume ", path, " was written by a run on ",
+                saved_world, saved_world == 1 ? " process" : " ranks", ", this run has ", comm_->size(),
+                "; continue it with the same world size (mpirun -np ", saved_world,
+                "), or add --reshard to continue on this one (the same global batch; per-rank batch norm then "
+                "normalises other slices, so the run is no longer bit-identical to either)");
+    if (saved_world != comm_->size() && comm_->is_root())
+      std::printf("%s: re-sharding %s from %lld to %d rank(s): the global batch, order and position carry over\n",
+                  text_prefix().c_str(), path.c_str(), static_cast<long long>(saved_world), comm_->size());
+    // The world size and per-rank batch are this run's; every other resume key is still compared below.
+    saved.erase("world_size");
+    saved.erase("per_rank_batch");
+  }
   for (const std::string& key : cfg_.resume_keys) {
     if (key == "objective" && !saved.contains(key)) continue;  // written before objectives had names: "method" says
     nlohmann::json want = cfg_.run_config.value(key, nlohmann::json()), got = saved.value(key, nlohmann::json());
@@ -196,6 +307,7 @@ void Trainer::load_state() {
     part_.seen = pj.value("seen", int64_t(0));
     ISLKD_CHECK(std::isfinite(part_.loss_sum) && part_.seen >= 0 && part_.correct >= 0 && part_.correct <= part_.seen,
                 path, ": metadata 'epoch_partial' ", pj.dump(), " is not a possible tally");
+    if (!comm_->is_root()) part_ = EpochTally{};  // the saved tally is all ranks' sum: rank 0 carries it on
   } else {
     ISLKD_CHECK(global_step_ == start_epoch_ * per_epoch && opt_steps == global_step_, path,
                 ": inconsistent counts (epoch ", start_epoch_, ", step ", global_step_, ", optimizer.steps ", opt_steps,
@@ -260,6 +372,10 @@ void Trainer::open_loaders() {
   } else {
     sampler = plain;
   }
+  if (distributed()) {
+    sharded_ = std::make_shared<data::ShardedSampler>(sampler, comm_->rank(), comm_->size(), lopt.batch_size);
+    sampler = sharded_;
+  }
   const data::Dataset& ds = *p_.train;
   train_loader_ = std::make_unique<data::Loader>(
       p_.train, data::Transform(p_.train_transform, ds.channels(), ds.height(), ds.width()), sampler, lopt);
@@ -302,6 +418,21 @@ void Trainer::print_start() const {
       std::printf("train_kd[%s]: resuming %s at epoch %lld, step %lld of it\n", cfg_.label.c_str(),
                   cfg_.resume.c_str(), static_cast<long long>(start_epoch_ + 1), static_cast<long long>(skip_steps_));
   }
+  const std::string transport =
+      reducer_ && reducer_->nccl()
+          ? "NCCL " + reducer_->nccl()->version_text() + " (" + reducer_->nccl()->library() + ") on device buffers"
+          : "MPI through host memory";
+  if (distributed())
+    std::printf("%s: data-parallel over %d ranks (%s): global batch %lld = %d x %lld per rank; gradients averaged in "
+                "%zu bucket(s) of up to %.1f MiB before each update, over %s\n",
+                text_prefix().c_str(), comm_->size(), comm_->backend().c_str(), static_cast<long long>(global_batch_),
+                comm_->size(), static_cast<long long>(p_.loader_options.batch_size), reducer_->buckets().size(),
+                static_cast<double>(cfg_.bucket_bytes) / 1048576.0, transport.c_str());
+  else if (reducer_)
+    std::printf("%s: gradients all-reduced over 1 rank in %zu bucket(s) of up to %.1f MiB, over %s "
+                "(--grad-allreduce nccl)\n",
+                text_prefix().c_str(), reducer_->buckets().size(), static_cast<double>(cfg_.bucket_bytes) / 1048576.0,
+                transport.c_str());
   std::fflush(stdout);
 }
 
@@ -345,8 +476,23 @@ void Trainer::curriculum_boundary(int64_t epoch) {
   TeacherTargets& teacher = *p_.teacher;
   teacher.cache();
   Stopwatch score_clock;
-  const ScoringData sd{p_.train, p_.n_train, p_.num_classes, p_.loader_options};
+  ScoringData sd{p_.train, p_.n_train, p_.num_classes, p_.loader_options};
+  // Data-parallel: a measure that runs the student is computed in shards (rank r: instances [r N / W, (r+1) N / W))
+  // and all-gathered; the teacher's measures (from its cached logits, themselves computed in shards and all-gathered)
+  // are computed whole on every rank.
+  const bool sharded_scoring = distributed() && distill::needs_student(copt.measure);
+  const int64_t n = p_.n_train;
+  if (sharded_scoring) {
+    sd.shard_begin = dist::shard_begin(n, comm_->rank(), comm_->size());
+    sd.shard_end = dist::shard_end(n, comm_->rank(), comm_->size());
+  }
   std::vector<float> scores = curriculum_scores(c, static_cast<int>(epoch), *student_, teacher, sd, cfg_.score_kd);
+  if (sharded_scoring) dist::allgather_shards(*comm_, scores, n, 1);
+  // Every rank sorts the same scores into the same order: the all-gathered ones, or rank 0's (the teacher's scores
+  // come from the same all-gathered logits on every rank, but their arithmetic may round differently on another
+  // machine's CPU).
+  if (distributed() && !sharded_scoring)
+    comm_->broadcast(scores.data(), static_cast<int64_t>(scores.size() * sizeof(float)), 0);
   const double score_seconds = score_clock.seconds();
   c.begin_phase(static_cast<int>(epoch), scores);
   const int phase = c.phase_of_epoch(static_cast<int>(epoch));
@@ -392,6 +538,11 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
   const bool kd_style = cfg_.style == ReportStyle::TrainKd;
   Stopwatch epoch_clock;
   train_loader_->start_epoch(epoch);
+  comm_seconds_epoch_start_ = reducer_ ? reducer_->seconds() : 0.0;
+  if (sharded_) check_sync_batch_norm_slices(sharded_->last_global_size(), "this epoch's order");
+  // Data-parallel: the global steps of this epoch (a rank's loader may have one batch fewer: see learn_nothing).
+  const int64_t global_steps =
+      sharded_ ? data::global_batches(sharded_->last_global_size(), p_.loader_options.batch_size, comm_->size()) : 0;
   EpochTally tally;
   tally.deferred = kd_style && cfg_.device == Device::CUDA;
   int64_t step = 0;
@@ -399,8 +550,10 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
   if (epoch == start_epoch_ && skip_steps_ > 0) {
     // Mid-epoch resume: the loader's batches are a pure function of (seed, epoch, number); skip the done ones.
     while (step < skip_steps_ && train_loader_->next(b)) ++step;
-    ISLKD_CHECK(step == skip_steps_, cfg_.resume, ": epoch ", epoch + 1, " has only ", step,
+    const bool short_rank = sharded_ && step < skip_steps_ && skip_steps_ <= global_steps;
+    ISLKD_CHECK(step == skip_steps_ || short_rank, cfg_.resume, ": epoch ", epoch + 1, " has only ", step,
                 " steps, checkpoint says ", skip_steps_, " were done");
+    step = skip_steps_;
     tally = part_;
     tally.deferred = cfg_.device == Device::CUDA;
   }
@@ -415,6 +568,15 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
       *trace_ << '\n';
     }
     optimizer_->set_lr(static_cast<float>(lr));
+    if (sharded_) {
+      // This rank's share of the global batch's mean loss: 1 for equal slices, else its instances' share.
+      const data::BatchShard sh = data::batch_shard(sharded_->last_global_size(), p_.loader_options.batch_size,
+                                                    comm_->size(), comm_->rank(), step);
+      step_->set_grad_weight(sh.global_count == global_batch_
+                                 ? 1.0f
+                                 : static_cast<float>(static_cast<double>(sh.count) * comm_->size() /
+                                                      static_cast<double>(sh.global_count)));
+    }
     const StepOutput out = (*step_)(b.images, b.labels, b.indices, epoch, step);
 
     tally.add(out.loss, out.logits, b.labels, epoch, step);
@@ -436,7 +598,9 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
     if (step % cfg_.log_every == 0 || step == steps_per_epoch_) tally.sync();  // CUDA: one host sync per --log-every
 
     if (cfg_.interrupt_after_steps > 0 && global_step_ >= cfg_.interrupt_after_steps) interrupt_requested_ = true;
-    if (interrupted.load() || interrupt_requested_) {
+    // Under mpirun a signal reaches the ranks at different steps: only the deterministic test interrupt counts there
+    // (the apps leave SIGINT's default action to data-parallel ranks).
+    if ((interrupted.load() && !distributed()) || interrupt_requested_) {
       progress_.clear();
       tally.sync();
       save_state(epoch, step, tally, 0.0);
@@ -447,7 +611,7 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
       std::fflush(stdout);
       return false;
     }
-    if (cfg_.eval_every > 0 && global_step_ % cfg_.eval_every == 0 && step < steps_per_epoch_) {
+    if (cfg_.eval_every > 0 && global_step_ % cfg_.eval_every == 0 && step < steps_per_epoch_ && comm_->is_root()) {
       // An evaluation inside the epoch (accuracy against iterations); its time is not training time.
       Stopwatch eval_clock;
       EvalResult mid = evaluate(*student_, *eval_loader_, cfg_.device);
@@ -473,6 +637,18 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
                      fixed(static_cast<double>(tally.rows_added() - part_.seen * (epoch == start_epoch_)) / tt, 0) +
                      " img/s ETA " + format_duration(remaining));
   }
+  // A rank whose slice of the epoch's short last batch is empty still takes part in that step's reduction.
+  while (sharded_ && step < global_steps) {
+    optimizer_->set_lr(static_cast<float>(lr_at(epoch, step)));
+    step_->learn_nothing();
+    ++step;
+    ++global_step_;
+    if (cfg_.interrupt_after_steps > 0 && global_step_ >= cfg_.interrupt_after_steps) {
+      tally.sync();
+      save_state(epoch, step, tally, 0.0);
+      return false;
+    }
+  }
   tally.sync();
   const double epoch_train_seconds = epoch_clock.seconds() - mid_eval_seconds;
   train_seconds_ += epoch_train_seconds;
@@ -482,9 +658,13 @@ bool Trainer::train_epoch(int64_t epoch, const std::atomic<bool>& interrupted) {
 }
 
 // The end of an epoch: evaluate, checkpoint, one line on stdout and one in the metrics.
-void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_train_seconds, int64_t steps_done) {
+void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoch_train_seconds,
+                        int64_t steps_done) {
+  const EpochTally tally = reduced_tally(rank_tally);
+  broadcast_buffers();
   Stopwatch eval_clock;
-  EvalResult test = evaluate(*student_, *eval_loader_, cfg_.device);
+  EvalResult test;
+  if (comm_->is_root()) test = evaluate(*student_, *eval_loader_, cfg_.device);
   eval_seconds_last_ = eval_clock.seconds();
   result_.test_accuracy = test.accuracy;
   result_.test_top5 = test.top5;
@@ -507,25 +687,30 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
                 test.loss, test.accuracy, lr_last, ips, format_duration(epoch_train_seconds).c_str(),
                 format_duration(eval_seconds_last_).c_str(), format_duration(remaining).c_str());
     std::fflush(stdout);
-    metrics_->append({{"epoch", epoch + 1},
-                      {"step", global_step_},
-                      {"lr_last", lr_last},
-                      {"train_loss", train_loss},
-                      {"train_accuracy", train_acc},
-                      {"test_loss", test.loss},
-                      {"test_accuracy", test.accuracy},
-                      {"test_top5_accuracy", test.top5},
-                      {"best_epoch", best_epoch_},
-                      {"best_test_accuracy", best_accuracy_},
-                      {"train_seconds", epoch_train_seconds},
-                      {"eval_seconds", eval_seconds_last_},
-                      {"images_per_second", ips}});
+    nlohmann::json m = {{"epoch", epoch + 1},
+                        {"step", global_step_},
+                        {"lr_last", lr_last},
+                        {"train_loss", train_loss},
+                        {"train_accuracy", train_acc},
+                        {"test_loss", test.loss},
+                        {"test_accuracy", test.accuracy},
+                        {"test_top5_accuracy", test.top5},
+                        {"best_epoch", best_epoch_},
+                        {"best_test_accuracy", best_accuracy_},
+                        {"train_seconds", epoch_train_seconds},
+                        {"eval_seconds", eval_seconds_last_},
+                        {"images_per_second", ips}};
+    if (reducer_) {
+      m["world_size"] = comm_->size();
+      m["comm_seconds"] = reducer_->seconds() - comm_seconds_epoch_start_;
+    }
+    metrics_->append(m);
     return;
   }
   std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  %s acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
               cfg_.label.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(cfg_.epochs), train_loss,
               train_acc, eval_name_.c_str(), test.accuracy, lr_last,
-              static_cast<double>(steps_done) * static_cast<double>(p_.loader_options.batch_size) / epoch_train_seconds,
+              static_cast<double>(steps_done) * static_cast<double>(global_batch_) / epoch_train_seconds,
               format_duration(epoch_train_seconds).c_str(), format_duration(remaining).c_str());
   std::fflush(stdout);
   nlohmann::json m = {{"epoch", epoch + 1},
@@ -541,6 +726,10 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& tally, double epoch_tra
                       {"train_seconds", epoch_train_seconds},
                       {"eval_seconds", eval_seconds_last_}};
   if (!isl_log_.is_null()) m["isl"] = isl_log_;
+  if (reducer_) {
+    m["world_size"] = comm_->size();
+    m["comm_seconds"] = reducer_->seconds() - comm_seconds_epoch_start_;  // packing + all-reduce, this rank (0)
+  }
   metrics_->append(m);
 }
 
@@ -575,6 +764,7 @@ static std::vector<double> per_class_accuracy(Module& model, data::Loader& loade
 // The end of the run. train_kd: the test split (read here for the first time when there is a validation split) and
 // its per-class accuracies, one line of the metrics.
 void Trainer::finish() {
+  if (!comm_->is_root()) return;  // evaluation and reports are rank 0's
   if (cfg_.style == ReportStyle::Train) {
     std::printf("train: done in %s; test acc %.2f%% (top-5 %.2f%%), best %.2f%% at epoch %lld; checkpoint %s\n",
                 format_duration(run_clock_.seconds()).c_str(), result_.test_accuracy, result_.test_top5,
@@ -601,7 +791,9 @@ void Trainer::finish() {
 
 // A checkpoint: the student, the optimizer's momentum, the objective's parameters and buffers, the curriculum's order, and the
 // counts that let --resume continue bit for bit.
-void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& t, double test_acc) {
+void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& rank_tally, double test_acc) {
+  const EpochTally t = reduced_tally(rank_tally);  // a collective: every rank comes here, writing or not
+  if (cfg_.out.empty()) return;
   std::map<std::string, std::string> meta = {{"format", cfg_.format},
                                              {"config", cfg_.run_config.dump()},
                                              {"epoch", std::to_string(epochs_done)},
@@ -632,6 +824,33 @@ void Trainer::save_state(int64_t epochs_done, int64_t epoch_step, const EpochTal
     extra.push_back(safetensors::Entry::from_i64("curriculum.order", {n}, std::move(order)));
   }
   checkpoint::save(cfg_.out, *student_, extra, meta);
+}
+
+EpochTally Trainer::reduced_tally(const EpochTally& t) const {
+  EpochTally r = t;
+  if (!distributed()) return r;
+  double v[3] = {t.loss_sum, static_cast<double>(t.correct), static_cast<double>(t.seen)};
+  comm_->allreduce_sum(v, 3);
+  r.loss_sum = v[0];
+  r.correct = static_cast<int64_t>(v[1]);
+  r.seen = static_cast<int64_t>(v[2]);
+  return r;
+}
+
+// Per-rank batch norm (as DDP): each rank's running statistics follow its own batches, so at each epoch's end rank
+// 0's are copied to every rank, before the evaluation, the checkpoint and the next phase's scoring.
+void Trainer::broadcast_buffers() {
+  // --sync-bn: every rank updated its running statistics with the same merged batch statistics (the same bits).
+  if (!distributed() || cfg_.sync_batch_norm) return;
+  for (auto& [name, x] : student_->named_buffers()) {
+    Tensor host = x.to_plain().to(Device::CPU).clone();
+    comm_->broadcast(host.data(), host.numel() * static_cast<int64_t>(sizeof(float)), 0);
+    if (!comm_->is_root()) {
+      Tensor dst = x;
+      dst.copy_from(host.to(x.device()));
+    }
+  }
+  for (auto& [name, c] : student_->named_counters()) comm_->broadcast(c, sizeof(int64_t), 0);
 }
 
 }  // namespace islkd::train

@@ -21,6 +21,8 @@
 #include "engine/lr_schedule.h"
 #include "engine/module.h"
 #include "engine/optim.h"
+#include "engine/train/dist.h"
+#include "engine/train/grad_buckets.h"
 #include "engine/train/run_log.h"
 #include "engine/train/teacher_targets.h"
 
@@ -45,6 +47,17 @@ class TrainStep {
   StepOutput learn(const Tensor& images, const Tensor& labels, distill::ObjectiveInputs in);
   StepOutput operator()(const Tensor& images, const Tensor& labels, const std::vector<int64_t>& indices,
                         int64_t epoch = 0, int64_t step = 0);
+  // Data-parallel: the gradients are all-reduced (mean over the ranks) between the backward and the update, this
+  // rank's share scaled by `weight` (GradientBuckets::reduce). Null (the default): one process.
+  void set_reducer(GradientBuckets* reducer) { reducer_ = reducer; }
+  void set_grad_weight(float weight) { grad_weight_ = weight; }
+  // --sync-bn: the weight scales the loss before the backward instead of the gradients after it. Synchronised batch
+  // norm mixes every rank's loss gradient into each rank's parameter gradients, so only a weighted loss gives the
+  // global batch's gradient when the slices are uneven.
+  void set_weight_loss(bool on) { weight_loss_ = on; }
+  // A rank with no instance in the global batch (a short last batch split over more ranks than it has instances):
+  // it contributes zeros to the reduction and applies the same update as the others.
+  void learn_nothing();
 
  private:
   Module& student_;
@@ -53,6 +66,9 @@ class TrainStep {
   TeacherTargets* teacher_;
   bool cached_targets_;
   distill::ObjectiveNeeds needs_;
+  GradientBuckets* reducer_ = nullptr;
+  float grad_weight_ = 1.0f;
+  bool weight_loss_ = false;
 };
 
 // Binds the objective to the run's models (distill::Objective::bind): the student, the teacher's model when there
@@ -87,6 +103,22 @@ struct TrainerConfig {
   nlohmann::json data_description;  // describe_data(train split): the checkpoint's "data" metadata, for `infer`
   KDLossParams score_kd;  // the KD settings of the ISL difficulty measures (kd, loss)
   bool pace_to_lr_drop = false;
+  // Data-parallel (docs/distributed.md): the world of ranks (null: one process). The loader's batch size
+  // (TrainerParts::loader_options) is then the per-rank batch, and the global batch is world size x that. Rank 0
+  // alone evaluates, prints (the app sends the others' stdout to /dev/null) and writes metrics; a rank writes a
+  // checkpoint when `out` is not empty (the app gives the others none, or a per-rank file for tests).
+  std::shared_ptr<dist::Communicator> comm;
+  int64_t bucket_bytes = static_cast<int64_t>(kDefaultBucketMiB * 1048576.0);
+  // --resume of a checkpoint written on another number of ranks: allowed when true (--reshard). The global batch is
+  // the same (it is a resume key), so the global order, the step count and the position inside the epoch carry
+  // over; only the per-rank batch, hence per-rank batch norm's statistics, differ from a continuation on the old
+  // world size.
+  bool reshard = false;
+  GradAllreduce grad_allreduce = GradAllreduce::Auto;  // --grad-allreduce (NCCL for CUDA ranks when it loads)
+  // --sync-bn: the student's training-mode batch norm takes its statistics over the global batch (every rank's
+  // slice; ops::batch_norm2d's sync), its running statistics then equal on every rank. Off: per-rank statistics, as
+  // DDP without SyncBatchNorm. With one process both are the same computation.
+  bool sync_batch_norm = false;
 };
 
 // What a run trains with, built by the app.
@@ -133,6 +165,11 @@ class Trainer {
   void end_epoch(int64_t epoch, const EpochTally& tally, double epoch_train_seconds, int64_t steps_done);
   void finish();
   void save_state(int64_t epochs_done, int64_t epoch_step, const EpochTally& t, double test_acc);
+  EpochTally reduced_tally(const EpochTally& t) const;  // summed over the ranks
+  void broadcast_buffers();  // batch-norm running statistics: rank 0's to every rank
+  bool distributed() const { return comm_->size() > 1; }
+  std::shared_ptr<dist::Nccl> gradient_nccl();  // NCCL for the gradient buckets, or null for MPI
+  void check_sync_batch_norm_slices(int64_t epoch_size, const char* what) const;
   double lr_at(int64_t epoch, int64_t step);
   std::string text_prefix() const;
 
@@ -167,6 +204,12 @@ class Trainer {
   int64_t best_epoch_ = 0;  // 0: no epoch evaluated yet; restored on --resume (checkpoint metadata "best")
   double best_accuracy_ = 0.0;
   int64_t teacher_feature_bytes_ = 0;  // per batch, when the objective distills the teacher's features
+  // data-parallel
+  std::shared_ptr<dist::Communicator> comm_;
+  std::unique_ptr<GradientBuckets> reducer_;
+  std::shared_ptr<data::ShardedSampler> sharded_;
+  int64_t global_batch_ = 0;
+  double comm_seconds_epoch_start_ = 0.0;
 };
 
 }  // namespace islkd::train

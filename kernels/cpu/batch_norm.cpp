@@ -6,9 +6,13 @@
 // reduction and the plane sums added in double, so a 128x32x32 channel loses no more than a float plane sum.
 // Training forward reads x three times and writes y once (12 + 4 bytes per element); backward reads x and dy
 // twice and writes dx (20 bytes per element) -- memory-bound.
+// Synchronised (--sync-bn; kernels/common/batch_norm_sync.h): the training kernels hand their per-channel count/mean/M2
+// (forward) and sum dy / sum dy*xc (backward) to the BatchNormSync between the reduction and the elementwise pass; the
+// plain layout then runs its per-channel loop in two parts (same arithmetic: with one replica, the same bits).
 #include <cmath>
 #include <vector>
 
+#include "kernels/common/batch_norm_sync.h"
 #include "kernels/common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
 
@@ -119,6 +123,95 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
   }
 }
 
+// ---- synchronised (--sync-bn), plain NCHW ----
+// The arithmetic of the two kernels above, split at the reduction so the replicas' values can be combined
+// (kernels/common/batch_norm_sync.h): with one replica, the same bits.
+namespace {
+
+void bn_train_plain_synced(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
+                           float* running_mean, float* running_var, float momentum, float eps, float* y,
+                           float* save_mean, float* save_invstd, BatchNormSync& sync) {
+  const int64_t count = N * HW;
+  const bool par = N * C * HW > (1 << 14);
+  std::vector<double> mean(static_cast<size_t>(C)), m2(static_cast<size_t>(C));
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = 0.0;
+    for (int64_t n = 0; n < N; ++n) sum += plane_sum(x + (n * C + c) * HW, HW);
+    mean[c] = sum / static_cast<double>(count);
+    double sq = 0.0;
+    for (int64_t n = 0; n < N; ++n) sq += plane_sq_dev(x + (n * C + c) * HW, HW, static_cast<float>(mean[c]));
+    m2[c] = sq;
+  }
+  double n_all = static_cast<double>(count);
+  sync_moments(sync, C, n_all, mean.data(), m2.data());
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t c = 0; c < C; ++c) {
+    const double var = m2[c] / n_all;
+    const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+    save_mean[c] = static_cast<float>(mean[c]);
+    save_invstd[c] = static_cast<float>(invstd);
+    const double unbiased = n_all > 1.0 ? m2[c] / (n_all - 1.0) : var;
+    running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean[c]);
+    running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+    const float a = static_cast<float>(invstd * gamma[c]);
+    for (int64_t n = 0; n < N; ++n)
+      plane_affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, static_cast<float>(mean[c]), a, beta[c]);
+  }
+}
+
+void bn_backward_plain_synced(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
+                              const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                              float* dbeta, BatchNormSync& sync) {
+  const bool par = N * C * HW > (1 << 14);
+  // [sum dy (C), sum dy * xc (C), count]: this replica's, then every replica's.
+  std::vector<double> sums(static_cast<size_t>(2 * C + 1));
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t c = 0; c < C; ++c) {
+    const float mean = save_mean[c];
+    double sum_dy = 0.0, sum_dy_xc = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * C + c) * HW;
+      const float* gp = dy + (n * C + c) * HW;
+      float s = 0.0f, sx = 0.0f;
+#pragma omp simd reduction(+ : s, sx)
+      for (int64_t i = 0; i < HW; ++i) {
+        s += gp[i];
+        sx += gp[i] * (xp[i] - mean);
+      }
+      sum_dy += s;
+      sum_dy_xc += sx;
+    }
+    // The parameters' gradients are this replica's (the gradient all-reduce averages them like any other).
+    dbeta[c] = static_cast<float>(sum_dy);
+    dgamma[c] = static_cast<float>(sum_dy_xc * save_invstd[c]);
+    sums[c] = sum_dy, sums[C + c] = sum_dy_xc;
+  }
+  sums[2 * C] = static_cast<double>(N * HW);
+  sync_sums(sync, 2 * C + 1, sums.data());
+  if (!dx) return;
+  const double count = sums[2 * C];
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t c = 0; c < C; ++c) {
+    const float mean = save_mean[c], invstd = save_invstd[c];
+    const double k = static_cast<double>(gamma[c]) * invstd;
+    const double mdy = sums[c] / count;
+    const double proj = sums[C + c] / count * static_cast<double>(invstd) * invstd;
+    const float fk = static_cast<float>(k);
+    const float fa = static_cast<float>(-k * proj);
+    const float fb = static_cast<float>(-k * mdy);
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xp = x + (n * C + c) * HW;
+      const float* gp = dy + (n * C + c) * HW;
+      float* dp = dx + (n * C + c) * HW;
+#pragma omp simd
+      for (int64_t i = 0; i < HW; ++i) dp[i] = fk * gp[i] + fa * (xp[i] - mean) + fb;
+    }
+  }
+}
+
+}  // namespace
+
 // ---- channel-blocked layout [N][C/B][HW][B] ----
 // The same arithmetic per channel as above, with the B channels of a block handled side by side: each plane of a
 // block is HW*B contiguous floats, the lane j of an element is channel cb*B + j, so the inner loop over j is one
@@ -144,7 +237,7 @@ void reduce_planes(int64_t N, int64_t CB, const std::vector<float>& part, double
 template <int B, bool RELU>
 void bn_train_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma, const float* beta,
                       float* running_mean, float* running_var, float momentum, float eps, float* y,
-                      float* save_mean, float* save_invstd) {
+                      float* save_mean, float* save_invstd, BatchNormSync* sync) {
   const int64_t CB = C / B, count = N * HW, P = N * CB;
   const bool par = N * C * HW > (1 << 14);
   std::vector<float> part(static_cast<size_t>(P * B)), mean(static_cast<size_t>(C)), a(static_cast<size_t>(C)),
@@ -175,13 +268,20 @@ void bn_train_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const fl
     for (int j = 0; j < B; ++j) part[static_cast<size_t>(p * B + j)] = s[j];
   }
   reduce_planes<B>(N, CB, part, sq.data());
+  // sum -> mean; with --sync-bn, (count, mean, M2) become every replica's together.
+  double n_all = static_cast<double>(count);
+  for (int64_t c = 0; c < C; ++c) sum[c] /= static_cast<double>(count);
+  if (sync) {
+    sync_moments(*sync, C, n_all, sum.data(), sq.data());
+    for (int64_t c = 0; c < C; ++c) mean[c] = static_cast<float>(sum[c]);
+  }
   for (int64_t c = 0; c < C; ++c) {
-    const double m = sum[c] / static_cast<double>(count);
-    const double var = sq[c] / static_cast<double>(count);
+    const double m = sum[c];
+    const double var = sq[c] / n_all;
     const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
     save_mean[c] = static_cast<float>(m);
     save_invstd[c] = static_cast<float>(invstd);
-    const double unbiased = count > 1 ? sq[c] / static_cast<double>(count - 1) : var;
+    const double unbiased = n_all > 1.0 ? sq[c] / (n_all - 1.0) : var;
     running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * m);
     running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
     a[c] = static_cast<float>(invstd * gamma[c]);
@@ -229,8 +329,8 @@ void bn_eval_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const flo
 template <int B, bool RELU>
 void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* relu_y,
                          const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                         float* dgamma, float* dbeta) {
-  const int64_t CB = C / B, count = N * HW, P = N * CB;
+                         float* dgamma, float* dbeta, BatchNormSync* sync) {
+  const int64_t CB = C / B, P = N * CB;
   const bool par = N * C * HW > (1 << 14);
   std::vector<float> part_dy(static_cast<size_t>(P * B)), part_xc(static_cast<size_t>(P * B));
   std::vector<float> fk(static_cast<size_t>(C)), fa(static_cast<size_t>(C)), fb(static_cast<size_t>(C));
@@ -256,12 +356,24 @@ void bn_backward_blocked(int64_t N, int64_t C, int64_t HW, const float* x, const
   reduce_planes<B>(N, CB, part_dy, sum_dy.data());
   reduce_planes<B>(N, CB, part_xc, sum_dy_xc.data());
   for (int64_t c = 0; c < C; ++c) {
-    const double invstd = save_invstd[c];
     dbeta[c] = static_cast<float>(sum_dy[c]);
-    dgamma[c] = static_cast<float>(sum_dy_xc[c] * invstd);
+    dgamma[c] = static_cast<float>(sum_dy_xc[c] * static_cast<double>(save_invstd[c]));
+  }
+  double count = static_cast<double>(N * HW);
+  if (sync) {
+    // dgamma and dbeta stay this replica's (the gradient all-reduce averages them); dx takes every replica's sums.
+    std::vector<double> sums(static_cast<size_t>(2 * C + 1));
+    for (int64_t c = 0; c < C; ++c) sums[c] = sum_dy[c], sums[C + c] = sum_dy_xc[c];
+    sums[2 * C] = count;
+    sync_sums(*sync, 2 * C + 1, sums.data());
+    for (int64_t c = 0; c < C; ++c) sum_dy[c] = sums[c], sum_dy_xc[c] = sums[C + c];
+    count = sums[2 * C];
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const double invstd = save_invstd[c];
     const double k = static_cast<double>(gamma[c]) * invstd;
-    const double mdy = sum_dy[c] / static_cast<double>(count);
-    const double proj = sum_dy_xc[c] / static_cast<double>(count) * invstd * invstd;
+    const double mdy = sum_dy[c] / count;
+    const double proj = sum_dy_xc[c] / count * invstd * invstd;
     fk[c] = static_cast<float>(k), fa[c] = static_cast<float>(-k * proj), fb[c] = static_cast<float>(-k * mdy);
   }
   if (!dx) return;
@@ -318,14 +430,17 @@ void dispatch_block(int64_t B, bool relu, Args&&... args) {
 void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                       const float* gamma, const float* beta, float* running_mean,
                                       float* running_var, float momentum, float eps, float* y, float* save_mean,
-                                      float* save_invstd, bool relu) {
+                                      float* save_invstd, bool relu, BatchNormSync* sync) {
   check_block("batch_norm_forward_train_blocked", C, B, relu);
-  if (B == 1)
+  if (B == 1 && sync)
+    bn_train_plain_synced(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
+                          save_invstd, *sync);
+  else if (B == 1)
     batch_norm_forward_train(N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
                              save_invstd);
   else
     dispatch_block<BnTrain>(B, relu, N, C, HW, x, gamma, beta, running_mean, running_var, momentum, eps, y,
-                            save_mean, save_invstd);
+                            save_mean, save_invstd, sync);
 }
 
 void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
@@ -340,13 +455,15 @@ void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B
 
 void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x, const float* dy,
                                  const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                                 float* dgamma, float* dbeta, const float* relu_y) {
+                                 float* dgamma, float* dbeta, const float* relu_y, BatchNormSync* sync) {
   check_block("batch_norm_backward_blocked", C, B, relu_y != nullptr);
-  if (B == 1)
+  if (B == 1 && sync)
+    bn_backward_plain_synced(N, C, HW, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, *sync);
+  else if (B == 1)
     batch_norm_backward(N, C, HW, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
   else
     dispatch_block<BnBackward>(B, relu_y != nullptr, N, C, HW, x, dy, relu_y, gamma, save_mean, save_invstd, dx,
-                               dgamma, dbeta);
+                               dgamma, dbeta, sync);
 }
 
 }  // namespace islkd::cpu

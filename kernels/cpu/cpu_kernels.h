@@ -12,6 +12,10 @@
 #include "kernels/common/sgd_params.h"
 #include "kernels/common/shapes.h"
 
+namespace islkd {
+class BatchNormSync;  // kernels/common/batch_norm_sync.h
+}  // namespace islkd
+
 namespace islkd::cpu {
 
 // ---- threads -------------------------------------------------------------------------------------
@@ -97,16 +101,19 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
 // The same three on channel-blocked activations [N][C/B][HW][B] (B = 8 or 16: nChw<B>c; B = 1 is plain NCHW);
 // C % B == 0. relu (B = 8 or 16): y = max(0, BN(x)) in the same pass; the backward of that fused op passes its output as
 // relu_y and uses dy only where relu_y > 0 (no separate ReLU pass forward or backward).
+// sync (--sync-bn, kernels/common/batch_norm_sync.h): the statistics of every replica's batch together, and in the
+// backward dx from every replica's two sums (dgamma, dbeta stay this replica's); null: this batch alone.
 void batch_norm_forward_train_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                       const float* gamma, const float* beta, float* running_mean,
                                       float* running_var, float momentum, float eps, float* y, float* save_mean,
-                                      float* save_invstd, bool relu = false);
+                                      float* save_invstd, bool relu = false, BatchNormSync* sync = nullptr);
 void batch_norm_forward_eval_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x,
                                      const float* gamma, const float* beta, const float* running_mean,
                                      const float* running_var, float eps, float* y, bool relu = false);
 void batch_norm_backward_blocked(int64_t N, int64_t C, int64_t HW, int64_t B, const float* x, const float* dy,
                                  const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                                 float* dgamma, float* dbeta, const float* relu_y = nullptr);
+                                 float* dgamma, float* dbeta, const float* relu_y = nullptr,
+                                 BatchNormSync* sync = nullptr);
 
 // ---- pooling ---------------------------------------------------------------------------------------
 // Max pool: padding counts as -inf; argmax index (within the input plane) saved for backward.

@@ -26,8 +26,16 @@
 // Statistics: per-thread float partials of <= L/256 values, block sums in float, slices combined in double; the
 // CPU adds plane sums in double: within 1e-5 relative for the batches we train.
 // Backward overwrites dgamma, dbeta and dx (=), like every backward here; dx may be null.
+// Synchronised (--sync-bn, kernels/common/batch_norm_sync.h): between the two launches the [C][S] partials come to
+// the host (8*C*S bytes), are combined per channel there (the same Chan merge / slice-order sums in double as the
+// second kernel), combined with the other replicas' over MPI, and go back as a per-channel table that the second
+// kernel reads instead of the partials (dgamma and dbeta still from this replica's partials). A host round trip
+// per BN layer and direction: correct, not fast (an NCCL all-reduce on the device would keep it on the GPU).
 #include <algorithm>
 #include <climits>
+#include <vector>
+
+#include "kernels/common/batch_norm_sync.h"
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -110,18 +118,23 @@ __global__ void bn_normalize_train_kernel(int64_t C, Divider hw, int64_t per_sli
                                           const float* __restrict__ part_m2, float* __restrict__ running_mean,
                                           float* __restrict__ running_var, float momentum, float eps,
                                           float* __restrict__ y, float* __restrict__ save_mean,
-                                          float* __restrict__ save_invstd) {
+                                          float* __restrict__ save_invstd, const double* __restrict__ given) {
   __shared__ float stats[2];
-  const int64_t s = blockIdx.x, c = blockIdx.y, S = gridDim.x;
+  const int64_t s = blockIdx.x, c = blockIdx.y, S = gridDim.x, C_ = gridDim.y;
   if (threadIdx.x == 0) {
-    // Chan et al.: merge (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b), slices in order.
+    // Chan et al.: merge (n_a, mean_a, M2_a) with (n_b, mean_b, M2_b), slices in order. given (--sync-bn): every
+    // replica's [mean (C), M2 (C), count], combined on the host.
     double n = 0.0, mean = 0.0, m2 = 0.0;
-    for (int64_t k = 0; k < S; ++k) {
-      const double nb = static_cast<double>((k + 1) * per_slice < count ? per_slice : count - k * per_slice);
-      const double mb = part_mean[c * S + k], delta = mb - mean, total = n + nb;
-      mean += delta * (nb / total);
-      m2 += part_m2[c * S + k] + delta * delta * (n * nb / total);
-      n = total;
+    if (given) {
+      mean = given[c], m2 = given[C_ + c], n = given[2 * C_];
+    } else {
+      for (int64_t k = 0; k < S; ++k) {
+        const double nb = static_cast<double>((k + 1) * per_slice < count ? per_slice : count - k * per_slice);
+        const double mb = part_mean[c * S + k], delta = mb - mean, total = n + nb;
+        mean += delta * (nb / total);
+        m2 += part_m2[c * S + k] + delta * delta * (n * nb / total);
+        n = total;
+      }
     }
     const double var = m2 / n;
     const float invstd = rsqrtf(static_cast<float>(var) + eps);
@@ -187,15 +200,17 @@ __global__ void bn_backward_dx_kernel(int64_t C, Divider hw, int64_t S, int64_t 
                                       const float* __restrict__ gamma, const float* __restrict__ save_mean,
                                       const float* __restrict__ save_invstd, const float* __restrict__ part_dy,
                                       const float* __restrict__ part_dy_xc, float* __restrict__ dx,
-                                      float* __restrict__ dgamma, float* __restrict__ dbeta) {
+                                      float* __restrict__ dgamma, float* __restrict__ dbeta,
+                                      const double* __restrict__ given) {
   __shared__ float sums[2];
-  const int64_t s = blockIdx.x, c = blockIdx.y;  // S slices of partials (the grid has 1 column without dx)
+  const int64_t s = blockIdx.x, c = blockIdx.y, C_ = gridDim.y;  // S slices of partials (1 column without dx)
   const float mean = save_mean[c], invstd = save_invstd[c];
   if (threadIdx.x == 0) {
     double sd = 0.0, sx = 0.0;
     for (int64_t k = 0; k < S; ++k) sd += part_dy[c * S + k], sx += part_dy_xc[c * S + k];
-    sums[0] = static_cast<float>(sd);
-    sums[1] = static_cast<float>(sx);
+    // given (--sync-bn): every replica's [sum dy (C), sum dy*xc (C), count] for dx; dgamma, dbeta stay this one's.
+    sums[0] = static_cast<float>(given ? given[c] : sd);
+    sums[1] = static_cast<float>(given ? given[C_ + c] : sx);
     if (s == 0) {
       dbeta[c] = static_cast<float>(sd);
       dgamma[c] = static_cast<float>(sx) * invstd;
@@ -203,7 +218,7 @@ __global__ void bn_backward_dx_kernel(int64_t C, Divider hw, int64_t S, int64_t 
   }
   if (dx == nullptr) return;  // every thread of the grid takes the same branch: no barrier is skipped by some
   __syncthreads();
-  const float inv_count = 1.0f / static_cast<float>(count);
+  const float inv_count = 1.0f / static_cast<float>(given ? given[2 * C_] : static_cast<double>(count));
   const float k = gamma[c] * invstd;
   const float a = -k * (sums[1] * inv_count) * invstd * invstd;
   const float b = -k * (sums[0] * inv_count);
@@ -223,7 +238,7 @@ void check_sizes(const char* op, int64_t N, int64_t C, int64_t HW) {
 
 void batch_norm_forward_train(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma,
                               const float* beta, float* running_mean, float* running_var, float momentum,
-                              float eps, float* y, float* save_mean, float* save_invstd) {
+                              float eps, float* y, float* save_mean, float* save_invstd, BatchNormSync* sync) {
   if (C == 0 || N * HW == 0) return;
   check_sizes("batch_norm_forward_train", N, C, HW);
   const int64_t count = N * HW;
@@ -234,9 +249,32 @@ void batch_norm_forward_train(int64_t N, int64_t C, int64_t HW, const float* x, 
   ISLKD_LAUNCH(bn_slice_stats_kernel, grid, dim3(kThreads), 0, compute_stream(), C, hw, sl.per_slice, count, x,
                part.get(), part.get() + C * sl.slices);
   ISLKD_CUDA_CHECK_LAUNCH();
+  detail::DeviceTemp<double> given(sync ? 2 * C + 1 : 0);
+  if (sync) {
+    const int64_t S = sl.slices;
+    std::vector<float> host(static_cast<size_t>(2 * C * S));
+    memcpy_d2h(host.data(), part.get(), host.size() * sizeof(float));
+    std::vector<double> table(static_cast<size_t>(2 * C + 1));
+    for (int64_t c = 0; c < C; ++c) {  // the second kernel's merge, on the host
+      double n = 0.0, mean = 0.0, m2 = 0.0;
+      for (int64_t k = 0; k < S; ++k) {
+        const double nb =
+            static_cast<double>((k + 1) * sl.per_slice < count ? sl.per_slice : count - k * sl.per_slice);
+        const double mb = host[static_cast<size_t>(c * S + k)], delta = mb - mean, total = n + nb;
+        mean += delta * (nb / total);
+        m2 += host[static_cast<size_t>(C * S + c * S + k)] + delta * delta * (n * nb / total);
+        n = total;
+      }
+      table[c] = mean, table[C + c] = m2;
+    }
+    double n_all = static_cast<double>(count);
+    sync_moments(*sync, C, n_all, table.data(), table.data() + C);
+    table[2 * C] = n_all;
+    memcpy_h2d(given.get(), table.data(), table.size() * sizeof(double));
+  }
   ISLKD_LAUNCH(bn_normalize_train_kernel, grid, dim3(kThreads), 0, compute_stream(), C, hw, sl.per_slice, count,
                x, gamma, beta, part.get(), part.get() + C * sl.slices, running_mean, running_var, momentum, eps, y,
-               save_mean, save_invstd);
+               save_mean, save_invstd, static_cast<const double*>(given.get()));
   ISLKD_CUDA_CHECK_LAUNCH();
 }
 
@@ -259,7 +297,7 @@ void batch_norm_forward_eval(int64_t N, int64_t C, int64_t HW, const float* x, c
 
 void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
                          const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
-                         float* dbeta) {
+                         float* dbeta, BatchNormSync* sync) {
   if (C == 0 || N * HW == 0) return;
   check_sizes("batch_norm_backward", N, C, HW);
   const int64_t count = N * HW;
@@ -270,11 +308,30 @@ void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const
   ISLKD_LAUNCH(bn_slice_grad_sums_kernel, grid, dim3(kThreads), 0, compute_stream(), C, hw, sl.per_slice, count,
                x, dy, save_mean, part.get(), part.get() + C * sl.slices);
   ISLKD_CUDA_CHECK_LAUNCH();
+  detail::DeviceTemp<double> given(sync ? 2 * C + 1 : 0);
+  if (sync) {
+    const int64_t S = sl.slices;
+    std::vector<float> host(static_cast<size_t>(2 * C * S));
+    memcpy_d2h(host.data(), part.get(), host.size() * sizeof(float));
+    std::vector<double> table(static_cast<size_t>(2 * C + 1));
+    for (int64_t c = 0; c < C; ++c) {
+      double sd = 0.0, sx = 0.0;
+      for (int64_t k = 0; k < S; ++k) {
+        sd += host[static_cast<size_t>(c * S + k)];
+        sx += host[static_cast<size_t>(C * S + c * S + k)];
+      }
+      table[c] = sd, table[C + c] = sx;
+    }
+    table[2 * C] = static_cast<double>(count);
+    sync_sums(*sync, 2 * C + 1, table.data());
+    memcpy_h2d(given.get(), table.data(), table.size() * sizeof(double));
+  }
   // Without dx only block 0 of each channel has work (dgamma, dbeta).
   const dim3 grid2 = dx ? grid : dim3(1u, static_cast<unsigned>(C));
   ISLKD_LAUNCH(bn_backward_dx_kernel, grid2, dim3(kThreads), 0, compute_stream(), C, hw, sl.slices, sl.per_slice,
                count, x,
-               dy, gamma, save_mean, save_invstd, part.get(), part.get() + C * sl.slices, dx, dgamma, dbeta);
+               dy, gamma, save_mean, save_invstd, part.get(), part.get() + C * sl.slices, dx, dgamma, dbeta,
+               static_cast<const double*>(given.get()));
   ISLKD_CUDA_CHECK_LAUNCH();
 }
 

@@ -13,6 +13,10 @@
 #include "kernels/common/sgd_params.h"
 #include "kernels/common/shapes.h"
 
+namespace islkd {
+class BatchNormSync;  // kernels/common/batch_norm_sync.h
+}  // namespace islkd
+
 namespace islkd::cuda {
 
 // ---- device ----------------------------------------------------------------------------------------
@@ -22,6 +26,14 @@ bool device_available(std::string* why);
 bool is_emulated();
 void set_device(int ordinal);
 void synchronize();  // waits for the compute and copy streams
+
+// ---- the communication stream (data-parallel gradients: docs/distributed.md) ----------------------------------
+// A third stream for collectives on device buffers (NCCL). comm_stream_after_compute() makes it wait for the work
+// queued on the compute stream so far and returns it (a cudaStream_t; void* here, this header has no CUDA types);
+// compute_waits_for_comm_stream() makes the compute stream wait for what is queued on the comm stream so far.
+// Neither waits on the host.
+void* comm_stream_after_compute();
+void compute_waits_for_comm_stream();
 
 // ---- convolution algorithm choice --------------------------------------------------------------------
 // On (the default): only cuDNN algorithms that cuDNN reports deterministic are used, so the same GPU model and
@@ -102,15 +114,18 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* x, const float* 
 // ---- batch norm (NCHW, per-channel over N*H*W) --------------------------------------------------------
 // Training: normalises with batch statistics, saves mean and 1/sqrt(var+eps) for backward, and updates the
 // running statistics with momentum (running = (1-m)*running + m*batch, running_var uses the unbiased variance).
+// sync (--sync-bn, kernels/common/batch_norm_sync.h): statistics of every replica's batch together; in the backward
+// dx from every replica's sums (dgamma, dbeta stay this replica's). Null: this batch alone.
 void batch_norm_forward_train(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma,
                               const float* beta, float* running_mean, float* running_var, float momentum,
-                              float eps, float* y, float* save_mean, float* save_invstd);
+                              float eps, float* y, float* save_mean, float* save_invstd,
+                              BatchNormSync* sync = nullptr);
 void batch_norm_forward_eval(int64_t N, int64_t C, int64_t HW, const float* x, const float* gamma,
                              const float* beta, const float* running_mean, const float* running_var, float eps,
                              float* y);
 void batch_norm_backward(int64_t N, int64_t C, int64_t HW, const float* x, const float* dy, const float* gamma,
                          const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
-                         float* dbeta);
+                         float* dbeta, BatchNormSync* sync = nullptr);
 
 // ---- pooling ---------------------------------------------------------------------------------------
 // Max pool: padding counts as -inf; argmax index (within the input plane) saved for backward.

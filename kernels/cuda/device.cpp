@@ -200,6 +200,40 @@ void synchronize() {
   ISLKD_CUDA_CHECK(cudaStreamSynchronize(streams().copy));
 }
 
+// ---- the communication stream (data-parallel gradients) -------------------------------------------------------
+// Created on first use only: one-process runs never make it. NCCL's collectives run on it so that they can overlap
+// compute work queued after them; the two events order it with the compute stream in both directions.
+namespace {
+struct CommStream {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t compute_ready = nullptr;  // the compute stream's work up to the gradients' packing
+  cudaEvent_t comm_done = nullptr;      // the collectives queued on the comm stream
+};
+CommStream& comm() {
+  static CommStream c = [] {
+    CommStream t;
+    ISLKD_CUDA_CHECK(cudaStreamCreateWithFlags(&t.stream, cudaStreamNonBlocking));
+    ISLKD_CUDA_CHECK(cudaEventCreateWithFlags(&t.compute_ready, cudaEventDisableTiming));
+    ISLKD_CUDA_CHECK(cudaEventCreateWithFlags(&t.comm_done, cudaEventDisableTiming));
+    return t;
+  }();
+  return c;
+}
+}  // namespace
+
+void* comm_stream_after_compute() {
+  CommStream& c = comm();
+  ISLKD_CUDA_CHECK(cudaEventRecord(c.compute_ready, compute_stream()));
+  ISLKD_CUDA_CHECK(cudaStreamWaitEvent(c.stream, c.compute_ready, 0));
+  return static_cast<void*>(c.stream);
+}
+
+void compute_waits_for_comm_stream() {
+  CommStream& c = comm();
+  ISLKD_CUDA_CHECK(cudaEventRecord(c.comm_done, c.stream));
+  ISLKD_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(), c.comm_done, 0));
+}
+
 // ---- caching device allocator ------------------------------------------------------------------------------
 // Blocks are rounded up to a size class and, when freed, kept in a per-class free list instead of going back to
 // cudaFree, so the steady state of training (the same tensor sizes every step) makes no cudaMalloc/cudaFree.

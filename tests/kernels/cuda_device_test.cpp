@@ -46,6 +46,25 @@ TEST(CudaDevice, AvailableWithEmulationEnabled) {
   cuda::synchronize();
 }
 
+// ISLKD_EMULATED_CUDA=N shows N devices (a data-parallel test's ranks each take the one of their local rank);
+// the ordinals past N stay invalid.
+TEST(CudaDevice, EmulatedDeviceCountFollowsTheVariable) {
+  ISLKD_SKIP_UNLESS_EMULATED("the emulated device count is the shim's");
+  setenv("ISLKD_EMULATED_CUDA", "2", 1);
+  int count = 0;
+  EXPECT_EQ(cudaGetDeviceCount(&count), cudaSuccess);
+  EXPECT_EQ(count, 2);
+  cuda::set_device(1);
+  EXPECT_THROW(cuda::set_device(2), Error);
+  cudaGetLastError();
+  setenv("ISLKD_EMULATED_CUDA", "banana", 1);
+  EXPECT_NE(cudaGetDeviceCount(&count), cudaSuccess);
+  EXPECT_EQ(count, 0);
+  cudaGetLastError();
+  test::enable_emulated_cuda();
+  cuda::set_device(0);
+}
+
 TEST(CudaDevice, BadOrdinalIsAnErrorNamingCallFileAndLine) {
   try {
     cuda::set_device(3);

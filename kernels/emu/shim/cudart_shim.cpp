@@ -3,6 +3,7 @@
 // error), launches run synchronously under islkd_emu, so streams and events only validate their handles.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,10 +70,16 @@ bool valid_stream(cudaStream_t s) {
   return r.streams.count(s) != 0;
 }
 
-bool device_enabled() {
+// "1" makes one device visible; "2" .. "16" that many (data-parallel tests: one per local rank, each process's
+// device being its own host memory); anything else none.
+int device_count() {
   const char* v = std::getenv(kEnableVariable);
-  return v != nullptr && std::strcmp(v, "1") == 0;
+  if (v == nullptr) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return end != v && *end == '\0' && n >= 1 && n <= 16 ? static_cast<int>(n) : 0;
 }
+bool device_enabled() { return device_count() > 0; }
 
 // Calls that need a device context fail, as on a machine without a driver, unless the device is enabled.
 bool no_device(const char* call) {
@@ -316,10 +323,11 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 
 // ---- device queries ------------------------------------------------------------------------------------------
-// One emulated device, visible only with ISLKD_EMULATED_CUDA=1 (a machine without a driver otherwise).
+// One emulated device, visible only with ISLKD_EMULATED_CUDA=1 (a machine without a driver otherwise); =N shows N
+// identical ones, so that N ranks of a data-parallel test each take "their" device.
 cudaError_t cudaGetDeviceCount(int* count) {
   if (count == nullptr) return fail(cudaErrorInvalidValue);
-  *count = device_enabled() ? 1 : 0;
+  *count = device_count();
   return *count ? cudaSuccess : fail(cudaErrorNoDevice);
 }
 
@@ -331,7 +339,7 @@ cudaError_t cudaGetDevice(int* device) {
 
 cudaError_t cudaSetDevice(int device) {
   if (no_device("cudaSetDevice")) return cudaErrorNoDevice;
-  if (device != 0) return fail(cudaErrorInvalidDevice);
+  if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
   current_device = device;
   return cudaSuccess;
 }
@@ -339,7 +347,7 @@ cudaError_t cudaSetDevice(int device) {
 // The figures of an H100 SXM (sm_90), so launch-geometry code sees realistic values.
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (value == nullptr) return fail(cudaErrorInvalidValue);
-  if (device != 0) return fail(cudaErrorInvalidDevice);
+  if (device < 0 || device >= std::max(device_count(), 1)) return fail(cudaErrorInvalidDevice);
   switch (attr) {
     case cudaDevAttrMultiProcessorCount: *value = 132; break;
     case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;

@@ -22,8 +22,8 @@ struct Stats {
 };
 Stats stats();
 
-// The environment variable that makes the emulated device visible (cudaGetDeviceCount returns 1 only when it is
-// "1"), so that an app built without nvcc picks the CPU under --device auto.
+// The environment variable that makes the emulated device visible (cudaGetDeviceCount returns 1 when it is "1", N
+// for "N" up to 16, else 0), so that an app built without nvcc picks the CPU under --device auto.
 inline constexpr const char* kEnableVariable = "ISLKD_EMULATED_CUDA";
 
 }  // namespace islkd_cuda_shim

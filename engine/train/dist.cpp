@@ -1,0 +1,235 @@
+// The communicators: the 1-rank identity, and Open MPI reached through dlopen (only the functions used here are
+// resolved, by name) so that the apps never link MPI and start on machines without it.
+#include "engine/train/dist.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "kernels/common/error.h"
+
+namespace islkd::dist {
+
+namespace {
+
+class SingleProcess final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
+  std::string backend() const override { return "single"; }
+  void allreduce_mean(float*, int64_t) override {}
+  void allreduce_sum(double*, int64_t) override {}
+  void allgather(const void* mine, int64_t bytes, void* all) override {
+    if (bytes > 0 && all != mine) std::memmove(all, mine, static_cast<size_t>(bytes));
+  }
+  void broadcast(void*, int64_t, int root) override {
+    ISLKD_CHECK(root == 0, "broadcast from rank ", root, " in a world of 1 rank");
+  }
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override { std::exit(code); }
+};
+
+// Open MPI's ABI (libmpi.so.40): handles are pointers to the library's predefined objects, MPI_IN_PLACE is
+// (void*)1 and MPI_THREAD_FUNNELED is 1 (mpi.h of Open MPI 4 and 5). Only the main thread calls MPI.
+using Handle = void*;
+void* const kInPlace = reinterpret_cast<void*>(1);
+constexpr int kThreadFunneled = 1;
+constexpr int kSuccess = 0;
+
+struct MpiApi {
+  void* lib = nullptr;
+  int (*Initialized)(int*) = nullptr;
+  int (*Finalized)(int*) = nullptr;
+  int (*Init_thread)(int*, char***, int, int*) = nullptr;
+  int (*Finalize)() = nullptr;
+  int (*Comm_rank)(Handle, int*) = nullptr;
+  int (*Comm_size)(Handle, int*) = nullptr;
+  int (*Allreduce)(const void*, void*, int, Handle, Handle, Handle) = nullptr;
+  int (*Allgather)(const void*, int, Handle, void*, int, Handle, Handle) = nullptr;
+  int (*Bcast)(void*, int, Handle, int, Handle) = nullptr;
+  int (*Barrier)(Handle) = nullptr;
+  int (*Abort)(Handle, int) = nullptr;
+  Handle comm_world = nullptr, type_float = nullptr, type_double = nullptr, type_byte = nullptr, op_sum = nullptr;
+  int size = 1;
+  bool running = false;  // initialised here and not finalised
+};
+
+MpiApi g_mpi;  // MPI is per process: loaded and initialised at most once
+std::mutex g_mpi_mutex;
+
+std::string library_name() {
+  const char* env = std::getenv("ISLKD_LIBMPI");
+  return env && *env ? env : "libmpi.so.40";
+}
+
+template <typename F>
+void resolve(void* lib, const char* name, F& fn, const std::string& path) {
+  void* p = dlsym(lib, name);
+  ISLKD_CHECK(p, "launched by mpirun, but ", path, " has no ", name, " (islkd needs Open MPI's libmpi.so.40)");
+  fn = reinterpret_cast<F>(p);
+}
+
+Handle object(void* lib, const char* name, const std::string& path) {
+  void* p = dlsym(lib, name);
+  ISLKD_CHECK(p, "launched by mpirun, but ", path, " has no ", name,
+              " (islkd needs Open MPI's libmpi.so.40; MPICH and others are not supported yet)");
+  return p;
+}
+
+void load_mpi() {
+  const std::string path = library_name();
+  // RTLD_GLOBAL: Open MPI's own plugins (mca_*.so) resolve libmpi's symbols from the global scope.
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (!lib) {
+    const char* why = dlerror();
+    ISLKD_FAIL("launched by mpirun (OMPI_COMM_WORLD_SIZE / PMI variables are set), but Open MPI's library ", path,
+               " cannot be loaded (", why ? why : "unknown reason",
+               "); install Open MPI (Debian: libopenmpi3 / openmpi-bin) or point ISLKD_LIBMPI at libmpi.so.40");
+  }
+  MpiApi& m = g_mpi;
+  m.lib = lib;
+  resolve(lib, "MPI_Initialized", m.Initialized, path);
+  resolve(lib, "MPI_Finalized", m.Finalized, path);
+  resolve(lib, "MPI_Init_thread", m.Init_thread, path);
+  resolve(lib, "MPI_Finalize", m.Finalize, path);
+  resolve(lib, "MPI_Comm_rank", m.Comm_rank, path);
+  resolve(lib, "MPI_Comm_size", m.Comm_size, path);
+  resolve(lib, "MPI_Allreduce", m.Allreduce, path);
+  resolve(lib, "MPI_Allgather", m.Allgather, path);
+  resolve(lib, "MPI_Bcast", m.Bcast, path);
+  resolve(lib, "MPI_Barrier", m.Barrier, path);
+  resolve(lib, "MPI_Abort", m.Abort, path);
+  m.comm_world = object(lib, "ompi_mpi_comm_world", path);
+  m.type_float = object(lib, "ompi_mpi_float", path);
+  m.type_double = object(lib, "ompi_mpi_double", path);
+  m.type_byte = object(lib, "ompi_mpi_byte", path);
+  m.op_sum = object(lib, "ompi_mpi_op_sum", path);
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  return end && *end == '\0' && x >= 0 && x < INT_MAX ? static_cast<int>(x) : fallback;
+}
+
+void check(int rc, const char* call) {
+  ISLKD_CHECK(rc == kSuccess, call, " failed with MPI error code ", rc);
+}
+
+// Element counts go to MPI as int: larger buffers are sent in pieces.
+constexpr int64_t kMaxCount = INT_MAX / 8;
+
+class Mpi final : public Communicator {
+ public:
+  Mpi() {
+    MpiApi& m = g_mpi;
+    check(m.Comm_rank(m.comm_world, &rank_), "MPI_Comm_rank");
+    check(m.Comm_size(m.comm_world, &size_), "MPI_Comm_size");
+    // The launcher's view of this machine's ranks (Open MPI; MPICH / Slurm names as fallbacks).
+    local_rank_ = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("MPI_LOCALRANKID", env_int("SLURM_LOCALID", rank_)));
+    local_size_ = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", env_int("MPI_LOCALNRANKS", size_));
+    local_size_ = std::max(local_size_, 1);
+    m.size = size_;
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
+  std::string backend() const override { return "mpi"; }
+
+  void allreduce_mean(float* data, int64_t n) override {
+    MpiApi& m = g_mpi;
+    for (int64_t at = 0; at < n; at += kMaxCount) {
+      const int count = static_cast<int>(std::min(kMaxCount, n - at));
+      check(m.Allreduce(kInPlace, data + at, count, m.type_float, m.op_sum, m.comm_world), "MPI_Allreduce");
+    }
+    const float inv = 1.0f / static_cast<float>(size_);
+    if (size_ > 1)
+      for (int64_t i = 0; i < n; ++i) data[i] *= inv;
+  }
+  void allreduce_sum(double* data, int64_t n) override {
+    MpiApi& m = g_mpi;
+    for (int64_t at = 0; at < n; at += kMaxCount) {
+      const int count = static_cast<int>(std::min(kMaxCount, n - at));
+      check(m.Allreduce(kInPlace, data + at, count, m.type_double, m.op_sum, m.comm_world), "MPI_Allreduce");
+    }
+  }
+  void allgather(const void* mine, int64_t bytes, void* all) override {
+    ISLKD_CHECK(bytes <= kMaxCount, "allgather of ", bytes, " bytes per rank: more than one MPI call can carry");
+    MpiApi& m = g_mpi;
+    check(m.Allgather(mine, static_cast<int>(bytes), m.type_byte, all, static_cast<int>(bytes), m.type_byte,
+                      m.comm_world),
+          "MPI_Allgather");
+  }
+  void broadcast(void* data, int64_t bytes, int root) override {
+    MpiApi& m = g_mpi;
+    auto* p = static_cast<char*>(data);
+    for (int64_t at = 0; at < bytes; at += kMaxCount) {
+      const int count = static_cast<int>(std::min(kMaxCount, bytes - at));
+      check(m.Bcast(p + at, count, m.type_byte, root, m.comm_world), "MPI_Bcast");
+    }
+  }
+  void barrier() override { check(g_mpi.Barrier(g_mpi.comm_world), "MPI_Barrier"); }
+  [[noreturn]] void abort(int code) override {
+    g_mpi.Abort(g_mpi.comm_world, code);
+    std::_Exit(code);  // MPI_Abort does not return; if it did, this rank still must not go on
+  }
+  void finalize() override {
+    std::lock_guard<std::mutex> lock(g_mpi_mutex);
+    if (!g_mpi.running) return;
+    g_mpi.running = false;
+    g_mpi.Finalize();
+  }
+
+ private:
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+};
+
+}  // namespace
+
+std::shared_ptr<Communicator> single_process() { return std::make_shared<SingleProcess>(); }
+
+bool launched_by_mpi_launcher() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"}) {
+    const char* s = std::getenv(v);
+    if (s && *s) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<Communicator> from_environment() {
+  if (!launched_by_mpi_launcher()) return single_process();
+  std::lock_guard<std::mutex> lock(g_mpi_mutex);
+  if (!g_mpi.lib) load_mpi();
+  MpiApi& m = g_mpi;
+  int initialised = 0, finalised = 0;
+  check(m.Initialized(&initialised), "MPI_Initialized");
+  check(m.Finalized(&finalised), "MPI_Finalized");
+  ISLKD_CHECK(!finalised, "MPI was already finalised in this process: one run of MPI per process");
+  if (!initialised) {
+    int provided = 0;
+    check(m.Init_thread(nullptr, nullptr, kThreadFunneled, &provided), "MPI_Init_thread");
+    m.running = true;
+    ISLKD_CHECK(provided >= kThreadFunneled, "MPI_Init_thread: the library gives thread level ", provided,
+                ", islkd needs MPI_THREAD_FUNNELED (its loader threads exist beside the MPI thread)");
+  }
+  return std::make_shared<Mpi>();
+}
+
+void abort_world_after_error(int code) {
+  std::lock_guard<std::mutex> lock(g_mpi_mutex);
+  if (g_mpi.running && g_mpi.size > 1) {
+    g_mpi.Abort(g_mpi.comm_world, code);
+    std::_Exit(code);
+  }
+}
+
+}  // namespace islkd::dist
