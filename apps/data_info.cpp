@@ -109,6 +109,9 @@ int run(int argc, char** argv) {
                  "imagefolder/cinic10: read images of any size as S x S (as train --image-size; the pixel statistics "
                  "are then those of the evaluation crops)")
       ->check(CLI::Range(0, 4096));
+  app.add_option("--normalization", norm,
+                 "normalise with this mean/std instead of the format's own (as train --normalization: " +
+                     data::known_normalizations() + ")");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -117,6 +120,7 @@ int run(int argc, char** argv) {
   data::DatasetOptions opt;
   opt.cifar100_coarse = coarse;
   opt.image_size = image_size;
+  opt.normalization = norm;
   auto ds = data::open_dataset(format, path, split, opt);
 
   std::printf("source:     %s\n", ds->source().c_str());
@@ -130,6 +134,15 @@ int run(int argc, char** argv) {
     std::printf("  %3d %-32s %lld\n", c, ds->class_names()[c].c_str(), static_cast<long long>(counts[c]));
 
   print_size_distribution(data::image_folder_files(*ds), image_size);
+  const data::Normalization& n = ds->normalization();
+  std::string numbers;
+  for (size_t c = 0; c < n.mean.size(); ++c) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%.4f/%.4f", c ? ", " : "", n.mean[c], n.std[c]);
+    numbers += buf;
+  }
+  std::printf("normalisation: %s (mean/std per channel %s; %s)\n", n.name.c_str(), numbers.c_str(),
+              norm.empty() ? "the format's own" : "--normalization");
 
   ChannelSums s = pixel_sums(*ds);
   const double count = static_cast<double>(ds->size()) * ds->height() * ds->width();

@@ -49,6 +49,7 @@ struct Recorded {
   std::string model, dataset;
   int64_t num_classes = 0, in_channels = 0;
   int image_size = 0;  // the run's --image-size (absent = 0: images as stored)
+  std::string normalization_flag;  // the run's --normalization (absent: the dataset format's own)
   std::vector<std::string> class_names;
   bool has_normalization = false;
   data::Normalization normalization;
@@ -69,6 +70,8 @@ Recorded read_recorded(const safetensors::File& f) {
     if (config.contains("num_classes") && config["num_classes"].is_number_integer()) r.num_classes = config["num_classes"];
     if (config.contains("in_channels") && config["in_channels"].is_number_integer()) r.in_channels = config["in_channels"];
     if (config.contains("image_size") && config["image_size"].is_number_integer()) r.image_size = config["image_size"];
+    if (config.contains("normalization") && config["normalization"].is_string())
+      r.normalization_flag = config["normalization"];
   }
   if (data.is_object()) {
     if (data.contains("class_names") && data["class_names"].is_array())
@@ -182,7 +185,7 @@ std::vector<Item> gather_inputs(const Options& o, int64_t channels, const Record
     if (!o.normalization.empty()) return data::standard_normalization(o.normalization);
     if (rec.has_normalization) return rec.normalization;
     ISLKD_CHECK(!rec.dataset.empty(), o.weights, ": records no dataset, so images cannot be normalised as its "
-                "training data was; give --normalization (cifar10, cifar100, svhn, cinic10, fashion-mnist, mnist, half)");
+                "training data was; give --normalization (", data::known_normalizations(), ")");
     return data::standard_normalization(rec.dataset);
   };
   for (const std::string& in : o.inputs) {
@@ -211,6 +214,9 @@ std::vector<Item> gather_inputs(const Options& o, int64_t channels, const Record
       files.push_back(in);
     }
     const data::Normalization norm = normalization();
+    ISLKD_CHECK(norm.mean.size() == static_cast<size_t>(channels) && norm.std.size() == norm.mean.size(),
+                "normalisation '", norm.name, "' is for ", norm.mean.size(), "-channel images, the model takes ",
+                channels);
     *norm_used = norm.name;
     for (const auto& f : files) items.push_back(load_image(f, channels, norm, image_size_of(o, rec)));
   }
@@ -281,6 +287,8 @@ int evaluate_split(const Options& o, Module& model, const Recorded& rec, int64_t
   const std::string split = o.split.empty() ? "test" : o.split;
   data::DatasetOptions dopt;
   dopt.image_size = image_size_of(o, rec);
+  // As training read it: the run's --normalization when it gave one (a run without one used the format's own).
+  dopt.normalization = !o.normalization.empty() ? o.normalization : rec.normalization_flag;
   auto ds = data::open_dataset(dataset, o.data_path, split, dopt);
   ISLKD_CHECK(ds->channels() == channels, ds->source(), ": ", ds->channels(), "-channel images, the model takes ",
               channels);
@@ -349,6 +357,7 @@ int run(Options o) {
   std::ostringstream device_log;  // the summary line names the device; stderr stays for errors
   const Device device = select_device(o.device, device_log);
   const safetensors::File file = safetensors::load(o.weights);
+  if (!o.normalization.empty()) data::standard_normalization(o.normalization);  // a bad name fails first
   const Recorded rec = read_recorded(file);
   if (o.model.empty()) o.model = rec.model;
   ISLKD_CHECK(!o.model.empty(), o.weights, ": records no model (a converted PyTorch file?); give --model");
@@ -385,7 +394,8 @@ int main(int argc, char** argv) {
   app.add_option("--output", o.output, "write the N x K logits as float32 .npy");
   app.add_option("--top-k", o.top_k, "classes printed per input, with their probabilities")->check(CLI::PositiveNumber);
   app.add_option("--normalization", o.normalization,
-                 "images: normalise as this dataset (default: as the checkpoint's training data)");
+                 "images and splits: normalise with this mean/std (" + data::known_normalizations() +
+                     "; default: as the checkpoint's training data)");
   app.add_option("--dataset", o.dataset, "evaluate a split of this dataset (default: the checkpoint's)");
   app.add_option("--data-path", o.data_path, "the dataset's folder (as in train)");
   app.add_option("--split", o.split, "the split to evaluate (default test)");

@@ -51,6 +51,7 @@ struct Args {
   int64_t test_limit = 0;
   bool no_augment = false;
   int image_size = 0;  // ImageFolder of any size, read as S x S (0 = as stored)
+  std::string normalization;  // a name of data::standard_normalization; empty = the dataset format's own
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
   double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
   bool reshard = false;  // --resume a checkpoint of another world size
@@ -77,6 +78,9 @@ int run(int argc, char** argv) {
                  "the centre S x S after resizing the shorter side to round(S/0.875) (0 = images as stored, all "
                  "of the first image's size)")
       ->check(CLI::Range(0, 4096));
+  cli.add_option("--normalization", a.normalization,
+                 "normalise the images with this mean/std instead of the dataset format's own (" +
+                     data::known_normalizations() + "; imagenet for teachers converted from torchvision)");
   cli.add_option("--epochs", a.epochs, "total epochs (with --resume: up to this many)")->check(CLI::PositiveNumber);
   cli.add_option("--batch-size", a.batch_size,
                  "instances per step (larger than the split: the whole split in one step)")
@@ -118,6 +122,7 @@ int run(int argc, char** argv) {
     if (e.get_exit_code() == 0) return cli.exit(e);  // --help
     ISLKD_FAIL(e.what());                             // one line, like every other error
   }
+  if (!a.normalization.empty()) data::standard_normalization(a.normalization);  // a bad name fails before the data
 
   // The world of ranks (mpirun): rank 0 alone prints and writes; --batch-size is the global batch.
   const std::shared_ptr<dist::Communicator> comm = app::start_world(a.batch_size);
@@ -131,7 +136,7 @@ int run(int argc, char** argv) {
   const auto output_locks = app::claim_outputs({{"--out", a.out}, {"--metrics", a.metrics}});
 
   // ---- data ----
-  const app::Splits splits = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit, a.image_size);
+  const app::Splits splits = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit, a.image_size, a.normalization);
 
   // ---- flags -> the Trainer's parts and config ----
   train::TrainerParts p;
@@ -177,10 +182,12 @@ int run(int argc, char** argv) {
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", a.opt.make_schedule(a.epochs)->config()}};
   if (a.image_size > 0) c.run_config["image_size"] = a.image_size;  // absent otherwise: older logs stay identical
+  if (!a.normalization.empty()) c.run_config["normalization"] = a.normalization;  // likewise
   app::record_world(c.run_config, *comm, a.batch_size);
   if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
   c.resume_keys = {"model",           "dataset",    "num_classes", "in_channels",
-                   "train_instances", "batch_size", "seed",        "image_size"};
+                   "train_instances", "batch_size", "seed",        "image_size",
+                   "normalization"};
   c.data_description = train::describe_data(*splits.train);
   train::Trainer trainer(std::move(c), std::move(p));
   const std::atomic<bool> never{false};

@@ -56,6 +56,7 @@ struct Args {
   std::string dataset = "fashion-mnist";
   std::string data_path;
   int image_size = 0;  // ImageFolder of any size, read as S x S (0 = as stored)
+  std::string normalization;  // a name of data::standard_normalization; empty = the dataset format's own
   int64_t epochs = 3;
   int64_t batch_size = 128;
   app::OptimArgs opt;
@@ -303,8 +304,10 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   if (!ocfg.empty()) c.run_config[r.objective] = ocfg;
   if (isl) c.run_config["curriculum"] = copt.to_json();
   if (a.image_size > 0) c.run_config["image_size"] = a.image_size;  // absent otherwise: older logs stay identical
+  if (!a.normalization.empty()) c.run_config["normalization"] = a.normalization;  // likewise
   c.resume_keys = {"method",  "objective", "model",     "dataset",     "num_classes", "in_channels", "train_instances",
-                   "batch_size", "seed",   "augment",   "curriculum",  "label_noise", "val_split", "image_size"};
+                   "batch_size", "seed",   "augment",   "curriculum",  "label_noise", "val_split", "image_size",
+                   "normalization"};
   c.data_description = train::describe_data(*s.data.train);
   train::Trainer trainer(std::move(c), std::move(p));
   return trainer.run(g_interrupted);
@@ -336,6 +339,9 @@ int run(int argc, char** argv) {
                  "S x S after resizing the shorter side to round(S/0.875); with --augment train on "
                  "RandomResizedCrop(S) + flip (0 = images as stored, all of the first image's size)")
       ->check(CLI::Range(0, 4096));
+  cli.add_option("--normalization", a.normalization,
+                 "normalise the images with this mean/std instead of the dataset format's own (" +
+                     data::known_normalizations() + "; imagenet for teachers converted from torchvision)");
   cli.add_option("--epochs", a.epochs)->check(CLI::PositiveNumber);
   cli.add_option("--batch-size", a.batch_size,
                  "instances per step (larger than the split: the whole split in one step)")
@@ -431,6 +437,7 @@ int run(int argc, char** argv) {
     if (e.get_exit_code() == 0) return cli.exit(e);
     ISLKD_FAIL(e.what());  // one line, like every other error
   }
+  if (!a.normalization.empty()) data::standard_normalization(a.normalization);  // a bad name fails before the data
 
   // An explicit phase length replaces the default pacing to the LR drop; asking for both is a contradiction.
   if (cli.count("--phase-epochs") > 0) {
@@ -494,7 +501,7 @@ int run(int argc, char** argv) {
   cuda::set_deterministic_algorithms(!a.nondeterministic);
   s.device = select_device(a.device, std::cout);
   if (s.device == Device::CUDA && s.comm->size() > 1) cuda::set_device(s.comm->local_rank());  // one GPU per rank
-  s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit, a.image_size);
+  s.data = app::open_splits(a.dataset, a.data_path, a.limit, a.test_limit, a.image_size, a.normalization);
   apply_study_conditions(s, a);
 
   const bool need_teacher = std::any_of(runs.begin(), runs.end(), [&](const RunSpec& r) {

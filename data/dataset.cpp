@@ -15,6 +15,8 @@ namespace islkd::data {
 
 const char* const kDefaultFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
+std::string known_normalizations() { return "cifar10, cifar100, svhn, cinic10, fashion-mnist, mnist, imagenet, half"; }
+
 Normalization standard_normalization(const std::string& d) {
   // CIFAR-100 values are RepDistiller's (the KD benchmark this project mirrors); the others are the commonly
   // published per-channel statistics of each training set.
@@ -24,8 +26,12 @@ Normalization standard_normalization(const std::string& d) {
   if (d == "cinic10") return {d, {0.47889522f, 0.47227842f, 0.43047404f}, {0.24205776f, 0.23828046f, 0.25874835f}};
   if (d == "fashion-mnist") return {d, {0.2860f}, {0.3530f}};
   if (d == "mnist") return {d, {0.1307f}, {0.3081f}};
+  // torchvision's ImageNet statistics: the transforms.Normalize of its classification reference recipe
+  // (references/classification/presets.py) and of every ImageNet weight's transforms() (ImageClassification in
+  // torchvision/transforms/_presets.py). Teachers converted from torchvision's ResNets expect their inputs so.
+  if (d == "imagenet") return {d, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
   if (d == "half") return {d, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
-  ISLKD_FAIL("unknown normalisation '", d, "' (known: cifar10, cifar100, svhn, cinic10, fashion-mnist, mnist, half)");
+  ISLKD_FAIL("unknown normalisation '", d, "' (known: ", known_normalizations(), ")");
 }
 
 int32_t Dataset::label(int64_t i) const {
@@ -55,7 +61,7 @@ InMemoryDataset::InMemoryDataset(std::vector<uint8_t> pixels, std::vector<int32_
               source_, ": ", pixels_.size(),
               " pixel bytes for ", size(), " instances of ", instance_bytes());
   ISLKD_CHECK(norm_.mean.size() == static_cast<size_t>(c) && norm_.std.size() == static_cast<size_t>(c), source_,
-              ": normalisation '", norm_.name, "' has ", norm_.mean.size(), " channels, the images have ", c);
+              ": normalisation '", norm_.name, "' is for ", norm_.mean.size(), "-channel images, these have ", c);
   for (int32_t l : labels_)
     ISLKD_CHECK(l >= 0 && l < num_classes(), source_, ": label ", l, " out of range for ", num_classes(), " classes");
 }

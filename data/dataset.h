@@ -13,7 +13,10 @@ struct Normalization {
   std::string name;  // which dataset the numbers belong to, e.g. "cifar10"
   std::vector<float> mean, std;
 };
-Normalization standard_normalization(const std::string& dataset);  // cifar10|cifar100|svhn|cinic10|fashion-mnist|mnist
+// By name: a dataset's own (cifar10, cifar100, svhn, cinic10, fashion-mnist, mnist), "imagenet" (torchvision's
+// ImageNet models expect it) or "half" (0.5 / 0.5). An unknown name is an error listing the known ones.
+Normalization standard_normalization(const std::string& name);
+std::string known_normalizations();  // "cifar10, cifar100, ..., half": for messages and --help
 
 class Dataset {
  public:
@@ -69,7 +72,8 @@ class InMemoryDataset : public Dataset {
 
 struct DatasetOptions {
   bool cifar100_coarse = false;   // CIFAR-100: the 20 coarse labels instead of the 100 fine ones
-  std::string normalization;      // override the format's default (a name of standard_normalization)
+  // Override the format's default (a name of standard_normalization); its channel count must be the images'.
+  std::string normalization;
   // ImageFolder / CINIC-10: 0 = every image has the first image's size, read as is; S > 0 = images of any size,
   // read as S x S RGB: evaluation resizes the shorter side to round(S / 0.875) and takes the centre S x S,
   // training takes a RandomResizedCrop (data/crop_resize.h). Other formats refuse S > 0.

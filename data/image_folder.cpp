@@ -73,7 +73,8 @@ class ImageFolderDataset : public Dataset {
       norm = class_names_ == cifar ? "cinic10" : "half";
     }
     norm_ = standard_normalization(norm);
-    ISLKD_CHECK(norm_.mean.size() == 3, source_, ": normalisation '", norm, "' is not for 3-channel images");
+    ISLKD_CHECK(norm_.mean.size() == 3, source_, ": normalisation '", norm, "' is for ", norm_.mean.size(),
+                "-channel images, these have 3 (read as RGB)");
     hflip_ = true;
   }
 

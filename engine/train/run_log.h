@@ -48,11 +48,13 @@ inline std::string compact_list(const std::vector<std::string>& names) {
 }
 
 // image_size: DatasetOptions::image_size (ImageFolder of any size, read as S x S; 0 = as stored).
+// normalization: DatasetOptions::normalization (a name of data::standard_normalization; empty = the format's own).
 inline Splits open_splits(const std::string& dataset, const std::string& path, int64_t limit, int64_t test_limit,
-                          int image_size = 0) {
+                          int image_size = 0, const std::string& normalization = "") {
   Splits s;
   data::DatasetOptions options;
   options.image_size = image_size;
+  options.normalization = normalization;
   s.train = data::open_dataset(dataset, path, "train", options);
   s.test = data::open_dataset(dataset, path, "test", options);
   ISLKD_CHECK(s.train->size() > 0, s.train->source(), ": the train split is empty");

@@ -298,3 +298,76 @@ TEST(TrainApp, MixedSizeImageFolderTrainsAtAnImageSizeResumesAndInferUsesTheReco
   EXPECT_NE(read_text(dir + "/infer.out").find("infer: imagefolder test, 4 images: top-1"), std::string::npos)
       << read_text(dir + "/infer.out");
 }
+
+// --normalization imagenet (teachers converted from torchvision's ImageNet ResNets): recorded in the checkpoint's
+// config and data description, a --resume without it or with another is refused naming it, and `infer` on the test
+// split reproduces the run's final test accuracy and loss exactly (so it reads the split with the same
+// normalisation; with "half" it gets another loss). An unknown name is one error line listing the known ones.
+TEST(TrainApp, ImagenetNormalizationIsRecordedCheckedOnResumeAndUsedByInfer) {
+  const std::string dir = ::testing::TempDir() + "/islkd_train_imagenet_norm";
+  std::filesystem::remove_all(dir);
+  const std::string make = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
+                           dir + "' mixed_imagefolder";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const std::string ck = dir + "/imagenet.safetensors";
+  const std::string common = "--dataset imagefolder --data-path " + dir + " --image-size 24 --model resnet8 "
+                             "--batch-size 4 --threads 2 --workers 2 --seed 3 --device cpu --lr 0.05 ";
+  RunResult a = run_train(common + "--normalization imagenet --epochs 1 --out " + ck, "imagenet_norm");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  const std::string bytes = read_text(ck);
+  EXPECT_NE(bytes.find("\\\"normalization\\\":\\\"imagenet\\\""), std::string::npos);  // the run's config
+  EXPECT_NE(bytes.find("\\\"name\\\":\\\"imagenet\\\""), std::string::npos);           // the data description
+
+  RunResult without = run_train(common + "--epochs 2 --resume " + ck + " --out " + dir + "/without.safetensors",
+                                "imagenet_norm_without");
+  EXPECT_EQ(without.exit_code, 1) << without.out << without.err;
+  EXPECT_NE(without.err.find("normalization = \"imagenet\", this run has null"), std::string::npos) << without.err;
+  RunResult other = run_train(common + "--normalization half --epochs 2 --resume " + ck + " --out " + dir +
+                                  "/other.safetensors",
+                              "imagenet_norm_other");
+  EXPECT_EQ(other.exit_code, 1) << other.out << other.err;
+  EXPECT_NE(other.err.find("normalization = \"imagenet\", this run has \"half\""), std::string::npos) << other.err;
+
+  // The epoch line: "... test loss L  test acc A%  ..."; infer prints "top-1 A%, top-5 ..., loss L".
+  const size_t at = a.out.rfind("test loss ");
+  ASSERT_NE(at, std::string::npos) << a.out;
+  char loss[32] = {0}, acc[32] = {0};
+  ASSERT_EQ(std::sscanf(a.out.c_str() + at, "test loss %31s test acc %31[0-9.]", loss, acc), 2) << a.out.substr(at);
+  auto infer = [&](const std::string& extra) {
+    const std::string cmd = std::string(ISLKD_BINARY_DIR) + "/apps/infer --device cpu --batch 4 --weights " + ck +
+                            " --data-path " + dir + " --split test " + extra + " > " + dir + "/infer.out 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << read_text(dir + "/infer.out");
+    return read_text(dir + "/infer.out");
+  };
+  const std::string same = infer("");
+  EXPECT_NE(same.find("top-1 " + std::string(acc) + "%"), std::string::npos) << same << "train: " << acc;
+  EXPECT_NE(same.find("loss " + std::string(loss) + "\n"), std::string::npos) << same << "train: " << loss;
+  // The control: the full-precision loss (--json) changes with the normalisation (a one-epoch model is near
+  // uniform, so the printed 4 digits may not).
+  infer("--json " + dir + "/imagenet.json");
+  infer("--normalization half --json " + dir + "/half.json");
+  const std::string ij = read_text(dir + "/imagenet.json"), hj = read_text(dir + "/half.json");
+  const size_t il = ij.find("\"loss\":"), hl = hj.find("\"loss\":");
+  ASSERT_NE(il, std::string::npos) << ij;
+  ASSERT_NE(hl, std::string::npos) << hj;
+  EXPECT_NE(ij.substr(il, 30), hj.substr(hl, 30));
+
+  RunResult bad = run_train(common + "--normalization imagenet1k --epochs 1 --out " + dir + "/bad.safetensors",
+                            "imagenet_norm_bad");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(count_lines(bad.err), 1) << bad.err;
+  EXPECT_NE(bad.err.find("unknown normalisation 'imagenet1k' (known: cifar10, cifar100, svhn, cinic10, "
+                         "fashion-mnist, mnist, imagenet, half)"),
+            std::string::npos)
+      << bad.err;
+}
+
+// An override whose channel count is not the dataset's (ImageNet's three on Fashion-MNIST's one) is one error line.
+TEST(TrainApp, NormalizationWithAnotherChannelCountIsRefused) {
+  RunResult r = run_train("--normalization imagenet --limit 64 --test-limit 64 --epochs 1 --device cpu --threads 2 "
+                          "--out " + ::testing::TempDir() + "/islkd_train_norm_channels.safetensors",
+                          "norm_channels");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("normalisation 'imagenet' is for 3-channel images, these have 1"), std::string::npos) << r.err;
+}

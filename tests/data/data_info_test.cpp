@@ -105,3 +105,31 @@ TEST(DataInfo, CorruptImageFolderFileIsAnErrorNamingIt) {
       << out;
   EXPECT_NE(error_line(out).find("c_garbage.jpg: cannot decode image"), std::string::npos) << out;
 }
+
+// The normalisation in effect: the format's own by default, --normalization's when given; an unknown name is one
+// error line listing the known ones.
+TEST(DataInfo, PrintsTheNormalisationInEffect) {
+  ASSERT_TRUE(std::filesystem::exists(kApp)) << "build the data_info target first";
+  islkd::test::TempDir dir;
+  islkd::test::write_bytes(dir / "test_batch.bin", islkd::test::cifar_records(0, 6, false));
+  std::string out;
+  ASSERT_EQ(run(kApp + " --format cifar10 --split test --path " + dir.str(), out), 0) << out;
+  EXPECT_NE(out.find("normalisation: cifar10 (mean/std per channel 0.4914/0.2470, 0.4822/0.2435, 0.4465/0.2616; "
+                     "the format's own)"),
+            std::string::npos)
+      << out;
+  out.clear();
+  ASSERT_EQ(run(kApp + " --format cifar10 --split test --normalization imagenet --path " + dir.str(), out), 0) << out;
+  EXPECT_NE(out.find("normalisation: imagenet (mean/std per channel 0.4850/0.2290, 0.4560/0.2240, 0.4060/0.2250; "
+                     "--normalization)"),
+            std::string::npos)
+      << out;
+  out.clear();
+  EXPECT_EQ(run(kApp + " --format cifar10 --split test --normalization imagenet1k --path " + dir.str(), out), 1)
+      << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_NE(out.find("unknown normalisation 'imagenet1k' (known: cifar10, cifar100, svhn, cinic10, fashion-mnist, "
+                     "mnist, imagenet, half)"),
+            std::string::npos)
+      << out;
+}

@@ -2,6 +2,7 @@
 #include <functional>
 
 #include "data/dataset.h"
+#include "data/transforms.h"
 #include "kernels/common/error.h"
 #include "tests/common/test_util.h"
 #include "tests/data/fixtures.h"
@@ -84,6 +85,48 @@ TEST(ImageFolder, Cinic10FormatUsesCinicNormalisation) {
   EXPECT_EQ(ds->num_classes(), 10);
   EXPECT_EQ(ds->normalization().name, "cinic10");
   EXPECT_EQ(open_dataset("imagefolder", dir.str(), "valid")->normalization().name, "cinic10");
+}
+
+// --normalization imagenet (teachers converted from torchvision): the dataset reports torchvision's ImageNet
+// mean/std instead of "half", and the evaluation transform applies them; a 1-channel normalisation on RGB images
+// and an unknown name are one-line errors.
+TEST(ImageFolder, ImagenetNormalizationIsReportedAndAppliedByTheTransform) {
+  test::TempDir dir;
+  write_png(dir / "train/ant/a.png", 1, 4, 4);
+  DatasetOptions o;
+  o.normalization = "imagenet";
+  auto ds = open_dataset("imagefolder", dir.str(), "train", o);
+  EXPECT_EQ(ds->normalization().name, "imagenet");
+  EXPECT_EQ(ds->normalization().mean, (std::vector<float>{0.485f, 0.456f, 0.406f}));
+  EXPECT_EQ(ds->normalization().std, (std::vector<float>{0.229f, 0.224f, 0.225f}));
+  EXPECT_EQ(open_dataset("imagefolder", dir.str(), "train")->normalization().name, "half");  // the default stays
+
+  std::vector<uint8_t> px(3 * 4 * 4);
+  ds->read(0, px.data());
+  std::vector<float> x(px.size());
+  Transform(eval_transform(*ds), 3, 4, 4).apply(px.data(), x.data(), 0, 0, 0);
+  // Pixel (0, 0) of fixture 1 is 37, 138, 239: (v / 255 - mean) / std, worked out in double precision.
+  ASSERT_EQ(px[0], 37);
+  ASSERT_EQ(px[16], 138);
+  ASSERT_EQ(px[32], 239);
+  EXPECT_NEAR(x[0], -1.4842880, 1e-5);
+  EXPECT_NEAR(x[16], 0.3802521, 1e-5);
+  EXPECT_NEAR(x[32], 2.3611329, 1e-5);
+  const float mean[] = {0.485f, 0.456f, 0.406f}, stdev[] = {0.229f, 0.224f, 0.225f};
+  for (int c = 0; c < 3; ++c)
+    for (int p = 0; p < 16; ++p)
+      EXPECT_NEAR(x[c * 16 + p], (px[c * 16 + p] / 255.0 - mean[c]) / stdev[c], 1e-5) << c << " " << p;
+
+  o.normalization = "mnist";
+  const std::string one = error_of([&] { open_dataset("imagefolder", dir.str(), "train", o); });
+  EXPECT_NE(one.find("normalisation 'mnist' is for 1-channel images, these have 3"), std::string::npos) << one;
+  o.normalization = "imagenet1k";
+  const std::string bad = error_of([&] { open_dataset("imagefolder", dir.str(), "train", o); });
+  EXPECT_NE(bad.find("unknown normalisation 'imagenet1k' (known: cifar10, cifar100, svhn, cinic10, fashion-mnist, "
+                     "mnist, imagenet, half)"),
+            std::string::npos)
+      << bad;
+  EXPECT_EQ(bad.find('\n'), std::string::npos);
 }
 
 TEST(ImageFolder, EmptyClassFolderIsAnErrorNamingIt) {
