@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,7 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
+#include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/train/run_log.h"
 #include "models/registry.h"
 #include "tests/common/test_util.h"
 
@@ -658,4 +663,111 @@ TEST(TrainKdApp, MixedSizeImageFolderKdAtAnImageSizeResumesByte4Byte) {
   RunResult f = run_kd(args + "--epochs 1 --out " + data + "/cached.safetensors", "mixed_cached");
   ASSERT_EQ(f.exit_code, 0) << f.out << f.err;
   EXPECT_NE(f.out.find("teacher logits of"), std::string::npos) << f.out;
+}
+
+namespace {
+
+// The ISL order (easiest first) that teacher-ce gives `teacher` on the un-augmented train split read with
+// normalisation `norm`, computed here without train_kd: the train split through the evaluation loader, the teacher's
+// cross-entropy per instance, sorted ascending (ties keep index order, as the curriculum's radix sort does).
+std::vector<int64_t> teacher_ce_order(const std::string& teacher, const std::string& data, const std::string& norm) {
+  data::DatasetOptions o;
+  o.image_size = 24;
+  o.normalization = norm;
+  auto ds = data::open_dataset("imagefolder", data, "train", o);
+  models::ModelConfig c;
+  c.num_classes = ds->num_classes();
+  c.in_channels = ds->channels();
+  auto m = models::create_model("resnet8", c);
+  checkpoint::load(teacher, *m);
+  m->eval();
+  data::LoaderOptions lo;
+  lo.batch_size = 2;
+  data::Loader loader = train::sequential_loader(ds, ds->size(), lo);
+  NoGradGuard no_grad;
+  std::vector<double> ce;
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    const std::vector<float> y = (*m)(b.images).to_vector();
+    const std::vector<int32_t> labels = b.labels.to_labels();
+    const int64_t k = c.num_classes;
+    for (size_t r = 0; r < labels.size(); ++r) {
+      const float* row = y.data() + r * static_cast<size_t>(k);
+      double mx = row[0], sum = 0;
+      for (int64_t j = 1; j < k; ++j) mx = std::max<double>(mx, row[j]);
+      for (int64_t j = 0; j < k; ++j) sum += std::exp(row[j] - mx);
+      ce.push_back(mx + std::log(sum) - row[labels[r]]);
+    }
+  }
+  std::vector<int64_t> order(ce.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return ce[a] < ce[b]; });
+  return order;
+}
+
+}  // namespace
+
+// --normalization imagenet in train_kd (teachers converted from torchvision's ImageNet ResNets): recorded in the
+// metrics' config line and the checkpoint, a --resume with another normalisation is one error line naming it, and
+// the teacher sees the run's normalisation, the student's: the teacher-ce ISL order of the phase (written by
+// --trace-batches) is the one computed here from the imagenet-normalised split, not the half-normalised one (the
+// teacher's own checkpoint records no normalisation and none is read from it).
+TEST(TrainKdApp, ImagenetNormalizationIsRecordedCheckedOnResumeAndFedToTheTeacher) {
+  const std::string data = dir() + "/islkd_kd_imagenet_norm_" + std::to_string(::getpid());
+  std::filesystem::remove_all(data);
+  const std::string make = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
+                           data + "' mixed_imagefolder";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const std::string teacher = data + "/teacher.safetensors";
+  {
+    models::ModelConfig c;
+    c.num_classes = 2;
+    c.in_channels = 3;
+    c.seed = 4;  // a teacher whose order differs under the two (most seeds do; 99 does not)
+    checkpoint::save(teacher, *models::create_model("resnet8", c));
+  }
+  const std::vector<int64_t> imagenet = teacher_ce_order(teacher, data, "imagenet"),
+                             half = teacher_ce_order(teacher, data, "half");
+  ASSERT_EQ(imagenet.size(), 6u);
+  ASSERT_NE(imagenet, half) << "the control: this teacher must order the split differently under the two";
+
+  const std::string args = "--method isl --measure teacher-ce --curriculum-mode ordering --isl-warmup 0 --phases 1 "
+                           "--phase-epochs 1 --epochs 2 --model resnet8 --teacher " + teacher +
+                           " --teacher-model resnet8 --dataset imagefolder --data-path " + data +
+                           " --image-size 24 --batch-size 2 --threads 2 --workers 2 --device cpu --seed 7 ";
+  const std::string ck = data + "/imagenet.safetensors", metrics = data + "/imagenet.jsonl",
+                    trace = data + "/imagenet_trace.txt";
+  RunResult a = run_kd(args + "--normalization imagenet --out " + ck + " --metrics " + metrics + " --trace-batches " +
+                           trace,
+                       "imagenet_norm");
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  const std::vector<std::string> m = lines_of(read_text(metrics));
+  ASSERT_FALSE(m.empty());
+  EXPECT_NE(m[0].find("\"config\""), std::string::npos) << m[0];
+  EXPECT_NE(m[0].find("\"normalization\":\"imagenet\""), std::string::npos) << m[0];
+  EXPECT_NE(read_text(ck).find("\\\"normalization\\\":\\\"imagenet\\\""), std::string::npos);
+
+  // The phase is epoch 0 (no warm-up): its batches, in order, are the instances easiest first.
+  std::vector<int64_t> phase;
+  for (const std::string& line : lines_of(read_text(trace))) {
+    std::istringstream in(line);
+    int64_t epoch = -1, step = -1, idx;
+    in >> epoch >> step;
+    if (epoch != 0) continue;
+    while (in >> idx) phase.push_back(idx);
+  }
+  EXPECT_EQ(phase, imagenet) << "the teacher did not see the imagenet-normalised images";
+
+  RunResult other = run_kd(args + "--normalization half --resume " + ck + " --out " + data +
+                               "/other.safetensors",
+                           "imagenet_norm_other");
+  EXPECT_EQ(other.exit_code, 1) << other.out << other.err;
+  EXPECT_EQ(count_lines(other.err), 1) << other.err;
+  EXPECT_NE(other.err.find("normalization = \"imagenet\", this run has \"half\""), std::string::npos) << other.err;
+  RunResult without = run_kd(args + "--resume " + ck + " --out " + data + "/without.safetensors",
+                             "imagenet_norm_without");
+  EXPECT_EQ(without.exit_code, 1) << without.out << without.err;
+  EXPECT_EQ(count_lines(without.err), 1) << without.err;
+  EXPECT_NE(without.err.find("normalization = \"imagenet\", this run has null"), std::string::npos) << without.err;
 }
