@@ -39,6 +39,7 @@
 #include "engine/tensor.h"
 #include "engine/train/dist.h"
 #include "engine/train/run_log.h"
+#include "engine/train/trainer.h"
 #include "kernels/common/checked.h"
 #include "kernels/common/error.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -213,6 +214,43 @@ inline void record_world(nlohmann::json& config, const dist::Communicator& comm,
   if (comm.size() == 1) return;
   config["world_size"] = comm.size();
   config["per_rank_batch"] = global_batch / comm.size();
+}
+
+// The data-parallel flags (mpirun), the same in train and train_kd.
+struct DataParallelArgs {
+  std::string grad_allreduce = "auto";         // --grad-allreduce auto|mpi|nccl
+  double bucket_mb = train::kDefaultBucketMiB;  // gradient bucket cap
+  bool reshard = false;                         // --resume a checkpoint of another world size
+  bool sync_bn = false;                         // batch-norm statistics over the global batch
+};
+
+// bucket_mb_note: appended to --bucket-mb's help (train says there that --batch-size is the global batch).
+inline void add_data_parallel_flags(CLI::App& cli, DataParallelArgs& a, const std::string& bucket_mb_note = "") {
+  cli.add_option("--grad-allreduce", a.grad_allreduce,
+                 "data-parallel gradients: auto (NCCL for --device cuda ranks when libnccl.so.2 loads, else "
+                 "MPI through host memory), mpi, or nccl (also with one rank; an error when NCCL cannot load); "
+                 "ISLKD_LIBNCCL names another libnccl")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+  cli.add_option("--bucket-mb", a.bucket_mb,
+                 "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
+                 "(DDP's default 25)" + bucket_mb_note)
+      ->check(positive());
+  cli.add_flag("--reshard", a.reshard,
+               "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
+  cli.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
+               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
+               "then stay equal on every rank");
+}
+
+// Into the Trainer's config. Call it after c.run_config is set: --sync-bn is recorded there, only when given, so
+// other configs (and the golden digests) stay unchanged.
+inline void apply_data_parallel(const DataParallelArgs& a, train::TrainerConfig& c) {
+  c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
+  c.reshard = a.reshard;
+  c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
+  c.sync_batch_norm = a.sync_bn;
+  if (a.sync_bn) c.run_config["sync_bn"] = true;
 }
 
 }  // namespace islkd::app

@@ -53,10 +53,7 @@ struct Args {
   int image_size = 0;  // ImageFolder of any size, read as S x S (0 = as stored)
   std::string normalization;  // a name of data::standard_normalization; empty = the dataset format's own
   bool nondeterministic = false;  // CUDA: allow cuDNN algorithms that are not deterministic
-  double bucket_mb = train::kDefaultBucketMiB;  // data-parallel (mpirun): gradient bucket cap
-  bool reshard = false;  // --resume a checkpoint of another world size
-  std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
-  bool sync_bn = false;                          // --sync-bn: batch-norm statistics over the global batch
+  app::DataParallelArgs dp;  // mpirun: --grad-allreduce, --bucket-mb, --reshard, --sync-bn
 };
 
 // Checkpoint metadata keys. Only settings that decide the continuation go in (not the total epoch count, paths
@@ -101,21 +98,7 @@ int run(int argc, char** argv) {
                "CUDA: also use cuDNN algorithms that are not deterministic (may be faster; runs are then not "
                "bit-reproducible on the same GPU)");
   cli.add_flag("--no-augment", a.no_augment, "no random crop / flip (normalisation only)");
-  cli.add_option("--grad-allreduce", a.grad_allreduce,
-                 "data-parallel gradients: auto (NCCL for --device cuda ranks when libnccl.so.2 loads, else "
-                 "MPI through host memory), mpi, or nccl (also with one rank; an error when NCCL cannot load); "
-                 "ISLKD_LIBNCCL names another libnccl")
-      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
-  cli.add_option("--bucket-mb", a.bucket_mb,
-                 "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
-                 "(DDP's default 25); --batch-size is then the global batch")
-      ->check(app::positive());
-  cli.add_flag("--reshard", a.reshard,
-               "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
-  cli.add_flag("--sync-bn", a.sync_bn,
-               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
-               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
-               "then stay equal on every rank");
+  app::add_data_parallel_flags(cli, a.dp, "; --batch-size is then the global batch");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -166,10 +149,6 @@ int run(int argc, char** argv) {
   c.metrics = a.metrics;
   c.resume = a.resume;
   c.comm = comm;
-  c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
-  c.reshard = a.reshard;
-  c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
-  c.sync_batch_norm = a.sync_bn;
   // What decides the continuation of a run (recorded in the checkpoint and the log, checked on --resume).
   c.run_config = {{"model", a.model},
                   {"dataset", a.dataset},
@@ -184,7 +163,7 @@ int run(int argc, char** argv) {
   if (a.image_size > 0) c.run_config["image_size"] = a.image_size;  // absent otherwise: older logs stay identical
   if (!a.normalization.empty()) c.run_config["normalization"] = a.normalization;  // likewise
   app::record_world(c.run_config, *comm, a.batch_size);
-  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
+  app::apply_data_parallel(a.dp, c);
   c.resume_keys = {"model",           "dataset",    "num_classes", "in_channels",
                    "train_instances", "batch_size", "seed",        "image_size",
                    "normalization"};

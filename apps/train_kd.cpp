@@ -105,10 +105,7 @@ struct Args {
   int64_t log_every = 10;  // CUDA: steps between reads of the loss/accuracy tallies from the device (a host sync)
   int64_t interrupt_after_steps = 0;  // tests: behave as if Ctrl-C came after this many steps of the run
   // Data-parallel (mpirun -np N train_kd ...; docs/distributed.md): --batch-size is the global batch.
-  double bucket_mb = train::kDefaultBucketMiB;
-  bool reshard = false;  // --resume a checkpoint of another world size
-  std::string grad_allreduce = "auto";  // --grad-allreduce auto|mpi|nccl
-  bool sync_bn = false;       // --sync-bn: batch-norm statistics over the global batch
+  app::DataParallelArgs dp;  // --grad-allreduce, --bucket-mb, --reshard, --sync-bn
   bool rank_outputs = false;  // tests: ranks other than 0 also write their checkpoint and trace, as <path>.rank<r>
   int64_t per_rank_batch = 0;  // --batch-size / world size, set once the world is known
 };
@@ -272,10 +269,6 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
   if (!a.trace_batches.empty())
     c.trace_batches = app::rank_path(path_for_method(a.trace_batches, r.label, several), *s.comm, a.rank_outputs);
   c.comm = s.comm;
-  c.bucket_bytes = static_cast<int64_t>(a.bucket_mb * 1048576.0);
-  c.reshard = a.reshard;
-  c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
-  c.sync_batch_norm = a.sync_bn;
   c.log_every = a.log_every;
   c.eval_every = a.eval_every;
   c.interrupt_after_steps = a.interrupt_after_steps;
@@ -295,7 +288,7 @@ train::RunResult run_one(const RunSpec& r, const Args& a, Shared& s, bool severa
                   {"optimizer", p.sgd.to_json()},
                   {"schedule", schedule->config()}};
   app::record_world(c.run_config, *s.comm, a.batch_size);
-  if (a.sync_bn) c.run_config["sync_bn"] = true;  // only when set: other configs (and the golden digests) unchanged
+  app::apply_data_parallel(a.dp, c);
   if (use_teacher) {
     c.run_config["teacher_model"] = a.teacher_model;
     c.teacher_text = a.teacher_model + " " + a.teacher;
@@ -411,21 +404,7 @@ int run(int argc, char** argv) {
       ->group("");  // hidden from --help
   cli.add_option("--trace-batches", a.trace_batches, "write every step's instance indices to this file (for tests)")
       ->group("");
-  cli.add_option("--grad-allreduce", a.grad_allreduce,
-                 "data-parallel gradients: auto (NCCL for --device cuda ranks when libnccl.so.2 loads, else "
-                 "MPI through host memory), mpi, or nccl (also with one rank; an error when NCCL cannot load); "
-                 "ISLKD_LIBNCCL names another libnccl")
-      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
-  cli.add_option("--bucket-mb", a.bucket_mb,
-                 "data-parallel (mpirun): gradients are averaged over the ranks in buckets of up to this many MiB "
-                 "(DDP's default 25)")
-      ->check(app::positive());
-  cli.add_flag("--reshard", a.reshard,
-               "with --resume: continue a checkpoint written on another number of ranks (same global --batch-size)");
-  cli.add_flag("--sync-bn", a.sync_bn,
-               "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
-               "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
-               "then stay equal on every rank");
+  app::add_data_parallel_flags(cli, a.dp);
   cli.add_flag("--rank-outputs", a.rank_outputs,
                "data-parallel: ranks other than 0 also write their checkpoint and batch trace, as <path>.rank<r> "
                "(for tests)")
