@@ -176,10 +176,12 @@ inline std::vector<std::unique_ptr<OutputLock>> claim_outputs(
 
 // The world this process belongs to: MPI when started by mpirun (libmpi loaded at run time), else one process. With
 // more than one rank, an error on any rank ends all of them (MPI_Abort after its line), the global --batch-size must
-// divide by the world size, and ranks other than 0 print nothing on stdout (their errors still reach stderr).
-inline std::shared_ptr<dist::Communicator> start_world(int64_t global_batch) {
+// divide by the world size, and ranks other than 0 print nothing on stdout (their errors still reach stderr). A
+// collective waiting more than `timeout_seconds` (--dist-timeout; 0: forever) for the other ranks ends the run.
+inline std::shared_ptr<dist::Communicator> start_world(int64_t global_batch, double timeout_seconds) {
   std::shared_ptr<dist::Communicator> comm = dist::from_environment();
   if (comm->size() == 1) return comm;
+  comm->set_timeout_seconds(timeout_seconds);
   g_after_error = dist::abort_world_after_error;
   ISLKD_CHECK(global_batch % comm->size() == 0, "--batch-size ", global_batch, " is the global batch and must divide "
               "by the world size ", comm->size(), " (each rank takes an equal share): give a multiple of ",
@@ -222,6 +224,8 @@ struct DataParallelArgs {
   double bucket_mb = train::kDefaultBucketMiB;  // gradient bucket cap
   bool reshard = false;                         // --resume a checkpoint of another world size
   bool sync_bn = false;                         // batch-norm statistics over the global batch
+  double dist_timeout = dist::kDefaultTimeoutSeconds;  // --dist-timeout: the hang watchdog (0: off)
+  std::string overlap = "on";                           // --overlap-allreduce on|off
 };
 
 // bucket_mb_note: appended to --bucket-mb's help (train says there that --batch-size is the global batch).
@@ -241,6 +245,16 @@ inline void add_data_parallel_flags(CLI::App& cli, DataParallelArgs& a, const st
                "data-parallel (mpirun): batch norm takes its statistics over the global batch (every rank's slice; "
                "PyTorch's SyncBatchNorm) instead of each rank's own; for small per-rank batches. Running statistics "
                "then stay equal on every rank");
+  cli.add_option("--dist-timeout", a.dist_timeout,
+                 "data-parallel (mpirun): a collective that waits this many seconds for the other ranks ends the run "
+                 "with an error (a rank hung); 0 waits forever. Longer than rank 0's evaluation and checkpoint at an "
+                 "epoch's end, which the others wait for")
+      ->check(at_least(0));
+  cli.add_option("--overlap-allreduce", a.overlap,
+                 "data-parallel (mpirun): on starts each gradient bucket's all-reduce inside the backward, as soon "
+                 "as its gradients are final (as PyTorch DDP does); off starts them all after the backward (the "
+                 "same result)")
+      ->check(CLI::IsMember({"on", "off"}));
 }
 
 // Into the Trainer's config. Call it after c.run_config is set: --sync-bn is recorded there, only when given, so
@@ -250,6 +264,7 @@ inline void apply_data_parallel(const DataParallelArgs& a, train::TrainerConfig&
   c.reshard = a.reshard;
   c.grad_allreduce = train::parse_grad_allreduce(a.grad_allreduce);
   c.sync_batch_norm = a.sync_bn;
+  c.overlap_allreduce = a.overlap == "on";
   if (a.sync_bn) c.run_config["sync_bn"] = true;
 }
 

@@ -108,7 +108,7 @@ int run(int argc, char** argv) {
   if (!a.normalization.empty()) data::standard_normalization(a.normalization);  // a bad name fails before the data
 
   // The world of ranks (mpirun): rank 0 alone prints and writes; --batch-size is the global batch.
-  const std::shared_ptr<dist::Communicator> comm = app::start_world(a.batch_size);
+  const std::shared_ptr<dist::Communicator> comm = app::start_world(a.batch_size, a.dp.dist_timeout);
   app::configure_cpu(app::rank_threads(a.threads, *comm));
   cuda::set_deterministic_algorithms(!a.nondeterministic);
   const Device device = select_device(a.device, std::cout);

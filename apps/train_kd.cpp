@@ -464,7 +464,7 @@ int run(int argc, char** argv) {
 
   // The world of ranks (mpirun), before any output: rank 0 alone prints and writes.
   Shared s;
-  s.comm = app::start_world(a.batch_size);
+  s.comm = app::start_world(a.batch_size, a.dp.dist_timeout);
   a.per_rank_batch = a.batch_size / s.comm->size();
 
   // Every method's outputs, checked and locked before the teacher is loaded and any method runs.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -48,7 +49,9 @@ void record(const char* name, std::vector<Tensor> inputs, const std::vector<Tens
   }
 }
 
-void Tensor::backward() const {
+void Tensor::backward() const { backward(nullptr); }
+
+void Tensor::backward(const std::function<void(const Tensor& leaf)>& on_leaf_ready) const {
   ISLKD_CHECK(defined() && numel() == 1, "backward(): the root must be a single value, got shape ",
               defined() ? shape_str(shape()) : "undefined");
   ISLKD_CHECK(requires_grad(), "backward(): the root does not require grad (computed under no_grad?)");
@@ -72,7 +75,27 @@ void Tensor::backward() const {
   }
   std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) { return a->seq > b->seq; });
 
-  for (auto& n : nodes) {
+  // ready_after[k]: the leaves whose last accumulating node is nodes[k] (each leaf once, in input order).
+  std::vector<std::vector<Tensor>> ready_after;
+  if (on_leaf_ready) {
+    std::unordered_map<TensorImpl*, size_t> last;
+    for (size_t k = 0; k < nodes.size(); ++k)
+      for (const Tensor& in : nodes[k]->inputs)
+        if (in.defined() && !in.impl()->grad_fn && in.impl()->requires_grad) last[in.impl()] = k;
+    ready_after.resize(nodes.size());
+    for (size_t k = 0; k < nodes.size(); ++k)
+      for (const Tensor& in : nodes[k]->inputs) {
+        if (!in.defined()) continue;
+        auto it = last.find(in.impl());
+        if (it != last.end() && it->second == k) {
+          ready_after[k].push_back(in);
+          last.erase(it);  // a leaf given twice to one node is reported once
+        }
+      }
+  }
+
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    auto& n = nodes[k];
     std::vector<Tensor> grads;
     bool any = false;
     for (auto& w : n->outputs) {
@@ -93,6 +116,8 @@ void Tensor::backward() const {
       }
     }
     n->backward = nullptr;
+    if (on_leaf_ready)
+      for (const Tensor& leaf : ready_after[k]) on_leaf_ready(leaf);
   }
   // Inputs are released only now: an intermediate output must stay alive until its producer has run.
   for (auto& n : nodes) {

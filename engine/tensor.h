@@ -92,6 +92,11 @@ class Tensor {
   void set_grad(const Tensor& g) const;
   void zero_grad() const;  // drops the gradient (next accumulation starts fresh)
   void backward() const;  // reverse pass from this scalar (d self = 1) through the whole recorded graph
+  // The same pass, calling `on_leaf_ready(leaf)` for every leaf that requires grad (a parameter) as soon as the last
+  // node that accumulates into it has run: its gradient is final from then on (data-parallel training starts the
+  // all-reduce of a bucket whose gradients are all final while the rest of the backward still runs). Leaves the pass
+  // never reaches are not reported.
+  void backward(const std::function<void(const Tensor& leaf)>& on_leaf_ready) const;
 
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

@@ -5,10 +5,15 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "kernels/common/error.h"
 
@@ -32,11 +37,13 @@ class SingleProcess final : public Communicator {
     ISLKD_CHECK(root == 0, "broadcast from rank ", root, " in a world of 1 rank");
   }
   void barrier() override {}
+  void start_allreduce_sum(float*, int64_t) override {}
   [[noreturn]] void abort(int code) override { std::exit(code); }
 };
 
 // Open MPI's ABI (libmpi.so.40): handles are pointers to the library's predefined objects, MPI_IN_PLACE is
-// (void*)1 and MPI_THREAD_FUNNELED is 1 (mpi.h of Open MPI 4 and 5). Only the main thread calls MPI.
+// (void*)1, MPI_THREAD_FUNNELED is 1, MPI_Request is a pointer and MPI_STATUSES_IGNORE is null (mpi.h of Open MPI 4
+// and 5). Only the main thread calls MPI.
 using Handle = void*;
 void* const kInPlace = reinterpret_cast<void*>(1);
 constexpr int kThreadFunneled = 1;
@@ -55,6 +62,12 @@ struct MpiApi {
   int (*Bcast)(void*, int, Handle, int, Handle) = nullptr;
   int (*Barrier)(Handle) = nullptr;
   int (*Abort)(Handle, int) = nullptr;
+  // The non-blocking forms: every collective is started, then polled under the --dist-timeout watchdog.
+  int (*Iallreduce)(const void*, void*, int, Handle, Handle, Handle, Handle*) = nullptr;
+  int (*Iallgather)(const void*, int, Handle, void*, int, Handle, Handle, Handle*) = nullptr;
+  int (*Ibcast)(void*, int, Handle, int, Handle, Handle*) = nullptr;
+  int (*Ibarrier)(Handle, Handle*) = nullptr;
+  int (*Testall)(int, Handle*, int*, void*) = nullptr;
   Handle comm_world = nullptr, type_float = nullptr, type_double = nullptr, type_byte = nullptr, op_sum = nullptr;
   int size = 1;
   bool running = false;  // initialised here and not finalised
@@ -105,6 +118,11 @@ void load_mpi() {
   resolve(lib, "MPI_Bcast", m.Bcast, path);
   resolve(lib, "MPI_Barrier", m.Barrier, path);
   resolve(lib, "MPI_Abort", m.Abort, path);
+  resolve(lib, "MPI_Iallreduce", m.Iallreduce, path);
+  resolve(lib, "MPI_Iallgather", m.Iallgather, path);
+  resolve(lib, "MPI_Ibcast", m.Ibcast, path);
+  resolve(lib, "MPI_Ibarrier", m.Ibarrier, path);
+  resolve(lib, "MPI_Testall", m.Testall, path);
   m.comm_world = object(lib, "ompi_mpi_comm_world", path);
   m.type_float = object(lib, "ompi_mpi_float", path);
   m.type_double = object(lib, "ompi_mpi_double", path);
@@ -145,12 +163,11 @@ class Mpi final : public Communicator {
   int local_size() const override { return local_size_; }
   std::string backend() const override { return "mpi"; }
 
+  // Every collective is the non-blocking form, waited for by wait(): the same algorithms' results, and a rank that
+  // hangs is noticed (the blocking forms would wait forever).
   void allreduce_mean(float* data, int64_t n) override {
-    MpiApi& m = g_mpi;
-    for (int64_t at = 0; at < n; at += kMaxCount) {
-      const int count = static_cast<int>(std::min(kMaxCount, n - at));
-      check(m.Allreduce(kInPlace, data + at, count, m.type_float, m.op_sum, m.comm_world), "MPI_Allreduce");
-    }
+    start_allreduce_sum(data, n);
+    wait("MPI_Allreduce");
     const float inv = 1.0f / static_cast<float>(size_);
     if (size_ > 1)
       for (int64_t i = 0; i < n; ++i) data[i] *= inv;
@@ -159,25 +176,47 @@ class Mpi final : public Communicator {
     MpiApi& m = g_mpi;
     for (int64_t at = 0; at < n; at += kMaxCount) {
       const int count = static_cast<int>(std::min(kMaxCount, n - at));
-      check(m.Allreduce(kInPlace, data + at, count, m.type_double, m.op_sum, m.comm_world), "MPI_Allreduce");
+      check(m.Iallreduce(kInPlace, data + at, count, m.type_double, m.op_sum, m.comm_world, next_request()),
+            "MPI_Iallreduce");
     }
+    wait("MPI_Allreduce");
   }
   void allgather(const void* mine, int64_t bytes, void* all) override {
     ISLKD_CHECK(bytes <= kMaxCount, "allgather of ", bytes, " bytes per rank: more than one MPI call can carry");
     MpiApi& m = g_mpi;
-    check(m.Allgather(mine, static_cast<int>(bytes), m.type_byte, all, static_cast<int>(bytes), m.type_byte,
-                      m.comm_world),
-          "MPI_Allgather");
+    check(m.Iallgather(mine, static_cast<int>(bytes), m.type_byte, all, static_cast<int>(bytes), m.type_byte,
+                       m.comm_world, next_request()),
+          "MPI_Iallgather");
+    wait("MPI_Allgather");
   }
   void broadcast(void* data, int64_t bytes, int root) override {
     MpiApi& m = g_mpi;
     auto* p = static_cast<char*>(data);
     for (int64_t at = 0; at < bytes; at += kMaxCount) {
       const int count = static_cast<int>(std::min(kMaxCount, bytes - at));
-      check(m.Bcast(p + at, count, m.type_byte, root, m.comm_world), "MPI_Bcast");
+      check(m.Ibcast(p + at, count, m.type_byte, root, m.comm_world, next_request()), "MPI_Ibcast");
+    }
+    wait("MPI_Bcast");
+  }
+  void barrier() override {
+    check(g_mpi.Ibarrier(g_mpi.comm_world, next_request()), "MPI_Ibarrier");
+    wait("MPI_Barrier");
+  }
+  void start_allreduce_sum(float* data, int64_t n) override {
+    MpiApi& m = g_mpi;
+    for (int64_t at = 0; at < n; at += kMaxCount) {
+      const int count = static_cast<int>(std::min(kMaxCount, n - at));
+      check(m.Iallreduce(kInPlace, data + at, count, m.type_float, m.op_sum, m.comm_world, next_request()),
+            "MPI_Iallreduce");
     }
   }
-  void barrier() override { check(g_mpi.Barrier(g_mpi.comm_world), "MPI_Barrier"); }
+  void progress() override {
+    if (requests_.empty()) return;
+    int done = 0;
+    check(g_mpi.Testall(static_cast<int>(requests_.size()), requests_.data(), &done, nullptr), "MPI_Testall");
+    if (done) requests_.clear();
+  }
+  void wait_all() override { wait("MPI_Iallreduce (gradient buckets)"); }
   [[noreturn]] void abort(int code) override {
     g_mpi.Abort(g_mpi.comm_world, code);
     std::_Exit(code);  // MPI_Abort does not return; if it did, this rank still must not go on
@@ -190,7 +229,37 @@ class Mpi final : public Communicator {
   }
 
  private:
+  Handle* next_request() {
+    requests_.push_back(nullptr);
+    return &requests_.back();
+  }
+
+  // Polls the started requests until all are complete: tight at first (a collective among ranks in step takes
+  // microseconds), then sleeping up to 1 ms between polls (a rank waiting for a slower one leaves the core to it).
+  // Past timeout_seconds(), one error line and the end of the run.
+  void wait(const char* call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto nap = std::chrono::microseconds(0);
+    for (int polls = 0; !requests_.empty(); ++polls) {
+      progress();
+      if (requests_.empty()) return;
+      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (timeout_seconds() > 0 && waited > timeout_seconds()) {
+        std::fprintf(stderr,
+                     "%s: error: rank %d of %d waited %.0f s in %s for the other ranks (--dist-timeout %g): one of "
+                     "them hung or died; ending the run\n",
+                     program_invocation_short_name, rank_, size_, waited, call, timeout_seconds());
+        std::fflush(stderr);
+        abort(1);
+      }
+      if (polls < 1000) continue;
+      nap = std::min(std::chrono::microseconds(1000), nap + std::chrono::microseconds(10));
+      std::this_thread::sleep_for(nap);
+    }
+  }
+
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::vector<Handle> requests_;  // started, not yet complete (MPI writes a handle only during the call starting it)
 };
 
 }  // namespace

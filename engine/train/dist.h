@@ -1,6 +1,6 @@
 // Data-parallel communication (issue 16): the few collectives the Trainer needs, behind one small interface, with a
 // 1-rank implementation and Open MPI loaded at run time (dlopen), so no app links MPI and every app starts on a
-// machine without it. NCCL for GPU gradients is to come behind the same interface (docs/distributed.md).
+// machine without it. NCCL for GPU gradients is engine/train/nccl.h.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -29,6 +29,20 @@ class Communicator {
   // `root`'s `bytes` bytes at `data` copied to every rank's `data`.
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   virtual void barrier() = 0;
+
+  // Non-blocking, in place: the element-wise sum over the ranks of `n` floats, started now and complete after
+  // wait_all() (the buffer must not be touched before). Started on every rank in the same order, as every collective.
+  virtual void start_allreduce_sum(float* data, int64_t n) = 0;
+  // Lets the started sums advance (MPI moves non-blocking collectives on only inside its calls); never waits.
+  virtual void progress() {}
+  // Waits for every started sum.
+  virtual void wait_all() {}
+
+  // The hang watchdog: a collective that waits longer than this for the other ranks ends the run (one error line
+  // naming the collective and the wait, then abort(): the launcher ends every rank) instead of waiting forever for a
+  // rank that hung (a killed rank is seen by mpirun itself). 0: wait forever. Without effect in a world of 1 rank.
+  void set_timeout_seconds(double seconds) { timeout_seconds_ = seconds; }
+  double timeout_seconds() const { return timeout_seconds_; }
   // Ends every rank of the run with `code` (after an error on this one): the others never wait for it forever.
   [[noreturn]] virtual void abort(int code) = 0;
   // The clean end of a run (MPI_Finalize); a communicator destroyed without it (an error unwinding) does nothing,
@@ -36,7 +50,14 @@ class Communicator {
   virtual void finalize() {}
 
   bool is_root() const { return rank() == 0; }
+
+ private:
+  double timeout_seconds_ = 0.0;
 };
+
+// --dist-timeout's default: torch.distributed's default process-group timeout (30 min), longer than anything one
+// rank does alone while the others wait (rank 0's evaluation and checkpoint at an epoch's end).
+inline constexpr double kDefaultTimeoutSeconds = 1800.0;
 
 // The world of one process (rank 0 of 1): every collective is the identity.
 std::shared_ptr<Communicator> single_process();

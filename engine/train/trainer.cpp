@@ -89,12 +89,16 @@ StepOutput TrainStep::learn(const Tensor& images, const Tensor& labels, distill:
   in.student_logits = out.logits;
   in.labels = labels;
   out.loss = objective_.loss(in);
-  if (weight_loss_ && grad_weight_ != 1.0f) {
-    ops::scale(out.loss, grad_weight_).backward();
-    if (reducer_) reducer_->reduce(1.0f);
+  // Data-parallel: each gradient bucket's all-reduce starts inside the backward, once its gradients are final.
+  const bool scaled_loss = weight_loss_ && grad_weight_ != 1.0f;
+  const Tensor root = scaled_loss ? ops::scale(out.loss, grad_weight_) : out.loss;
+  if (reducer_ && overlap_) {
+    reducer_->begin(scaled_loss ? 1.0f : grad_weight_);
+    root.backward([this](const Tensor& leaf) { reducer_->ready(leaf); });
+    reducer_->finish();
   } else {
-    out.loss.backward();
-    if (reducer_) reducer_->reduce(grad_weight_);
+    root.backward();
+    if (reducer_) reducer_->reduce(scaled_loss ? 1.0f : grad_weight_);
   }
   optimizer_.step();
   return out;
@@ -187,7 +191,7 @@ Trainer::Trainer(TrainerConfig config, TrainerParts parts) : cfg_(std::move(conf
   if (distributed() || cfg_.grad_allreduce == GradAllreduce::Nccl) {
     reducer_ = std::make_unique<GradientBuckets>(trained_parameters(*student_, *p_.objective), cfg_.bucket_bytes,
                                                  *comm_, gradient_nccl());
-    step_->set_reducer(reducer_.get());
+    step_->set_reducer(reducer_.get(), cfg_.overlap_allreduce);
     step_->set_weight_loss(cfg_.sync_batch_norm);
   }
 }
@@ -424,10 +428,11 @@ void Trainer::print_start() const {
           : "MPI through host memory";
   if (distributed())
     std::printf("%s: data-parallel over %d ranks (%s): global batch %lld = %d x %lld per rank; gradients averaged in "
-                "%zu bucket(s) of up to %.1f MiB before each update, over %s\n",
+                "%zu bucket(s) of up to %.1f MiB before each update (%s), over %s\n",
                 text_prefix().c_str(), comm_->size(), comm_->backend().c_str(), static_cast<long long>(global_batch_),
                 comm_->size(), static_cast<long long>(p_.loader_options.batch_size), reducer_->buckets().size(),
-                static_cast<double>(cfg_.bucket_bytes) / 1048576.0, transport.c_str());
+                static_cast<double>(cfg_.bucket_bytes) / 1048576.0,
+                cfg_.overlap_allreduce ? "each started during the backward" : "after the backward", transport.c_str());
   else if (reducer_)
     std::printf("%s: gradients all-reduced over 1 rank in %zu bucket(s) of up to %.1f MiB, over %s "
                 "(--grad-allreduce nccl)\n",

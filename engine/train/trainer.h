@@ -49,7 +49,11 @@ class TrainStep {
                         int64_t epoch = 0, int64_t step = 0);
   // Data-parallel: the gradients are all-reduced (mean over the ranks) between the backward and the update, this
   // rank's share scaled by `weight` (GradientBuckets::reduce). Null (the default): one process.
-  void set_reducer(GradientBuckets* reducer) { reducer_ = reducer; }
+  // With `overlap` (the default), each bucket's all-reduce starts inside the backward once its gradients are final.
+  void set_reducer(GradientBuckets* reducer, bool overlap = true) {
+    reducer_ = reducer;
+    overlap_ = overlap;
+  }
   void set_grad_weight(float weight) { grad_weight_ = weight; }
   // --sync-bn: the weight scales the loss before the backward instead of the gradients after it. Synchronised batch
   // norm mixes every rank's loss gradient into each rank's parameter gradients, so only a weighted loss gives the
@@ -67,6 +71,7 @@ class TrainStep {
   bool cached_targets_;
   distill::ObjectiveNeeds needs_;
   GradientBuckets* reducer_ = nullptr;
+  bool overlap_ = true;
   float grad_weight_ = 1.0f;
   bool weight_loss_ = false;
 };
@@ -115,6 +120,9 @@ struct TrainerConfig {
   // world size.
   bool reshard = false;
   GradAllreduce grad_allreduce = GradAllreduce::Auto;  // --grad-allreduce (NCCL for CUDA ranks when it loads)
+  // --overlap-allreduce: each gradient bucket's all-reduce starts inside the backward, as soon as its gradients are
+  // final (off: all after the backward; the same result, for measuring what the overlap hides).
+  bool overlap_allreduce = true;
   // --sync-bn: the student's training-mode batch norm takes its statistics over the global batch (every rank's
   // slice; ops::batch_norm2d's sync), its running statistics then equal on every rank. Off: per-rank statistics, as
   // DDP without SyncBatchNorm. With one process both are the same computation.

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "engine/ops.h"
 #include "engine/train/dist.h"
 #include "engine/train/grad_buckets.h"
 #include "tests/common/test_util.h"
@@ -43,7 +46,152 @@ struct EnvGuard {
   }
 };
 
+// Two ranks as rank 0 sees them when the other rank's gradients equal its own: every sum doubles. The non-blocking
+// sums complete only at wait_all() (or at the next blocking collective, as MPI's wait covers every started request),
+// so a test sees how many had started when.
+class TwinRanks final : public dist::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 2; }
+  std::string backend() const override { return "twin"; }
+  void allreduce_mean(float*, int64_t) override { wait_all(); }  // the mean of two equal vectors
+  void allreduce_sum(double* d, int64_t n) override {
+    wait_all();
+    for (int64_t i = 0; i < n; ++i) d[i] *= 2;
+  }
+  void allgather(const void*, int64_t, void*) override { FAIL() << "not used"; }
+  void broadcast(void*, int64_t, int) override {}
+  void barrier() override {}
+  void start_allreduce_sum(float* data, int64_t n) override {
+    pending.push_back({data, n});
+    ++started;
+  }
+  void progress() override { ++progress_calls; }
+  void wait_all() override {
+    for (auto [d, n] : pending)
+      for (int64_t i = 0; i < n; ++i) d[i] *= 2;
+    pending.clear();
+  }
+  [[noreturn]] void abort(int code) override { std::exit(code); }
+  std::vector<std::pair<float*, int64_t>> pending;
+  int started = 0, progress_calls = 0;
+};
+
+// loss = sum(linear(relu(linear(x, w0, b0)), w1, b1) + linear(x, w2, .)) with w0 used again at the end: a small graph
+// whose leaves become final at different points of the backward.
+Tensor small_loss(const std::vector<std::pair<std::string, Tensor>>& p, const Tensor& x) {
+  const Tensor h = ops::relu(ops::linear(x, p[0].second, p[1].second));  // 4 x 6
+  const Tensor y = ops::linear(h, p[2].second, p[3].second);              // 4 x 3
+  const Tensor z = ops::linear(x, p[4].second, Tensor());                 // 4 x 3
+  const Tensor y2 = ops::add(y, z);
+  return ops::cross_entropy(y2, Tensor::from_labels({0, 2, 1, 2}));
+}
+
+std::vector<std::pair<std::string, Tensor>> small_params() {
+  std::vector<std::pair<std::string, Tensor>> p;
+  uint64_t s = 1;
+  auto rnd = [&s](Shape shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) {
+      s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+      x = static_cast<float>(static_cast<int64_t>(s >> 40) % 2001 - 1000) / 1000.0f;
+    }
+    return Tensor::from_vector(v, shape).set_requires_grad(true);
+  };
+  p.emplace_back("w0", rnd({6, 5}));
+  p.emplace_back("b0", rnd({6}));
+  p.emplace_back("w1", rnd({3, 6}));
+  p.emplace_back("b1", rnd({3}));
+  p.emplace_back("w2", rnd({3, 5}));
+  return p;
+}
+
+Tensor small_input() {
+  std::vector<float> v(20);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+  return Tensor::from_vector(v, {4, 5});
+}
+
 }  // namespace
+
+// The backward's leaf hook: every parameter reached is reported exactly once, and its gradient at that moment is the
+// one it has when the whole backward is done (no later node accumulates into it); the last layer's before the first.
+TEST(AutogradLeafHook, ReportsEachParameterOnceWhenItsGradientIsFinal) {
+  auto p = small_params();
+  const Tensor x = small_input();
+  small_loss(p, x).backward();
+  std::map<std::string, std::vector<float>> want;
+  for (auto& [name, t] : p) {
+    want[name] = t.grad().to_vector();
+    t.zero_grad();
+  }
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<float>> at_report;
+  small_loss(p, x).backward([&](const Tensor& leaf) {
+    for (auto& [name, t] : p)
+      if (t.impl() == leaf.impl()) {
+        order.push_back(name);
+        at_report[name] = leaf.grad().to_vector();
+      }
+  });
+  ASSERT_EQ(order.size(), p.size()) << "each parameter once";
+  for (auto& [name, t] : p) {
+    EXPECT_EQ(at_report[name], want[name]) << name << ": reported before its gradient was final";
+    EXPECT_EQ(t.grad().to_vector(), want[name]) << name;
+  }
+  auto pos = [&](const std::string& n) { return std::find(order.begin(), order.end(), n) - order.begin(); };
+  EXPECT_LT(pos("b1"), pos("b0")) << "the last layer's gradients are final first";
+  EXPECT_LT(pos("w1"), pos("w0"));
+}
+
+// The overlapped reduction (begin, ready from the backward, finish) starts buckets while the backward runs, and gives
+// the same gradients, bit for bit, as reduce() after the backward.
+TEST(GradientBuckets, OverlappedWithTheBackwardEqualsReduceAfterIt) {
+  const Tensor x = small_input();
+  for (float weight : {1.0f, 0.75f}) {
+    auto p = small_params();
+    TwinRanks twin;
+    // 4-byte floats, cap 40 bytes: [w2 15], [b1 3, w1 18], [b0 6, w0 30].
+    train::GradientBuckets buckets(p, 40, twin);
+    ASSERT_EQ(buckets.buckets().size(), 3u);
+    small_loss(p, x).backward();
+    buckets.reduce(weight);
+    std::map<std::string, std::vector<float>> want;
+    for (auto& [name, t] : p) {
+      want[name] = t.grad().to_vector();
+      t.zero_grad();
+    }
+    EXPECT_EQ(twin.started, 3);
+
+    twin.started = 0;
+    buckets.begin(weight);
+    small_loss(p, x).backward([&](const Tensor& leaf) { buckets.ready(leaf); });
+    const int started_in_backward = twin.started;
+    buckets.finish();
+    EXPECT_GE(started_in_backward, 2) << "buckets whose gradients were final started inside the backward";
+    EXPECT_EQ(twin.started, 3);
+    EXPECT_GT(twin.progress_calls, 0);
+    for (auto& [name, t] : p) EXPECT_EQ(t.grad().to_vector(), want[name]) << name << " weight " << weight;
+    EXPECT_EQ(buckets.calls(), 2);
+  }
+}
+
+// A rank with no instance in a step (learn_nothing: no backward, weight 0) starts the same buckets in the same order.
+TEST(GradientBuckets, WithoutABackwardEveryBucketStartsAtFinish) {
+  auto p = small_params();
+  TwinRanks twin;
+  train::GradientBuckets buckets(p, 40, twin);
+  buckets.begin(0.0f);
+  EXPECT_EQ(twin.started, 0);
+  buckets.finish();
+  EXPECT_EQ(twin.started, 3);
+  for (auto& [name, t] : p) EXPECT_FALSE(t.grad().defined()) << name << ": no rank had a gradient";
+  EXPECT_NE(test::error_of([&] { buckets.finish(); }).find("finish() without begin()"), std::string::npos);
+}
 
 TEST(GradientBuckets, LayoutIsReverseParameterOrderClosedAtTheCap) {
   auto one = dist::single_process();

@@ -426,6 +426,44 @@ TEST(TrainKdMpi, AKilledRankEndsTheRun) {
   std::printf("a killed rank ended the run in %.1f s (exit %d)\n", seconds, code);
 }
 
+// A rank that hangs (SIGSTOP: alive, silent, holding its connections, so mpirun sees nothing wrong) is noticed by the
+// other rank's watchdog: its next collective waits --dist-timeout 5 s, then it prints one line naming the collective
+// and aborts the run, and mpirun ends the stopped rank too. Without the watchdog the run waits forever (here, until
+// `timeout 300`).
+TEST(TrainKdMpi, AHungRankEndsTheRunAfterTheTimeout) {
+  SKIP_WITHOUT_MPIRUN();
+  const std::string cwd = dir() + "/islkd_mpi_hung.cwd";
+  std::filesystem::create_directories(cwd);
+  const std::string rank_cmd = "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 8; kill -STOP $$) & fi; exec " +
+                               kExe + " " + base_args(make_teacher()) +
+                               "--method kd --limit 2000 --batch-size 32 --epochs 50 --dist-timeout 5 --out " + cwd +
+                               "/out.safetensors";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int status = std::system(("cd " + cwd +
+                                  " && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun "
+                                  "-np 2 --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca "
+                                  "oob_tcp_if_include lo -x OMP_NUM_THREADS=1 sh -c '" + rank_cmd +
+                                  "' > stdout 2> stderr").c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const std::string err = read_text(cwd + "/stderr");
+  EXPECT_NE(code, 0) << err;
+  EXPECT_NE(code, 124) << "timed out: the watchdog did not end the run";
+  EXPECT_LT(seconds, 8.0 + 5.0 + 60.0) << err;
+  EXPECT_NE(err.find("train_kd: error: rank 0 of 2 waited "), std::string::npos) << err;
+  EXPECT_NE(err.find(" for the other ranks (--dist-timeout 5): one of them hung or died; ending the run"),
+            std::string::npos)
+      << err;
+  std::printf("a hung rank ended the run in %.1f s (exit %d)\n", seconds, code);
+}
+
+// --dist-timeout is checked like every flag: a negative wait is a one-line error before anything starts.
+TEST(TrainKdMpi, ANegativeDistTimeoutIsRefused) {
+  AppRun r = run_kd(0, base_args(make_teacher()) + "--method kd --limit 64 --dist-timeout -1", "timeout_neg");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--dist-timeout"), std::string::npos) << r.err;
+}
+
 // ISL by a student measure (loss, after a warm-up epoch): each rank scores its shard of the instances (101 over 2
 // ranks: 50 and 51) and the scores are all-gathered, so both ranks sort the same scores into the same order and end
 // with the same tensors, the curriculum's order included.
