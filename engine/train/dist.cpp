@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/train/dl_library.h"
 #include "kernels/common/error.h"
 
 namespace islkd::dist {
@@ -81,30 +82,24 @@ std::string library_name() {
   return env && *env ? env : "libmpi.so.40";
 }
 
+constexpr const char* kNeed = "islkd needs Open MPI's libmpi.so.40";
+
 template <typename F>
 void resolve(void* lib, const char* name, F& fn, const std::string& path) {
-  void* p = dlsym(lib, name);
-  ISLKD_CHECK(p, "launched by mpirun, but ", path, " has no ", name, " (islkd needs Open MPI's libmpi.so.40)");
-  fn = reinterpret_cast<F>(p);
+  resolve_function(lib, name, fn, "launched by mpirun, but ", path, kNeed);
 }
 
 Handle object(void* lib, const char* name, const std::string& path) {
-  void* p = dlsym(lib, name);
-  ISLKD_CHECK(p, "launched by mpirun, but ", path, " has no ", name,
-              " (islkd needs Open MPI's libmpi.so.40; MPICH and others are not supported yet)");
-  return p;
+  return library_symbol(lib, name, "launched by mpirun, but ", path,
+                        std::string(kNeed) + "; MPICH and others are not supported yet");
 }
 
 void load_mpi() {
   const std::string path = library_name();
   // RTLD_GLOBAL: Open MPI's own plugins (mca_*.so) resolve libmpi's symbols from the global scope.
-  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  if (!lib) {
-    const char* why = dlerror();
-    ISLKD_FAIL("launched by mpirun (OMPI_COMM_WORLD_SIZE / PMI variables are set), but Open MPI's library ", path,
-               " cannot be loaded (", why ? why : "unknown reason",
-               "); install Open MPI (Debian: libopenmpi3 / openmpi-bin) or point ISLKD_LIBMPI at libmpi.so.40");
-  }
+  void* lib = open_library(path, RTLD_NOW | RTLD_GLOBAL,
+                           "launched by mpirun (OMPI_COMM_WORLD_SIZE / PMI variables are set), but Open MPI's library ",
+                           "install Open MPI (Debian: libopenmpi3 / openmpi-bin) or point ISLKD_LIBMPI at libmpi.so.40");
   MpiApi& m = g_mpi;
   m.lib = lib;
   resolve(lib, "MPI_Initialized", m.Initialized, path);

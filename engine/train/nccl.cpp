@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "engine/train/dl_library.h"
 #include "kernels/common/error.h"
 
 namespace islkd::dist {
@@ -40,20 +41,14 @@ std::mutex g_nccl_mutex;
 
 template <typename F>
 void resolve(void* lib, const char* name, F& fn, const std::string& path) {
-  void* p = dlsym(lib, name);
-  ISLKD_CHECK(p, "NCCL: ", path, " has no ", name, " (islkd needs NCCL >= 2.7's libnccl.so.2)");
-  fn = reinterpret_cast<F>(p);
+  resolve_function(lib, name, fn, "NCCL: ", path, "islkd needs NCCL >= 2.7's libnccl.so.2");
 }
 
 void load_nccl() {
   const std::string path = nccl_library_name();
-  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    const char* why = dlerror();
-    ISLKD_FAIL("NCCL: ", path, " cannot be loaded (", why ? why : "unknown reason",
-               "); install NCCL (the system's libnccl2, or pip's nvidia-nccl-cu12 beside torch), point ISLKD_LIBNCCL "
-               "at its libnccl.so.2, or pass --grad-allreduce mpi");
-  }
+  void* lib = open_library(path, RTLD_NOW | RTLD_LOCAL, "NCCL: ",
+                           "install NCCL (the system's libnccl2, or pip's nvidia-nccl-cu12 beside torch), point "
+                           "ISLKD_LIBNCCL at its libnccl.so.2, or pass --grad-allreduce mpi");
   NcclApi& n = g_nccl;
   n.lib = lib;
   n.path = path;

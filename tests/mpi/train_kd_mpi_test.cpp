@@ -23,91 +23,27 @@
 #include "engine/checkpoint.h"
 #include "engine/safetensors.h"
 #include "models/registry.h"
+#include "tests/mpi/mpi_util.h"
 
 using namespace islkd;
+using namespace islkd::mpi_test;
 
 namespace {
 
 const std::string kExe = std::string(ISLKD_BINARY_DIR) + "/apps/train_kd";
 const std::string kTrainExe = std::string(ISLKD_BINARY_DIR) + "/apps/train";
 
-std::string dir() { return ::testing::TempDir(); }
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-bool have_mpirun() { return std::system("command -v mpirun > /dev/null 2>&1") == 0; }
-
-#define SKIP_WITHOUT_MPIRUN()                                                                                    \
-  if (!have_mpirun()) GTEST_SKIP() << "mpirun not found: the data-parallel tests need Open MPI (openmpi-bin)"
-
-struct AppRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-// `ranks` 0: train_kd as one plain process; else under mpirun on loopback (CI runs as root: Open MPI needs its two
-// consent variables), every rank with 1 thread, 60 s at most.
+// `ranks` 0: the app as one plain process; else under mpirun_on_loopback; 120 s at most.
 AppRun run_app(const std::string& exe, int ranks, const std::string& args, const std::string& tag) {
-  const std::string cwd = dir() + "/islkd_mpi_" + tag + ".cwd";
-  std::filesystem::create_directories(cwd);
-  const std::string out = cwd + "/stdout", err = cwd + "/stderr";
-  std::string launch = "timeout 120 " + exe;
-  if (ranks > 0)
-    launch = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun -np " +
-             std::to_string(ranks) +
-             " --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo "
-             "-x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=passive " + exe;
-  const int status = std::system(("cd " + cwd + " && " + launch + " " + args + " > " + out + " 2> " + err).c_str());
-  AppRun r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_text(out);
-  r.err = read_text(err);
-  return r;
+  const std::string launch = ranks > 0 ? mpirun_on_loopback(ranks, 120) + " " + exe : "timeout 120 " + exe;
+  return run_in_folder(launch + " " + args, "mpi_" + tag);
 }
 
 AppRun run_kd(int ranks, const std::string& args, const std::string& tag) { return run_app(kExe, ranks, args, tag); }
 
-// A resnet8 teacher with seeded random weights for 10 classes of 1-channel images (the mechanics, not accuracy).
-std::string make_teacher() {
-  const std::string path = dir() + "/islkd_mpi_teacher_" + std::to_string(::getpid()) + ".safetensors";
-  if (std::filesystem::exists(path)) return path;
-  models::ModelConfig c;
-  c.num_classes = 10;
-  c.in_channels = 1;
-  c.seed = 99;
-  auto m = models::create_model("resnet8", c);
-  checkpoint::save(path, *m);
-  return path;
-}
-
 std::string base_args(const std::string& teacher) {
   return "--model resnet8 --teacher " + teacher +
          " --teacher-model resnet8 --test-limit 32 --threads 1 --device cpu --seed 7 --workers 1 ";
-}
-
-std::map<std::string, safetensors::Entry> tensors_of(const std::string& path) {
-  std::map<std::string, safetensors::Entry> m;
-  for (auto& e : safetensors::load(path).entries) m[e.name] = e;
-  return m;
-}
-
-// Every tensor of `a` and `b` (parameters, batch-norm buffers, momentum, the curriculum's order) equal bit for bit.
-void expect_same_tensors(const std::string& a, const std::string& b) {
-  auto ta = tensors_of(a), tb = tensors_of(b);
-  ASSERT_EQ(ta.size(), tb.size());
-  for (const auto& [name, e] : ta) {
-    ASSERT_TRUE(tb.count(name)) << name;
-    const safetensors::Entry& f = tb.at(name);
-    EXPECT_EQ(f.shape, e.shape) << name;
-    EXPECT_EQ(f.i64, e.i64) << name;
-    ASSERT_EQ(f.f32.size(), e.f32.size()) << name;
-    if (!e.f32.empty()) {  // (memcmp of two empty vectors' null data() is undefined behaviour)
-      EXPECT_EQ(std::memcmp(f.f32.data(), e.f32.data(), e.f32.size() * sizeof(float)), 0) << name << " differs";
-    }
-  }
 }
 
 // Steps of a --trace-batches file: "epoch step i0 i1 ..." -> the indices, keyed by (epoch, step).
@@ -401,29 +337,38 @@ TEST(TrainMpi, TrainRunsOnTwoRanksWithOneCheckpointAndTheWorldRecorded) {
   EXPECT_EQ(r.out.find("train: done"), r.out.rfind("train: done")) << "rank 0 alone prints";
 }
 
+namespace {
+
+// A 2-rank kd run that would take minutes, in which rank 1 sends itself `signal` 8 s after it starts ($$ is train_kd
+// once the shell has exec'd it). How it ended, and how long it took.
+struct SignalledRun {
+  AppRun run;
+  double seconds = 0;
+};
+SignalledRun run_with_rank1_signalled(const std::string& signal, const std::string& extra, const std::string& tag) {
+  const std::string out = dir() + "/islkd_mpi_" + tag + ".safetensors";
+  const std::string rank_cmd = "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 8; kill -" + signal +
+                               " $$) & fi; exec " + kExe + " " + base_args(make_teacher()) +
+                               "--method kd --limit 2000 --batch-size 32 --epochs 50 " + extra + " --out " + out;
+  const auto t0 = std::chrono::steady_clock::now();
+  SignalledRun r;
+  r.run = run_in_folder(mpirun_on_loopback(2, 300) + " sh -c '" + rank_cmd + "'", "mpi_" + tag);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace
+
 // A rank killed mid-run (SIGKILL: no error line, no MPI_Abort of its own) ends the whole run: mpirun sees it die and
 // ends the other rank, which would otherwise wait in its next all-reduce forever. The run asked for would take
 // minutes; it must end, failed, well within 60 s of the kill.
 TEST(TrainKdMpi, AKilledRankEndsTheRun) {
   SKIP_WITHOUT_MPIRUN();
-  const std::string cwd = dir() + "/islkd_mpi_killed.cwd";
-  std::filesystem::create_directories(cwd);
-  // Rank 1 kills itself 8 s after it starts ($$ is train_kd once the shell has exec'd it).
-  const std::string rank_cmd = "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 8; kill -9 $$) & fi; exec " + kExe +
-                               " " + base_args(make_teacher()) +
-                               "--method kd --limit 2000 --batch-size 32 --epochs 50 --out " + cwd + "/out.safetensors";
-  const auto t0 = std::chrono::steady_clock::now();
-  const int status = std::system(("cd " + cwd +
-                                  " && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun "
-                                  "-np 2 --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca "
-                                  "oob_tcp_if_include lo -x OMP_NUM_THREADS=1 sh -c '" + rank_cmd +
-                                  "' > stdout 2> stderr").c_str());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  EXPECT_NE(code, 0) << read_text(cwd + "/stderr");
-  EXPECT_NE(code, 124) << "timed out: the surviving rank hung";
-  EXPECT_LT(seconds, 8.0 + 60.0) << read_text(cwd + "/stderr");
-  std::printf("a killed rank ended the run in %.1f s (exit %d)\n", seconds, code);
+  const SignalledRun r = run_with_rank1_signalled("9", "", "killed");
+  EXPECT_NE(r.run.exit_code, 0) << r.run.err;
+  EXPECT_NE(r.run.exit_code, 124) << "timed out: the surviving rank hung";
+  EXPECT_LT(r.seconds, 8.0 + 60.0) << r.run.err;
+  std::printf("a killed rank ended the run in %.1f s (exit %d)\n", r.seconds, r.run.exit_code);
 }
 
 // A rank that hangs (SIGSTOP: alive, silent, holding its connections, so mpirun sees nothing wrong) is noticed by the
@@ -432,29 +377,16 @@ TEST(TrainKdMpi, AKilledRankEndsTheRun) {
 // `timeout 300`).
 TEST(TrainKdMpi, AHungRankEndsTheRunAfterTheTimeout) {
   SKIP_WITHOUT_MPIRUN();
-  const std::string cwd = dir() + "/islkd_mpi_hung.cwd";
-  std::filesystem::create_directories(cwd);
-  const std::string rank_cmd = "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then (sleep 8; kill -STOP $$) & fi; exec " +
-                               kExe + " " + base_args(make_teacher()) +
-                               "--method kd --limit 2000 --batch-size 32 --epochs 50 --dist-timeout 5 --out " + cwd +
-                               "/out.safetensors";
-  const auto t0 = std::chrono::steady_clock::now();
-  const int status = std::system(("cd " + cwd +
-                                  " && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun "
-                                  "-np 2 --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo --mca "
-                                  "oob_tcp_if_include lo -x OMP_NUM_THREADS=1 sh -c '" + rank_cmd +
-                                  "' > stdout 2> stderr").c_str());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  const std::string err = read_text(cwd + "/stderr");
-  EXPECT_NE(code, 0) << err;
-  EXPECT_NE(code, 124) << "timed out: the watchdog did not end the run";
-  EXPECT_LT(seconds, 8.0 + 5.0 + 60.0) << err;
+  const SignalledRun r = run_with_rank1_signalled("STOP", "--dist-timeout 5", "hung");
+  const std::string& err = r.run.err;
+  EXPECT_NE(r.run.exit_code, 0) << err;
+  EXPECT_NE(r.run.exit_code, 124) << "timed out: the watchdog did not end the run";
+  EXPECT_LT(r.seconds, 8.0 + 5.0 + 60.0) << err;
   EXPECT_NE(err.find("train_kd: error: rank 0 of 2 waited "), std::string::npos) << err;
   EXPECT_NE(err.find(" for the other ranks (--dist-timeout 5): one of them hung or died; ending the run"),
             std::string::npos)
       << err;
-  std::printf("a hung rank ended the run in %.1f s (exit %d)\n", seconds, code);
+  std::printf("a hung rank ended the run in %.1f s (exit %d)\n", r.seconds, r.run.exit_code);
 }
 
 // --dist-timeout is checked like every flag: a negative wait is a one-line error before anything starts.
