@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Data-parallel on one machine (issue 16, item 7): 2 CPU ranks x 1 thread (mpirun, loopback) against 1 rank x 2
 threads, the same train_kd run (same global batch, same data): images/s of the training epoch and the share of
-rank 0's training time spent in the gradient all-reduce (`comm_seconds` in the metrics: packing, MPI_Allreduce,
-unpacking).
+rank 0's training time spent in the gradient all-reduce (`comm_seconds` in the metrics: packing, starting and
+waiting for the sums, unpacking: with the overlap, what the backward did not hide). A third arm runs the 2 ranks
+with `--overlap-allreduce off` (every bucket after the backward), to show what the overlap hides.
 
   bench/dp_bench.py                         # resnet8 <- the shipped resnet20 teacher, Fashion-MNIST, 3 pairs of runs
   bench/dp_bench.py --limit 6400 --repeats 1 --json out.json
 
-The runs of the two arms alternate (A B A B ...) so drift of a shared machine falls on both; the table gives each
+The runs of the arms alternate (A B C A B C ...) so drift of a shared machine falls on both; the table gives each
 arm's median. Needs mpirun (openmpi-bin) and a built build/apps/train_kd. On 2 cores the comparison is between two
 ways of using the same 2 cores: 1 x 2 threads pays oneDNN's per-layer threading cost on small layers, 2 x 1 pays the
 all-reduce and duplicated work (each rank runs its own loader and the per-step host work)."""
@@ -21,6 +22,8 @@ import sys
 import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+ARMS = {"1x2": "1 rank x 2 threads", "2x1": "2 ranks x 1 thread (mpirun), all-reduce overlapped with the backward",
+        "2x1-after": "2 ranks x 1 thread (mpirun), all-reduce after the backward"}
 
 
 def run(arm, a, work):
@@ -38,6 +41,7 @@ def run(arm, a, work):
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         cmd = ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "core", "--mca", "btl", "self,vader,tcp",
                "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=passive"] + args + ["--threads", "2"]
+        cmd += ["--overlap-allreduce", "off" if arm == "2x1-after" else "on"]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit("dp_bench: %s failed (exit %d): %s" % (arm, p.returncode, (p.stderr or p.stdout).strip()[-400:]))
@@ -61,7 +65,7 @@ def main():
     work = tempfile.mkdtemp(prefix="dp_bench_")
     rows = []
     for i in range(a.repeats):
-        for arm in ("1x2", "2x1"):
+        for arm in ARMS:
             r = run(arm, a, work)
             r["repeat"] = i
             rows.append(r)
@@ -71,7 +75,7 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     print("\n| arm | img/s (median of %d) | all-reduce share of rank 0's epoch |" % a.repeats)
     print("|---|---|---|")
-    for arm, label in (("1x2", "1 rank x 2 threads"), ("2x1", "2 ranks x 1 thread (mpirun)")):
+    for arm, label in ARMS.items():
         rs = [r for r in rows if r["arm"] == arm]
         print("| %s | %.0f | %.1f%% |" % (label, statistics.median(r["images_per_second"] for r in rs),
                                           100 * statistics.median(r["comm_share"] for r in rs)))
