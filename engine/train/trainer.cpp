@@ -712,11 +712,15 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoc
     metrics_->append(m);
     return;
   }
+  // The instances trained on (every rank's) per second of the training steps timed in this process: the epoch's
+  // count, or at most a full global batch per step timed (an epoch resumed midway counts its earlier part too).
+  const double ips = std::min(static_cast<double>(tally.seen),
+                              static_cast<double>(steps_done) * static_cast<double>(global_batch_)) /
+                     epoch_train_seconds;
   std::printf("%s epoch %lld/%lld  loss %.4f  train acc %.2f%%  %s acc %.2f%%  lr %.5f  %.0f img/s  %s  ETA %s\n",
               cfg_.label.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(cfg_.epochs), train_loss,
-              train_acc, eval_name_.c_str(), test.accuracy, lr_last,
-              static_cast<double>(steps_done) * static_cast<double>(global_batch_) / epoch_train_seconds,
-              format_duration(epoch_train_seconds).c_str(), format_duration(remaining).c_str());
+              train_acc, eval_name_.c_str(), test.accuracy, lr_last, ips, format_duration(epoch_train_seconds).c_str(),
+              format_duration(remaining).c_str());
   std::fflush(stdout);
   nlohmann::json m = {{"epoch", epoch + 1},
                       {"step", global_step_},
@@ -729,7 +733,8 @@ void Trainer::end_epoch(int64_t epoch, const EpochTally& rank_tally, double epoc
                       {"best_epoch", best_epoch_},
                       {"best_" + eval_name_ + "_accuracy", best_accuracy_},
                       {"train_seconds", epoch_train_seconds},
-                      {"eval_seconds", eval_seconds_last_}};
+                      {"eval_seconds", eval_seconds_last_},
+                      {"images_per_second", ips}};
   if (!isl_log_.is_null()) m["isl"] = isl_log_;
   if (reducer_) {
     m["world_size"] = comm_->size();
