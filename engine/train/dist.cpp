@@ -168,12 +168,7 @@ class Mpi final : public Communicator {
       for (int64_t i = 0; i < n; ++i) data[i] *= inv;
   }
   void allreduce_sum(double* data, int64_t n) override {
-    MpiApi& m = g_mpi;
-    for (int64_t at = 0; at < n; at += kMaxCount) {
-      const int count = static_cast<int>(std::min(kMaxCount, n - at));
-      check(m.Iallreduce(kInPlace, data + at, count, m.type_double, m.op_sum, m.comm_world, next_request()),
-            "MPI_Iallreduce");
-    }
+    start_sum(data, n, g_mpi.type_double, sizeof(double));
     wait("MPI_Allreduce");
   }
   void allgather(const void* mine, int64_t bytes, void* all) override {
@@ -197,14 +192,7 @@ class Mpi final : public Communicator {
     check(g_mpi.Ibarrier(g_mpi.comm_world, next_request()), "MPI_Ibarrier");
     wait("MPI_Barrier");
   }
-  void start_allreduce_sum(float* data, int64_t n) override {
-    MpiApi& m = g_mpi;
-    for (int64_t at = 0; at < n; at += kMaxCount) {
-      const int count = static_cast<int>(std::min(kMaxCount, n - at));
-      check(m.Iallreduce(kInPlace, data + at, count, m.type_float, m.op_sum, m.comm_world, next_request()),
-            "MPI_Iallreduce");
-    }
-  }
+  void start_allreduce_sum(float* data, int64_t n) override { start_sum(data, n, g_mpi.type_float, sizeof(float)); }
   void progress() override {
     if (requests_.empty()) return;
     int done = 0;
@@ -224,6 +212,19 @@ class Mpi final : public Communicator {
   }
 
  private:
+  // In place, non-blocking: the sum over the ranks of `n` elements of `type` (`bytes` each), in pieces MPI's int
+  // counts can carry.
+  void start_sum(void* data, int64_t n, Handle type, size_t bytes) {
+    MpiApi& m = g_mpi;
+    auto* p = static_cast<char*>(data);
+    for (int64_t at = 0; at < n; at += kMaxCount) {
+      const int count = static_cast<int>(std::min(kMaxCount, n - at));
+      check(m.Iallreduce(kInPlace, p + static_cast<size_t>(at) * bytes, count, type, m.op_sum, m.comm_world,
+                         next_request()),
+            "MPI_Iallreduce");
+    }
+  }
+
   Handle* next_request() {
     requests_.push_back(nullptr);
     return &requests_.back();

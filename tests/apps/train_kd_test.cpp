@@ -631,23 +631,39 @@ TEST(TrainKdApp, FeatureAndDkdObjectivesTrainWithAndWithoutTheCurriculum) {
   }
 }
 
+namespace {
+
+// The mixed-size ImageFolder fixture (tests/data/make_fixtures.py mixed_imagefolder: 2 classes, RGB) made afresh in
+// `data`; false (with the command printed) when the script failed.
+bool make_mixed_imagefolder(const std::string& data) {
+  std::filesystem::remove_all(data);
+  const std::string make = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
+                           data + "' mixed_imagefolder";
+  const bool ok = std::system(make.c_str()) == 0;
+  if (!ok) ADD_FAILURE() << make;
+  return ok;
+}
+
+// A resnet8 teacher with seeded random weights for 2 classes of RGB images, saved as <data>/teacher.safetensors.
+std::string save_rgb2_teacher(const std::string& data, uint64_t seed) {
+  const std::string teacher = data + "/teacher.safetensors";
+  models::ModelConfig c;
+  c.num_classes = 2;
+  c.in_channels = 3;
+  c.seed = seed;
+  checkpoint::save(teacher, *models::create_model("resnet8", c));
+  return teacher;
+}
+
+}  // namespace
+
 // issue 17: KD on an ImageFolder of mixed sizes (tests/data/make_fixtures.py) at --image-size 24: with --augment the
 // student and the live teacher see the same RandomResizedCrop + flip, and a run cut by Ctrl-C resumes byte for byte;
 // without it the teacher's logits are cached once from the centre crops.
 TEST(TrainKdApp, MixedSizeImageFolderKdAtAnImageSizeResumesByte4Byte) {
   const std::string data = dir() + "/islkd_kd_mixed_" + std::to_string(::getpid());
-  std::filesystem::remove_all(data);
-  const std::string make = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
-                           data + "' mixed_imagefolder";
-  ASSERT_EQ(std::system(make.c_str()), 0) << make;
-  const std::string teacher = data + "/teacher.safetensors";
-  {
-    models::ModelConfig c;
-    c.num_classes = 2;
-    c.in_channels = 3;
-    c.seed = 99;
-    checkpoint::save(teacher, *models::create_model("resnet8", c));
-  }
+  ASSERT_TRUE(make_mixed_imagefolder(data));
+  const std::string teacher = save_rgb2_teacher(data, 99);
   const std::string args = "--method kd --model resnet8 --teacher " + teacher + " --teacher-model resnet8 "
                            "--dataset imagefolder --data-path " + data + " --image-size 24 --batch-size 2 "
                            "--threads 2 --workers 2 --device cpu --seed 7 ";
@@ -715,18 +731,9 @@ std::vector<int64_t> teacher_ce_order(const std::string& teacher, const std::str
 // teacher's own checkpoint records no normalisation and none is read from it).
 TEST(TrainKdApp, ImagenetNormalizationIsRecordedCheckedOnResumeAndFedToTheTeacher) {
   const std::string data = dir() + "/islkd_kd_imagenet_norm_" + std::to_string(::getpid());
-  std::filesystem::remove_all(data);
-  const std::string make = std::string("/usr/bin/python3 ") + ISLKD_SOURCE_DIR + "/tests/data/make_fixtures.py '" +
-                           data + "' mixed_imagefolder";
-  ASSERT_EQ(std::system(make.c_str()), 0) << make;
-  const std::string teacher = data + "/teacher.safetensors";
-  {
-    models::ModelConfig c;
-    c.num_classes = 2;
-    c.in_channels = 3;
-    c.seed = 4;  // a teacher whose order differs under the two (most seeds do; 99 does not)
-    checkpoint::save(teacher, *models::create_model("resnet8", c));
-  }
+  ASSERT_TRUE(make_mixed_imagefolder(data));
+  // A teacher whose order differs under the two normalisations (most seeds do; 99 does not).
+  const std::string teacher = save_rgb2_teacher(data, 4);
   const std::vector<int64_t> imagenet = teacher_ce_order(teacher, data, "imagenet"),
                              half = teacher_ce_order(teacher, data, "half");
   ASSERT_EQ(imagenet.size(), 6u);
