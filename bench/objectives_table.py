@@ -6,6 +6,8 @@ schedule), 3 seeds paired by seed (a seed fixes the initial student and the data
   bench/objectives_table.py                          # every run (about 60; resumes), then the report
   bench/objectives_table.py --max-minutes 80         # a part: launch no new run after 80 minutes
   bench/objectives_table.py --report-only            # rebuild bench/objectives/report.md from summary.json
+  bench/objectives_table.py --report-only --readme   # ... and write its table into README.md
+  bench/objectives_table.py --check-readme           # fail unless README.md's table is the report's (ctest)
   bench/objectives_table.py --gather-only            # summary.json + report from the runs finished so far (e.g.
                                                      # to commit a part while another invocation runs)
 
@@ -132,6 +134,56 @@ def write_report(args, results, planned):
     print(f"objectives_table: wrote {os.path.join(args.report_dir, 'report.md')}", flush=True)
 
 
+README_TABLE_INDENT = "  "  # the README's table sits in a list item
+
+
+def report_table(report_dir):
+    """The report's table: its lines from the header row to the first blank line."""
+    with open(os.path.join(report_dir, "report.md")) as f:
+        lines = f.read().split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("| objective |"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def readme_table_span(lines):
+    """[start, end) of the README's objectives table (indented rows from its header row on)."""
+    head = README_TABLE_INDENT + "| objective | none | isl |"
+    starts = [i for i, line in enumerate(lines) if line.startswith(head)]
+    if len(starts) != 1:
+        sys.exit(f"objectives_table: README.md has {len(starts)} objectives tables (a row starting '{head.strip()}'), "
+                 "expected 1")
+    end = starts[0]
+    while end < len(lines) and lines[end].startswith(README_TABLE_INDENT + "|"):
+        end += 1
+    return starts[0], end
+
+
+def sync_readme(report_dir, readme, check):
+    """Writes the report's table into README.md, or (check) fails unless the README's table is the report's."""
+    with open(readme) as f:
+        lines = f.read().split("\n")
+    start, end = readme_table_span(lines)
+    want = [README_TABLE_INDENT + line for line in report_table(report_dir)]
+    if check:
+        if lines[start:end] != want:
+            sys.exit("objectives_table: README.md's objectives table is not bench/objectives/report.md's; "
+                     "run bench/objectives_table.py --report-only --readme")
+        print(f"objectives_table: README.md's table is the report's ({len(want) - 2} rows)")
+        return
+    lines[start:end] = want
+    _write(readme, lines)
+    print(f"objectives_table: README.md's table rewritten from the report ({len(want) - 2} rows)")
+
+
+def _write(path, lines):
+    """Atomically: a reader sees the old README or the new one."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--objectives", nargs="+", default=OBJECTIVES)
@@ -150,6 +202,10 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="smoke: train on the first N instances")
     ap.add_argument("--test-limit", type=int, default=0, help="smoke: evaluate on the first N test instances")
     ap.add_argument("--fresh", action="store_true", help="delete --out first (the smoke test starts from nothing)")
+    ap.add_argument("--readme", action="store_true",
+                    help="after the report, write its table into README.md (the table users compare)")
+    ap.add_argument("--check-readme", action="store_true",
+                    help="only check that README.md's table is the committed report's (a test); write nothing")
     ap.add_argument("--expect-complete", action="store_true",
                     help="fail unless every planned run has a result and the report has a row for each (smoke test)")
     args = ap.parse_args()
@@ -160,6 +216,10 @@ def main():
     args.command_line = "bench/objectives_table.py " + " ".join(sys.argv[1:])
     if args.gather_only:  # the runs were made by a plain invocation, still running or stopped
         args.command_line = "bench/objectives_table.py (a part, gathered with --gather-only)"
+    readme = os.path.join(ROOT, "README.md")
+    if args.check_readme:
+        sync_readme(args.report_dir, readme, check=True)
+        return
     summary = os.path.join(args.report_dir, "summary.json")
     same_setting = (lambda s: (s.get("limit", 0), s.get("test_limit", 0), s.get("epochs", 3)) ==
                     (args.limit, args.test_limit, args.epochs))
@@ -169,6 +229,8 @@ def main():
         args.command_line = s.get("command", args.command_line)
         args.limit, args.epochs = s.get("limit", 0), s.get("epochs", 3)
         write_report(args, s["results"], [tuple(p) for p in s.get("plan", [])])
+        if args.readme:
+            sync_readme(args.report_dir, readme, check=False)
         return
     if not os.path.exists(args.train_kd):
         sys.exit(f"objectives_table: no train_kd at {args.train_kd}; build it: cmake --build build --target train_kd")
@@ -192,6 +254,8 @@ def main():
     rp.write_json_atomic(summary, {"command": args.command_line, "limit": args.limit, "test_limit": args.test_limit,
                                    "epochs": args.epochs, "plan": plan(args), "results": results}, indent=0)
     write_report(args, results, plan(args))
+    if args.readme:
+        sync_readme(args.report_dir, readme, check=False)
     if args.expect_complete:
         have = {(r["objective"], r["curriculum"], r["seed"]) for r in results}
         missing = [p for p in plan(args) if p not in have]
