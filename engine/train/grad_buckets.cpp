@@ -29,7 +29,7 @@ GradientBuckets::GradientBuckets(std::vector<std::pair<std::string, Tensor>> par
   for (size_t i = params_.size(); i-- > 0;) {
     open.push_back(i);
     open_bytes += params_[i].second.numel() * static_cast<int64_t>(sizeof(float));
-    if (open_bytes >= bucket_bytes) {
+    if (open_bytes >= (buckets_.empty() ? std::min(bucket_bytes, kFirstBucketBytes) : bucket_bytes)) {
       buckets_.push_back(std::move(open));
       open.clear();
       open_bytes = 0;

@@ -18,6 +18,10 @@ namespace islkd::train {
 // DDP's default bucket cap (torch.nn.parallel.DistributedDataParallel bucket_cap_mb = 25): few enough collectives
 // that their latency does not count, small enough that the overlap with the backward has buckets to start early.
 inline constexpr double kDefaultBucketMiB = 25.0;
+// The first bucket (the last layers' gradients, final first in the backward) closes at 1 MiB when the cap is larger,
+// as DDP's (torch.distributed's _DEFAULT_FIRST_BUCKET_BYTES): its all-reduce starts early in the backward instead of
+// waiting for 25 MiB of gradients, which a CIFAR student does not even have.
+inline constexpr int64_t kFirstBucketBytes = 1 << 20;
 
 // How gradients cross the ranks (--grad-allreduce). Auto: NCCL for CUDA parameters when the world has more than one
 // rank and every rank loads libnccl, else MPI through host memory (one warning line when NCCL was wanted but cannot
@@ -29,8 +33,8 @@ GradAllreduce parse_grad_allreduce(const std::string& name);  // "auto" | "mpi" 
 class GradientBuckets {
  public:
   // The buckets are laid out once, over `params` in reverse order (the backward produces the last layers' gradients
-  // first, so that order is the one the overlap wants), closing a bucket once it holds >= bucket_bytes; a
-  // parameter larger than the cap is a bucket alone.
+  // first, so that order is the one the overlap wants), closing a bucket once it holds >= bucket_bytes (the first
+  // one at min(bucket_bytes, kFirstBucketBytes)); a parameter larger than the cap is a bucket alone.
   // With `nccl`, the parameters are CUDA tensors and the buckets are flat device buffers: packed on the compute stream
   // (this rank's weight applied), summed by ncclAllReduce (one group, all buckets) on the comm stream after an event
   // of the compute stream, and unpacked (x 1/size) on the compute stream after an event of the comm stream, so the

@@ -205,6 +205,18 @@ TEST(GradientBuckets, LayoutIsReverseParameterOrderClosedAtTheCap) {
   EXPECT_EQ(g.bucket_floats(2), 30);
 }
 
+// DDP's first-bucket rule: with the default 25 MiB cap, the first bucket (the last parameters) closes at 1 MiB.
+TEST(GradientBuckets, TheFirstBucketClosesAtOneMiB) {
+  auto one = dist::single_process();
+  // floats: p3 200000 (0.76 MiB), p2 100000 (+0.38: 1.14 MiB >= 1 MiB: closes), then p1, p0 (0.76 MiB) in the
+  // 25 MiB bucket.
+  train::GradientBuckets g(params_of_sizes({100000, 100000, 100000, 200000}),
+                           static_cast<int64_t>(train::kDefaultBucketMiB * 1048576.0), *one);
+  ASSERT_EQ(g.buckets().size(), 2u);
+  EXPECT_EQ(g.buckets()[0], (std::vector<size_t>{3, 2}));
+  EXPECT_EQ(g.buckets()[1], (std::vector<size_t>{1, 0}));
+}
+
 TEST(GradientBuckets, OneRankKeepsGradientsAndScalesByTheWeight) {
   auto one = dist::single_process();
   auto p = params_of_sizes({5, 3});

@@ -57,7 +57,7 @@ std::string args(const std::string& teacher, const std::string& device = "cuda")
 
 }  // namespace
 
-// 2 ranks, 2 steps (one uneven): the NCCL path (device buckets through the shim, several buckets in one group) and
+// 2 ranks, 2 steps (one uneven): the NCCL path (device buckets through the shim, several buckets, each started in the backward) and
 // the default's fallback for the emulated device without ISLKD_LIBNCCL (MPI through host memory, after one warning
 // line) end with the same tensors, bit for bit, and the NCCL run's two ranks with the same tensors.
 TEST(NcclShimMpi, TwoRankNcclBucketsEqualTheMpiAllreducePathBitForBit) {
