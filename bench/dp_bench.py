@@ -42,6 +42,8 @@ def run(arm, a, work):
         cmd = ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "core", "--mca", "btl", "self,vader,tcp",
                "-x", "OMP_NUM_THREADS=1", "-x", "OMP_WAIT_POLICY=passive"] + args + ["--threads", "2"]
         cmd += ["--overlap-allreduce", "off" if arm == "2x1-after" else "on"]
+        if a.bucket_mb > 0:
+            cmd += ["--bucket-mb", str(a.bucket_mb)]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit("dp_bench: %s failed (exit %d): %s" % (arm, p.returncode, (p.stderr or p.stdout).strip()[-400:]))
@@ -57,7 +59,10 @@ def main():
     ap.add_argument("--train-kd", default=os.path.join(ROOT, "build", "apps", "train_kd"))
     ap.add_argument("--limit", type=int, default=12800, help="training instances (one epoch)")
     ap.add_argument("--batch-size", type=int, default=128, help="global batch")
-    ap.add_argument("--repeats", type=int, default=3, help="pairs of runs")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of runs (one of each arm per round)")
+    ap.add_argument("--bucket-mb", type=float, default=0,
+                    help="train_kd's --bucket-mb for the 2-rank arms (0: its default, 25 with a first bucket of 1 MiB: "
+                         "resnet8's 0.3 MB of gradients are then one bucket, which can start only after the backward)")
     ap.add_argument("--json", help="also write every run here")
     a = ap.parse_args()
     if shutil.which("mpirun") is None:
