@@ -215,7 +215,7 @@ def main():
     args.out, args.report_dir, args.train_kd = (os.path.abspath(p) for p in (args.out, args.report_dir, args.train_kd))
     args.command_line = "bench/objectives_table.py " + " ".join(sys.argv[1:])
     if args.gather_only:  # the runs were made by a plain invocation, still running or stopped
-        args.command_line = "bench/objectives_table.py (a part, gathered with --gather-only)"
+        args.command_line = "bench/objectives_table.py (its finished runs, gathered with --gather-only)"
     readme = os.path.join(ROOT, "README.md")
     if args.check_readme:
         sync_readme(args.report_dir, readme, check=True)
